@@ -1,0 +1,456 @@
+//! A log line becomes one JSON object, written straight into the caller's buffer:
+//! `{"time":…,"source":…,"level":…,"message":…[,"fields":{…}]}`.
+//!
+//! Plain lines take the fast path (one scan for the level keywords, one escaping copy).
+//! Lines that are JSON objects keep their values byte-exact (`RawValue`), with time, level
+//! and message lifted out and every other key kept, in order, under `fields`.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::timefmt;
+
+/// A formatted `now`, shared by every line read in one batch.
+#[derive(Clone, Copy)]
+pub struct Stamp {
+    pub micros: i64,
+    pub text: [u8; 27],
+}
+
+impl Stamp {
+    pub fn from_micros(micros: i64) -> Stamp {
+        Stamp {
+            micros,
+            text: timefmt::rfc3339_micros(micros),
+        }
+    }
+
+    pub fn now() -> Stamp {
+        Stamp::from_micros(unix_micros_now())
+    }
+}
+
+pub fn unix_micros_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// 0 = copy as is; otherwise the character after the backslash (`u` for `\u00XX`).
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+fn escape_str_into(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let e = ESCAPE[b as usize];
+        if e == 0 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        if e == b'u' {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0xf) as usize]);
+        } else {
+            out.push(b'\\');
+            out.push(e);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// Writes `raw` as a JSON string literal; invalid UTF-8 becomes U+FFFD.
+pub fn write_json_string(out: &mut Vec<u8>, raw: &[u8]) {
+    out.push(b'"');
+    match std::str::from_utf8(raw) {
+        Ok(s) => escape_str_into(out, s),
+        Err(_) => escape_str_into(out, &String::from_utf8_lossy(raw)),
+    }
+    out.push(b'"');
+}
+
+/// The level keywords of the original logwisp, by priority: (level, bracket words,
+/// colon words, spaced words). `[ERR]`, `ERR:` and ` ERROR ` all mean ERROR, and so on.
+/// (level, words in `[W]` form, words in `W:` form, word in ` W ` form).
+type LevelWords = (
+    &'static str,
+    &'static [&'static [u8]],
+    &'static [&'static [u8]],
+    &'static [u8],
+);
+
+const LEVELS: [LevelWords; 5] = [
+    (
+        "ERROR",
+        &[b"ERROR", b"ERR", b"FATAL"],
+        &[b"ERROR", b"ERR", b"FATAL"],
+        b"ERROR",
+    ),
+    (
+        "WARN",
+        &[b"WARN", b"WARNING"],
+        &[b"WARN", b"WARNING"],
+        b"WARN",
+    ),
+    ("INFO", &[b"INFO", b"INF"], &[b"INFO", b"INF"], b"INFO"),
+    ("DEBUG", &[b"DEBUG", b"DBG"], &[b"DEBUG", b"DBG"], b"DEBUG"),
+    ("TRACE", &[b"TRACE"], &[b"TRACE"], b"TRACE"),
+];
+
+fn starts_with_ci(hay: &[u8], word: &[u8]) -> bool {
+    hay.len() >= word.len() && hay[..word.len()].eq_ignore_ascii_case(word)
+}
+
+fn ends_with_ci(hay: &[u8], word: &[u8]) -> bool {
+    hay.len() >= word.len() && hay[hay.len() - word.len()..].eq_ignore_ascii_case(word)
+}
+
+/// The level a plain line announces (case-insensitive), or `""`.
+pub fn detect_level(line: &[u8]) -> &'static str {
+    let mut best = LEVELS.len();
+    for (i, &b) in line.iter().enumerate() {
+        let found = match b {
+            b'[' => {
+                let rest = &line[i + 1..];
+                LEVELS[..best].iter().position(|(_, words, _, _)| {
+                    words
+                        .iter()
+                        .any(|w| starts_with_ci(rest, w) && rest.get(w.len()) == Some(&b']'))
+                })
+            }
+            b':' => {
+                let before = &line[..i];
+                LEVELS[..best]
+                    .iter()
+                    .position(|(_, _, words, _)| words.iter().any(|w| ends_with_ci(before, w)))
+            }
+            b' ' => {
+                let rest = &line[i + 1..];
+                LEVELS[..best].iter().position(|(_, _, _, w)| {
+                    starts_with_ci(rest, w) && rest.get(w.len()) == Some(&b' ')
+                })
+            }
+            _ => None,
+        };
+        if let Some(level) = found {
+            best = level;
+            if best == 0 {
+                break;
+            }
+        }
+    }
+    LEVELS.get(best).map_or("", |(name, ..)| name)
+}
+
+fn open_entry(out: &mut Vec<u8>, time: &[u8; 27], source_json: &[u8]) {
+    out.extend_from_slice(b"{\"time\":\"");
+    out.extend_from_slice(time);
+    out.extend_from_slice(b"\",\"source\":");
+    out.extend_from_slice(source_json);
+}
+
+/// An entry that logwisp itself announces (rotation notices).
+pub fn write_notice(
+    out: &mut Vec<u8>,
+    stamp: &Stamp,
+    source_json: &[u8],
+    level: &str,
+    message: &str,
+) {
+    open_entry(out, &stamp.text, source_json);
+    out.extend_from_slice(b",\"level\":");
+    write_json_string(out, level.as_bytes());
+    out.extend_from_slice(b",\"message\":");
+    write_json_string(out, message.as_bytes());
+    out.push(b'}');
+}
+
+/// Writes the entry for one line. `source_json` is the file's base name, already a JSON
+/// string literal.
+pub fn write_entry(out: &mut Vec<u8>, line: &[u8], source_json: &[u8], stamp: &Stamp) {
+    let trimmed = line.trim_ascii();
+    if trimmed.first() == Some(&b'{') && trimmed.last() == Some(&b'}') {
+        let mark = out.len();
+        if write_json_entry(out, trimmed, source_json, stamp) {
+            return;
+        }
+        out.truncate(mark);
+    }
+    open_entry(out, &stamp.text, source_json);
+    out.extend_from_slice(b",\"level\":\"");
+    out.extend_from_slice(detect_level(line).as_bytes());
+    out.extend_from_slice(b"\",\"message\":");
+    write_json_string(out, line);
+    out.push(b'}');
+}
+
+/// An object's members in document order, values untouched.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+#[derive(Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some((Key(k), v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    members.push((k, v));
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn is_json_string(v: &RawValue) -> bool {
+    v.get().starts_with('"')
+}
+
+/// JSON whitespace may hold a raw `\r`, which would break SSE framing; strings cannot.
+fn write_raw(out: &mut Vec<u8>, v: &RawValue) {
+    let text = v.get().as_bytes();
+    if text.contains(&b'\r') {
+        out.extend(text.iter().copied().filter(|&b| b != b'\r' && b != b'\n'));
+    } else {
+        out.extend_from_slice(text);
+    }
+}
+
+/// Removes and returns the first member named by one of `keys` whose value passes `want`.
+fn take<'a>(
+    members: &mut Vec<(Cow<'a, str>, &'a RawValue)>,
+    keys: &[&str],
+    want: &dyn Fn(&RawValue) -> bool,
+) -> Option<&'a RawValue> {
+    for key in keys {
+        if let Some(i) = members.iter().position(|(k, v)| k == key && want(v)) {
+            return Some(members.remove(i).1);
+        }
+    }
+    None
+}
+
+fn write_json_entry(out: &mut Vec<u8>, line: &[u8], source_json: &[u8], stamp: &Stamp) -> bool {
+    let Ok(Members(mut members)) = serde_json::from_slice::<Members>(line) else {
+        return false;
+    };
+    let mut time: Option<[u8; 27]> = None;
+    let mut level: Option<&RawValue> = None;
+    let mut message: Option<&RawValue> = None;
+    let parses_as_time = |v: &RawValue| {
+        is_json_string(v)
+            && serde_json::from_str::<Cow<str>>(v.get())
+                .ok()
+                .and_then(|s| timefmt::parse_rfc3339(&s))
+                .is_some()
+    };
+    if let Some(v) = take(&mut members, &["time", "timestamp", "ts"], &parses_as_time) {
+        let micros = serde_json::from_str::<Cow<str>>(v.get())
+            .ok()
+            .and_then(|s| timefmt::parse_rfc3339(&s))
+            .unwrap_or(stamp.micros);
+        time = Some(timefmt::rfc3339_micros(micros));
+    }
+    if let Some(v) = take(&mut members, &["level", "lvl", "severity"], &is_json_string) {
+        level = Some(v);
+    }
+    if let Some(v) = take(&mut members, &["msg", "message"], &is_json_string) {
+        message = Some(v);
+    }
+    // A nested `fields` object is merged in; top-level keys win over its duplicates.
+    let mut nested = Vec::new();
+    if let Some(i) = members
+        .iter()
+        .position(|(k, v)| k == "fields" && v.get().starts_with('{'))
+    {
+        let (_, v) = members.remove(i);
+        match serde_json::from_str::<Members>(v.get()) {
+            Ok(Members(inner)) => nested = inner,
+            Err(_) => return false,
+        }
+    }
+    for (k, v) in nested {
+        if !members.iter().any(|(mk, _)| *mk == k) {
+            members.push((k, v));
+        }
+    }
+
+    open_entry(out, &time.unwrap_or(stamp.text), source_json);
+    out.extend_from_slice(b",\"level\":");
+    match level {
+        Some(v) => write_raw(out, v),
+        None => out.extend_from_slice(b"\"\""),
+    }
+    out.extend_from_slice(b",\"message\":");
+    match message {
+        Some(v) => write_raw(out, v),
+        None => out.extend_from_slice(b"\"\""),
+    }
+    if !members.is_empty() {
+        out.extend_from_slice(b",\"fields\":{");
+        for (i, (k, v)) in members.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_string(out, k.as_bytes());
+            out.push(b':');
+            write_raw(out, v);
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn stamp() -> Stamp {
+        Stamp::from_micros(1_704_110_400_123_456) // 2024-01-01T12:00:00.123456Z
+    }
+
+    fn entry(line: &str) -> Value {
+        let mut out = Vec::new();
+        let mut src = Vec::new();
+        write_json_string(&mut src, b"app.log");
+        write_entry(&mut out, line.as_bytes(), &src, &stamp());
+        serde_json::from_slice(&out)
+            .unwrap_or_else(|e| panic!("invalid JSON {e}: {}", String::from_utf8_lossy(&out)))
+    }
+
+    #[test]
+    fn plain_line() {
+        assert_eq!(
+            entry("2024 [ERROR] disk full"),
+            json!({"time":"2024-01-01T12:00:00.123456Z","source":"app.log","level":"ERROR","message":"2024 [ERROR] disk full"})
+        );
+    }
+
+    #[test]
+    fn levels_follow_the_original_keywords() {
+        let cases = [
+            ("[error] x", "ERROR"),
+            ("x ERROR: y", "ERROR"),
+            ("a ERROR b", "ERROR"),
+            ("ERR: boom", "ERROR"),
+            ("[FATAL] boom", "ERROR"),
+            ("[WARN] w", "WARN"),
+            ("Warning: w", "WARN"),
+            ("a WARN b", "WARN"),
+            ("[INF] i", "INFO"),
+            ("INFO: i", "INFO"),
+            ("[dbg] d", "DEBUG"),
+            ("a TRACE b", "TRACE"),
+            ("[INFO] then ERROR: wins", "ERROR"),
+            ("ERROR at start without space", ""),
+            ("information", ""),
+            ("[ERRORS] plural", ""),
+            ("", ""),
+        ];
+        for (line, want) in cases {
+            assert_eq!(detect_level(line.as_bytes()), want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn escapes_control_quotes_and_invalid_utf8() {
+        let mut out = Vec::new();
+        write_json_string(&mut out, b"a\"b\\c\x00\x1f\tz\xff");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\\\"b\\\\c\\u0000\\u001f\\tz\u{fffd}\""
+        );
+    }
+
+    #[test]
+    fn json_line_lifts_known_keys_and_keeps_the_rest() {
+        let v = entry(
+            r#"{"ts":"2024-05-01T10:00:00+02:00","lvl":"warn","msg":"slow","user_id":"12345","n":1.50,"fields":{"request_id":"abc","n":2}}"#,
+        );
+        assert_eq!(
+            v,
+            json!({"time":"2024-05-01T08:00:00.000000Z","source":"app.log","level":"warn","message":"slow",
+                   "fields":{"user_id":"12345","n":1.5,"request_id":"abc"}})
+        );
+    }
+
+    #[test]
+    fn json_line_keeps_unusable_values_in_fields() {
+        let v = entry(r#"{"time":1700000000,"level":3,"message":"m"}"#);
+        assert_eq!(v["time"], "2024-01-01T12:00:00.123456Z");
+        assert_eq!(v["level"], "");
+        assert_eq!(v["fields"], json!({"time":1700000000,"level":3}));
+        let v = entry(r#"{"a":1}"#);
+        assert_eq!(v["message"], "");
+        assert_eq!(v["fields"], json!({"a":1}));
+        let v = entry(r#"{"message":"only"}"#);
+        assert!(v.get("fields").is_none());
+    }
+
+    #[test]
+    fn broken_json_is_a_plain_line() {
+        let v = entry(r#"{"msg": "unterminated}"#);
+        assert_eq!(v["message"], r#"{"msg": "unterminated}"#);
+        let v = entry("{not json} ERROR: x");
+        assert_eq!(v["level"], "ERROR");
+        assert_eq!(v["message"], "{not json} ERROR: x");
+        let v = entry("{\"a\":1}\u{0}");
+        assert_eq!(v["message"], "{\"a\":1}\u{0}");
+    }
+
+    #[test]
+    fn raw_carriage_returns_never_reach_the_output() {
+        let mut out = Vec::new();
+        write_entry(&mut out, b"{\"a\":\r1,\"b\":[1,\r2]}", b"\"s\"", &stamp());
+        assert!(!out.contains(&b'\r'));
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["fields"], json!({"a":1,"b":[1,2]}));
+    }
+
+    #[test]
+    fn notice_entry() {
+        let mut out = Vec::new();
+        write_notice(
+            &mut out,
+            &stamp(),
+            b"\"app.log\"",
+            "INFO",
+            "Log rotation detected (#1): inode change",
+        );
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["message"], "Log rotation detected (#1): inode change");
+        assert_eq!(v["level"], "INFO");
+    }
+}

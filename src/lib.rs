@@ -1,0 +1,28 @@
+//! logwisp: tail log files and directories and stream every new line, as JSON, to many
+//! clients over raw TCP and HTTP Server-Sent Events, from one single-threaded reactor.
+//!
+//! Data flows top to bottom through these modules:
+//!
+//! - [`config`] and [`cli`]: what to run (validated TOML, command line).
+//! - [`tail`]: inotify-driven file following, rotation, line splitting.
+//! - [`entry`]: a line becomes one JSON object, serialized once.
+//! - [`fanout`]: a bounded buffer of rendered frames per stream; clients are positions.
+//! - [`http`], [`sse`], [`tcp`]: the wire protocols; [`ratelimit`] guards them.
+//! - [`reactor`]: the mio event loop that owns every socket, file watch and timer
+//!   ([`timer`]); [`stream`] holds one stream's run-time state, [`stats`] reports on it.
+
+pub mod cli;
+pub mod config;
+pub mod entry;
+pub mod fanout;
+pub mod http;
+pub mod ratelimit;
+pub mod reactor;
+pub mod sse;
+pub mod stats;
+pub mod stream;
+pub mod tail;
+pub mod tcp;
+pub mod timefmt;
+pub mod timer;
+pub mod version;

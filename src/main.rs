@@ -1,0 +1,94 @@
+//! Command-line entry: parse arguments, load the config, run the reactor; every error
+//! becomes an exit code (0 ok, 1 config or startup error, 2 bad command line).
+
+use std::process::ExitCode;
+
+use logwisp::config::{self, Config, Overrides};
+use logwisp::{cli, reactor, version};
+
+fn describe(cfg: &Config) -> String {
+    let mut out = String::new();
+    for s in &cfg.streams {
+        out.push_str(&format!(
+            "stream `{}` (check every {} ms)\n",
+            s.name, s.check_interval_ms
+        ));
+        for t in &s.targets {
+            match &t.matcher {
+                config::NameMatcher::Exact(_) => {
+                    out.push_str(&format!("  file      {}\n", t.path.display()))
+                }
+                config::NameMatcher::Glob(g) => {
+                    out.push_str(&format!("  directory {} pattern {g}\n", t.path.display()))
+                }
+            }
+        }
+        let prefix = if cfg.router {
+            format!("/{}", s.name)
+        } else {
+            String::new()
+        };
+        if let Some(h) = &s.http {
+            out.push_str(&format!(
+                "  http      {}:{} stream {prefix}{} status {prefix}{} buffer {}\n",
+                h.address, h.port, h.stream_path, h.status_path, h.buffer_size
+            ));
+        }
+        if let Some(t) = &s.tcp {
+            out.push_str(&format!(
+                "  tcp       {}:{} buffer {}\n",
+                t.address, t.port, t.buffer_size
+            ));
+        }
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    let args = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("logwisp: {e}\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    if args.help {
+        println!("{}", cli::HELP);
+        return ExitCode::SUCCESS;
+    }
+    if args.version {
+        println!("{}", version::line());
+        return ExitCode::SUCCESS;
+    }
+    let source = config::locate(args.config.as_deref());
+    let overrides = Overrides {
+        router: args.router,
+        router_port: args.router_port,
+    };
+    let cfg = match config::load(&source, overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("logwisp: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.check {
+        print!("config OK: {source}\n{}", describe(&cfg));
+        return ExitCode::SUCCESS;
+    }
+    reactor::raise_fd_limit();
+    let mut service = match reactor::Reactor::new(cfg, &source) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("logwisp: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match service.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("logwisp: event loop failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Client connections: the transport, the readiness the kernel reported, and what the
+//! connection is doing (reading a request, streaming, or finishing a last response).
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::IpAddr;
+
+use mio::net::TcpStream;
+
+use crate::fanout::Subscriber;
+use crate::stream::Protocol;
+use crate::timer::TimerId;
+
+/// The byte pipe under a connection. One variant today; a TLS session driven from the
+/// same reactor becomes a second one, and nothing above this type changes.
+#[derive(Debug)]
+pub enum Transport {
+    Plain(TcpStream),
+}
+
+impl Transport {
+    pub fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An HTTP connection between requests.
+#[derive(Debug, Default)]
+pub struct HttpState {
+    /// Bytes received and not yet consumed (the head being read, pipelined requests).
+    pub inbuf: Vec<u8>,
+    /// Response bytes not yet written.
+    pub out: Vec<u8>,
+    pub sent: usize,
+    /// Request body bytes still to skip before the next request.
+    pub discard: u64,
+    /// Close once `out` is written.
+    pub close_after: bool,
+    pub requests: u32,
+}
+
+impl HttpState {
+    pub fn out_pending(&self) -> bool {
+        self.sent < self.out.len()
+    }
+}
+
+/// Shutdown progress of a streaming client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Streaming,
+    /// Send what is owed up to now, then the goodbye, then close.
+    Draining,
+    /// The goodbye is queued; close when written.
+    Closing,
+}
+
+#[derive(Debug)]
+pub struct StreamClient {
+    pub stream: usize,
+    pub protocol: Protocol,
+    pub sub: Subscriber,
+    /// Position in the stream's client list (kept in sync on removal).
+    pub index: usize,
+    /// Counted against the server's connection limits.
+    pub counted: bool,
+    pub finish: Finish,
+}
+
+#[derive(Debug)]
+pub enum ConnState {
+    Http(HttpState),
+    Stream(Box<StreamClient>),
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    pub transport: Transport,
+    pub peer: IpAddr,
+    pub listener: usize,
+    pub generation: u64,
+    /// Readiness as last reported and not yet used up (cleared only on WouldBlock).
+    pub readable: bool,
+    pub writable: bool,
+    /// The peer will send nothing more.
+    pub read_closed: bool,
+    pub timer: Option<TimerId>,
+    pub state: ConnState,
+}
+
+/// Outcome of moving bytes on a non-blocking socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Io {
+    /// Did what was asked (wrote everything / read something).
+    Done,
+    WouldBlock,
+    /// Peer closed its side (read returned 0).
+    Eof,
+}
+
+/// Writes `buf[*sent..]`, advancing `*sent`, until done or the socket is full.
+pub fn write_pending(t: &mut Transport, buf: &[u8], sent: &mut usize) -> io::Result<Io> {
+    while *sent < buf.len() {
+        match t.write(&buf[*sent..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Io::WouldBlock),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Io::Done)
+}
+
+/// Reads once into `buf`, retrying on EINTR.
+pub fn read_some(t: &mut Transport, buf: &mut [u8]) -> io::Result<(Io, usize)> {
+    loop {
+        match t.read(buf) {
+            Ok(0) => return Ok((Io::Eof, 0)),
+            Ok(n) => return Ok((Io::Done, n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((Io::WouldBlock, 0)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}

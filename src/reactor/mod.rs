@@ -1,0 +1,740 @@
+//! The one event loop. It owns every socket, the inotify descriptor, the signal source and
+//! the timer wheel, reads the clock once per turn and passes `now` down.
+//!
+//! A turn: wait for readiness (or the next timer), handle socket events, fire timers, read
+//! files within a budget, send new entries to every client of each stream that has them,
+//! retry work that ran out of budget, then accept new connections (after the event batch,
+//! so a slab key is never reused while events for its previous owner are pending).
+
+mod conn;
+mod http_conn;
+mod listener;
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use crate::config::{Config, ConfigSource};
+use crate::entry::unix_micros_now;
+use crate::fanout::Flush;
+use crate::ratelimit::Limiter;
+use crate::sse;
+use crate::stats;
+use crate::stream::{Protocol, Stream};
+use crate::tail::{Change, DirWatcher, ReadBudget, report};
+use crate::timer::{TimerId, Wheel};
+use conn::{Conn, ConnState, Finish, StreamClient};
+use listener::Listener;
+pub use listener::StartupError;
+
+const SIGNAL_TOKEN: Token = Token(usize::MAX);
+const INOTIFY_TOKEN: Token = Token(usize::MAX - 1);
+/// Listener `i` has token `LISTENER_BASE - i`.
+const LISTENER_BASE: usize = usize::MAX - 2;
+
+/// Readiness events taken per poll.
+const EVENTS_CAPACITY: usize = 1024;
+/// Bytes one stream may read from its files per turn.
+const READ_BYTES_PER_TURN: usize = 4 * 1024 * 1024;
+/// Scratch buffer for file reads.
+const FILE_READ_CHUNK: usize = 256 * 1024;
+/// Bytes one client may be sent per turn before others get a go.
+const WRITE_BUDGET: usize = 4 * 1024 * 1024;
+/// Bytes read and discarded from one streaming client per turn.
+const DISCARD_BUDGET: usize = 64 * 1024;
+/// A request head must arrive within this long (and an idle keep-alive is closed after it).
+pub const HEADER_TIMEOUT_MS: u64 = 10_000;
+/// How long shutdown waits for clients to take their last bytes.
+const SHUTDOWN_GRACE_MS: u64 = 2_000;
+const CONSOLE_STATS_MS: u64 = 30_000;
+const LIMITER_SWEEP_MS: u64 = 60_000;
+
+/// Milliseconds since the reactor started: the timer wheel's ticks.
+struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// The tick at which `ms` from now has fully passed (rounded up: never early).
+    fn deadline_in(&self, ms: u64) -> u64 {
+        let micros = self.start.elapsed().as_micros() as u64 + ms * 1000;
+        micros.div_ceil(1000)
+    }
+
+    fn timeout_until(&self, tick: Option<u64>) -> Option<Duration> {
+        let tick = tick?;
+        let now = self.start.elapsed().as_micros() as u64;
+        Some(Duration::from_micros((tick * 1000).saturating_sub(now)))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Timer {
+    /// The stream's `check_interval_ms` rescan.
+    Rescan(usize),
+    Heartbeat(usize, Protocol),
+    HeaderTimeout {
+        key: usize,
+        generation: u64,
+    },
+    ConsoleStats,
+    SweepLimiters,
+    ResumeAccept(usize),
+    ShutdownDeadline,
+}
+
+/// Adds inotify watches for one stream and remembers which targets each one serves.
+struct StreamWatcher<'a> {
+    watches: &'a mut Watches,
+    owners: &'a mut HashMap<WatchDescriptor, Vec<(usize, usize)>>,
+    stream: usize,
+}
+
+impl DirWatcher for StreamWatcher<'_> {
+    fn watch(&mut self, dir: &Path, target: usize) -> io::Result<()> {
+        let mask = WatchMask::CREATE
+            | WatchMask::MODIFY
+            | WatchMask::ATTRIB
+            | WatchMask::MOVED_FROM
+            | WatchMask::MOVED_TO
+            | WatchMask::DELETE
+            | WatchMask::DELETE_SELF
+            | WatchMask::MOVE_SELF
+            | WatchMask::ONLYDIR;
+        let wd = self.watches.add(dir, mask)?;
+        let owners = self.owners.entry(wd).or_default();
+        if !owners.contains(&(self.stream, target)) {
+            owners.push((self.stream, target));
+        }
+        Ok(())
+    }
+}
+
+pub struct Reactor {
+    poll: Poll,
+    events: Events,
+    clock: Clock,
+    timers: Wheel<Timer>,
+    fired: Vec<Timer>,
+    streams: Vec<Stream>,
+    listeners: Vec<Listener>,
+    conns: Slab<Conn>,
+    inotify: Inotify,
+    watches: Watches,
+    watch_owners: HashMap<WatchDescriptor, Vec<(usize, usize)>>,
+    signals: Signals,
+    file_buf: Vec<u8>,
+    scratch: Vec<u8>,
+    /// Connections whose budget ran out with work left: driven again next turn.
+    ready: Vec<(usize, u64)>,
+    next_generation: u64,
+    next_client_id: u64,
+    router: bool,
+    started_unix_secs: i64,
+    /// Unix seconds, read once per turn.
+    unix_secs: i64,
+    /// Set when shutdown starts.
+    stopping: bool,
+    stop_now: bool,
+    accept_error_reported: bool,
+}
+
+impl Reactor {
+    /// Sets everything up: tailers positioned, listeners bound, timers armed. Prints the
+    /// endpoints. Errors here are startup errors (exit 1).
+    pub fn new(config: Config, source: &ConfigSource) -> Result<Reactor, StartupError> {
+        let poll = Poll::new().map_err(|e| StartupError::new("cannot create the event loop", e))?;
+        let inotify =
+            Inotify::init().map_err(|e| StartupError::new("cannot initialise inotify", e))?;
+        let fd = inotify.as_raw_fd();
+        poll.registry()
+            .register(&mut SourceFd(&fd), INOTIFY_TOKEN, Interest::READABLE)
+            .map_err(|e| StartupError::new("cannot watch inotify", e))?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
+            .map_err(|e| StartupError::new("cannot install signal handlers", e))?;
+        poll.registry()
+            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)
+            .map_err(|e| StartupError::new("cannot watch signals", e))?;
+        let clock = Clock {
+            start: Instant::now(),
+        };
+        let now = clock.now_ms();
+        let router = config.router;
+        let streams: Vec<Stream> = config
+            .streams
+            .into_iter()
+            .map(|cfg| {
+                let http_limiter = cfg
+                    .http
+                    .as_ref()
+                    .and_then(|h| h.rate_limit.clone())
+                    .map(|r| Limiter::new(r, now));
+                let tcp_limiter = cfg
+                    .tcp
+                    .as_ref()
+                    .and_then(|t| t.rate_limit.clone())
+                    .map(|r| Limiter::new(r, now));
+                Stream::new(cfg, http_limiter, tcp_limiter)
+            })
+            .collect();
+        let watches = inotify.watches();
+        let unix_secs = unix_micros_now() / 1_000_000;
+        let mut reactor = Reactor {
+            poll,
+            events: Events::with_capacity(EVENTS_CAPACITY),
+            clock,
+            timers: Wheel::new(now),
+            fired: Vec::new(),
+            streams,
+            listeners: Vec::new(),
+            conns: Slab::new(),
+            inotify,
+            watches,
+            watch_owners: HashMap::new(),
+            signals,
+            file_buf: vec![0u8; FILE_READ_CHUNK],
+            scratch: vec![0u8; 16 * 1024],
+            ready: Vec::new(),
+            next_generation: 1,
+            next_client_id: 1,
+            router,
+            started_unix_secs: unix_secs,
+            unix_secs,
+            stopping: false,
+            stop_now: false,
+            accept_error_reported: false,
+        };
+        println!("logwisp {} starting", crate::version::TAG);
+        println!("config: {source}");
+        for s in 0..reactor.streams.len() {
+            let mut watcher = StreamWatcher {
+                watches: &mut reactor.watches,
+                owners: &mut reactor.watch_owners,
+                stream: s,
+            };
+            reactor.streams[s].monitor.start(&mut watcher, now);
+        }
+        reactor.bind_all()?;
+        reactor.print_endpoints();
+        for s in 0..reactor.streams.len() {
+            let interval = reactor.streams[s].cfg.check_interval_ms;
+            reactor.arm(interval, Timer::Rescan(s));
+            for protocol in [Protocol::Http, Protocol::Tcp] {
+                if let Some(hb) = reactor.streams[s]
+                    .server(protocol)
+                    .and_then(|v| v.heartbeat)
+                {
+                    reactor.arm(hb.interval_secs * 1000, Timer::Heartbeat(s, protocol));
+                }
+            }
+        }
+        reactor.arm(CONSOLE_STATS_MS, Timer::ConsoleStats);
+        reactor.arm(LIMITER_SWEEP_MS, Timer::SweepLimiters);
+        Ok(reactor)
+    }
+
+    fn arm(&mut self, ms: u64, timer: Timer) -> TimerId {
+        let deadline = self.clock.deadline_in(ms);
+        self.timers.insert(deadline, timer)
+    }
+
+    fn uptime_secs(&self) -> u64 {
+        (self.unix_secs - self.started_unix_secs).max(0) as u64
+    }
+
+    fn has_pending_work(&self) -> bool {
+        !self.ready.is_empty()
+            || (!self.stopping && self.streams.iter().any(|s| s.read_pending))
+            || self.listeners.iter().any(|l| l.readable && !l.paused)
+    }
+
+    /// Runs until SIGINT/SIGTERM and the shutdown that follows.
+    pub fn run(&mut self) -> io::Result<()> {
+        loop {
+            let timeout = if self.has_pending_work() {
+                Some(Duration::ZERO)
+            } else {
+                self.clock.timeout_until(self.timers.next_deadline())
+            };
+            let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            let now = self.clock.now_ms();
+            self.unix_secs = unix_micros_now() / 1_000_000;
+            for event in events.iter() {
+                match event.token() {
+                    SIGNAL_TOKEN => self.handle_signals(now),
+                    INOTIFY_TOKEN => self.handle_inotify(),
+                    Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
+                        self.listeners[LISTENER_BASE - t].readable = true;
+                    }
+                    Token(key) => {
+                        if let Some(conn) = self.conns.get_mut(key) {
+                            // Error and hang-up flags are hints: the next read or write
+                            // reports what really happened.
+                            conn.readable |=
+                                event.is_readable() || event.is_read_closed() || event.is_error();
+                            conn.writable |=
+                                event.is_writable() || event.is_write_closed() || event.is_error();
+                            self.drive(key, now);
+                        }
+                    }
+                }
+            }
+            self.events = events;
+            self.fire_timers(now);
+            if !self.stopping {
+                self.read_files(now);
+            }
+            self.flush_fresh_streams(now);
+            self.retry_ready(now);
+            if !self.stopping {
+                self.accept_ready(now);
+            }
+            if self.stopping && (self.stop_now || self.conns.is_empty()) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn handle_signals(&mut self, now: u64) {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for signal in pending {
+            match signal {
+                SIGINT | SIGTERM => self.begin_shutdown(now),
+                SIGHUP => {
+                    // No reload: a hang-up asks for an immediate rescan of every target.
+                    for s in &mut self.streams {
+                        s.monitor.mark_all();
+                        s.read_pending = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn handle_inotify(&mut self) {
+        let mut buf = [0u8; 8192];
+        loop {
+            let events = match self.inotify.read_events(&mut buf) {
+                Ok(events) => events,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    eprintln!("logwisp: inotify read failed: {e}; relying on periodic checks");
+                    return;
+                }
+            };
+            let mut any = false;
+            for event in events {
+                any = true;
+                if event.mask.contains(EventMask::Q_OVERFLOW) {
+                    for s in &mut self.streams {
+                        s.monitor.mark_all();
+                        s.read_pending = true;
+                    }
+                    continue;
+                }
+                let Some(owners) = self.watch_owners.get(&event.wd).cloned() else {
+                    continue;
+                };
+                let dir_gone = event
+                    .mask
+                    .intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF);
+                if dir_gone {
+                    if event.mask.contains(EventMask::MOVE_SELF) {
+                        // The watch follows the moved directory; the path is what we want.
+                        let _ = self.watches.remove(event.wd.clone());
+                    }
+                    self.watch_owners.remove(&event.wd);
+                    for (s, t) in owners {
+                        self.streams[s].monitor.unwatched(t);
+                        self.streams[s].read_pending = true;
+                    }
+                    continue;
+                }
+                let Some(name) = event.name else { continue };
+                let change = if event
+                    .mask
+                    .intersects(EventMask::DELETE | EventMask::MOVED_FROM)
+                {
+                    Change::Gone
+                } else {
+                    Change::Touched
+                };
+                for (s, t) in owners {
+                    self.streams[s].monitor.on_event(t, name, change);
+                    self.streams[s].read_pending = true;
+                }
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    fn fire_timers(&mut self, now: u64) {
+        let mut fired = std::mem::take(&mut self.fired);
+        self.timers.advance(now, &mut fired);
+        for timer in fired.drain(..) {
+            match timer {
+                Timer::Rescan(s) => {
+                    self.streams[s].monitor.mark_all();
+                    self.streams[s].read_pending = true;
+                    let interval = self.streams[s].cfg.check_interval_ms;
+                    self.arm(interval, Timer::Rescan(s));
+                }
+                Timer::Heartbeat(s, protocol) => {
+                    self.heartbeat(s, protocol, now);
+                    if let Some(hb) = self.streams[s].server(protocol).and_then(|v| v.heartbeat) {
+                        self.arm(hb.interval_secs * 1000, Timer::Heartbeat(s, protocol));
+                    }
+                }
+                Timer::HeaderTimeout { key, generation } => {
+                    self.header_timeout(key, generation, now)
+                }
+                Timer::ConsoleStats => {
+                    print!("{}", stats::console_summary(&self.streams, self.unix_secs));
+                    self.arm(CONSOLE_STATS_MS, Timer::ConsoleStats);
+                }
+                Timer::SweepLimiters => {
+                    for s in &mut self.streams {
+                        for server in [s.http.as_mut(), s.tcp.as_mut()].into_iter().flatten() {
+                            if let Some(l) = server.limiter.as_mut() {
+                                l.sweep(now);
+                            }
+                        }
+                    }
+                    self.arm(LIMITER_SWEEP_MS, Timer::SweepLimiters);
+                }
+                Timer::ResumeAccept(l) => {
+                    if let Some(listener) = self.listeners.get_mut(l) {
+                        listener.paused = false;
+                        listener.readable = true;
+                    }
+                }
+                Timer::ShutdownDeadline => self.stop_now = true,
+            }
+        }
+        self.fired = fired;
+    }
+
+    fn read_files(&mut self, now: u64) {
+        for s in 0..self.streams.len() {
+            let stream = &mut self.streams[s];
+            if !stream.read_pending {
+                continue;
+            }
+            let mut budget = ReadBudget::new(READ_BYTES_PER_TURN, stream.entries_per_turn());
+            let before = stream.ring.next_seq();
+            let mut watcher = StreamWatcher {
+                watches: &mut self.watches,
+                owners: &mut self.watch_owners,
+                stream: s,
+            };
+            let more = stream.monitor.poll(
+                &mut watcher,
+                now,
+                &mut self.file_buf,
+                &mut budget,
+                &mut stream.ring,
+            );
+            stream.read_pending = more;
+            if stream.ring.next_seq() != before {
+                stream.fresh = true;
+            }
+        }
+    }
+
+    fn flush_fresh_streams(&mut self, now: u64) {
+        for s in 0..self.streams.len() {
+            if self.streams[s].fresh {
+                self.streams[s].fresh = false;
+                self.flush_stream(s, now);
+            }
+        }
+    }
+
+    /// Sends new entries to every client of stream `s`: moves clients that fell too far
+    /// behind up to what the buffer keeps, writes to those that can take it, then evicts.
+    fn flush_stream(&mut self, s: usize, now: u64) {
+        let planned_base = self.streams[s].ring.planned_base();
+        let keys = std::mem::take(&mut self.streams[s].clients);
+        let mut to_close = Vec::new();
+        for &key in &keys {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            let ConnState::Stream(client) = &mut conn.state else {
+                continue;
+            };
+            let stream = &mut self.streams[s];
+            stream.dropped += client.sub.enforce_lag(&stream.ring, planned_base);
+            if conn.writable {
+                match write_client(conn, stream, self.unix_secs, self.started_unix_secs) {
+                    ClientWrite::Wait => {}
+                    ClientWrite::Again => self.ready.push((key, conn.generation)),
+                    ClientWrite::Close => to_close.push(key),
+                }
+            }
+        }
+        self.streams[s].clients = keys;
+        self.streams[s].ring.evict_excess();
+        for key in to_close {
+            self.close(key, now);
+        }
+    }
+
+    fn heartbeat(&mut self, s: usize, protocol: Protocol, now: u64) {
+        let keys = self.streams[s].clients.clone();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key)
+                && let ConnState::Stream(client) = &mut conn.state
+                && client.protocol == protocol
+            {
+                client.sub.request_heartbeat();
+                if conn.writable {
+                    self.write_stream_client(key, now);
+                }
+            }
+        }
+    }
+
+    fn retry_ready(&mut self, now: u64) {
+        let ready = std::mem::take(&mut self.ready);
+        for (key, generation) in ready {
+            if self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.generation == generation)
+            {
+                self.drive(key, now);
+            }
+        }
+    }
+
+    /// Acts on a connection's readiness.
+    fn drive(&mut self, key: usize, now: u64) {
+        match self.conns.get(key).map(|c| &c.state) {
+            Some(ConnState::Http(_)) => self.drive_http(key, now),
+            Some(ConnState::Stream(_)) => self.drive_stream_client(key, now),
+            None => {}
+        }
+    }
+
+    fn drive_stream_client(&mut self, key: usize, now: u64) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.readable && !conn.read_closed {
+            // Whatever a streaming client sends is read and discarded.
+            let mut taken = 0;
+            loop {
+                match conn::read_some(&mut conn.transport, &mut self.scratch) {
+                    Ok((conn::Io::Done, n)) => {
+                        taken += n;
+                        if taken >= DISCARD_BUDGET {
+                            self.ready.push((key, conn.generation));
+                            break;
+                        }
+                    }
+                    Ok((conn::Io::WouldBlock, _)) => {
+                        conn.readable = false;
+                        break;
+                    }
+                    Ok((conn::Io::Eof, _)) | Err(_) => {
+                        // The client went away (or half-closed, which for a one-way
+                        // stream means the same): free its slot now.
+                        self.close(key, now);
+                        return;
+                    }
+                }
+            }
+        }
+        if self.conns.get(key).is_some_and(|c| c.writable) {
+            self.write_stream_client(key, now);
+        }
+    }
+
+    fn write_stream_client(&mut self, key: usize, now: u64) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let ConnState::Stream(client) = &conn.state else {
+            return;
+        };
+        let stream = &mut self.streams[client.stream];
+        match write_client(conn, stream, self.unix_secs, self.started_unix_secs) {
+            ClientWrite::Wait => {}
+            ClientWrite::Again => self.ready.push((key, conn.generation)),
+            ClientWrite::Close => self.close(key, now),
+        }
+    }
+
+    /// Closes and forgets a connection, releasing its place in its stream and limits.
+    fn close(&mut self, key: usize, now: u64) {
+        if !self.conns.contains(key) {
+            return;
+        }
+        let mut conn = self.conns.remove(key);
+        let _ = self.poll.registry().deregister(conn.transport.socket());
+        if let Some(t) = conn.timer.take() {
+            self.timers.cancel(t);
+        }
+        if let ConnState::Stream(client) = conn.state {
+            let stream = &mut self.streams[client.stream];
+            let idx = client.index;
+            if idx < stream.clients.len() && stream.clients[idx] == key {
+                stream.clients.swap_remove(idx);
+                if let Some(&moved) = stream.clients.get(idx)
+                    && let Some(ConnState::Stream(m)) =
+                        self.conns.get_mut(moved).map(|c| &mut c.state)
+                {
+                    m.index = idx;
+                }
+            }
+            if let Some(server) = stream.server_mut(client.protocol) {
+                server.active_clients = server.active_clients.saturating_sub(1);
+                if client.counted
+                    && let Some(l) = server.limiter.as_mut()
+                {
+                    l.close_connection(conn.peer, now);
+                }
+            }
+        }
+    }
+
+    /// SIGINT/SIGTERM: stop accepting and reading, say goodbye to SSE clients after what
+    /// they are owed, and leave once everyone is gone or after the grace period.
+    fn begin_shutdown(&mut self, now: u64) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        eprintln!("logwisp: shutting down");
+        for l in &mut self.listeners {
+            let _ = self.poll.registry().deregister(&mut l.socket);
+        }
+        self.listeners.clear();
+        self.arm(SHUTDOWN_GRACE_MS, Timer::ShutdownDeadline);
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            match &mut conn.state {
+                ConnState::Http(h) => {
+                    if !h.out_pending() {
+                        self.close(key, now);
+                    } else {
+                        h.close_after = true;
+                    }
+                }
+                ConnState::Stream(client) => {
+                    client.finish = Finish::Draining;
+                    if conn.writable {
+                        self.write_stream_client(key, now);
+                    }
+                }
+            }
+        }
+        let _ = now;
+    }
+
+    fn next_generation(&mut self) -> u64 {
+        let g = self.next_generation;
+        self.next_generation += 1;
+        g
+    }
+}
+
+/// What to do with a streaming client after a write attempt.
+enum ClientWrite {
+    /// Wait for the socket to become writable (or for new entries).
+    Wait,
+    /// Budget used up with more to send: go again next turn.
+    Again,
+    Close,
+}
+
+/// Sends a streaming client what it is owed; handles the shutdown goodbye.
+fn write_client(conn: &mut Conn, stream: &mut Stream, unix_secs: i64, started: i64) -> ClientWrite {
+    let ConnState::Stream(client) = &mut conn.state else {
+        return ClientWrite::Wait;
+    };
+    let client: &mut StreamClient = client;
+    loop {
+        let renderer = stream.renderer(
+            client.protocol,
+            unix_secs,
+            (unix_secs - started).max(0) as u64,
+        );
+        let before = client.sub.bytes_sent;
+        let result = client
+            .sub
+            .flush(&stream.ring, &renderer, &mut conn.transport, WRITE_BUDGET);
+        stream.bytes_sent += client.sub.bytes_sent - before;
+        match result {
+            Err(_) => return ClientWrite::Close,
+            Ok(Flush::Blocked) => {
+                conn.writable = false;
+                return ClientWrite::Wait;
+            }
+            Ok(Flush::Budget) => return ClientWrite::Again,
+            Ok(Flush::Drained) => match client.finish {
+                Finish::Streaming => return ClientWrite::Wait,
+                Finish::Draining => {
+                    client.finish = Finish::Closing;
+                    if client.protocol == Protocol::Http {
+                        client.sub.queue_control(sse::DISCONNECT);
+                        continue;
+                    }
+                    return ClientWrite::Close;
+                }
+                Finish::Closing => return ClientWrite::Close,
+            },
+        }
+    }
+}
+
+/// Raises the soft open-files limit to the hard limit: each client is a descriptor, and
+/// the default soft limit (often 1024) is far below what one box can serve.
+pub fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the `rlimit` struct we pass, which
+    // is a valid, initialised local for the duration of each call.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Report helper for listener code.
+fn report_once(flag: &mut bool, message: &str) {
+    if !*flag {
+        *flag = true;
+        report("*", message);
+    }
+}

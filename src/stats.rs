@@ -1,0 +1,263 @@
+//! The status JSON (`GET {status_path}`, router `/status`) and the console summary.
+//! Field names follow the original logwisp README so existing dashboards keep working.
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{HeartbeatFormat, NameMatcher};
+use crate::ratelimit::Limiter;
+use crate::stream::{ServerState, Stream};
+use crate::version;
+
+/// Integral floats print as integers (`10`, not `10.0`), as the original did.
+fn number(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        json!(v as i64)
+    } else {
+        json!(v)
+    }
+}
+
+pub fn rate_limit_json(limiter: Option<&Limiter>) -> Value {
+    match limiter {
+        None => json!({ "enabled": false }),
+        Some(l) => json!({
+            "enabled": true,
+            "total_requests": l.total_requests,
+            "blocked_requests": l.blocked_requests,
+            "active_ips": l.active_ips(),
+            "total_connections": l.total_connections,
+            "config": {
+                "requests_per_second": number(l.config.requests_per_second),
+                "burst_size": l.config.burst_size,
+                "limit_by": l.config.limit_by.as_str(),
+                "response_code": l.config.response_code,
+                "max_connections_per_ip": l.config.max_connections_per_ip,
+                "max_total_connections": l.config.max_total_connections,
+            }
+        }),
+    }
+}
+
+fn heartbeat_json(server: &ServerState) -> Value {
+    match &server.heartbeat {
+        None => json!({ "enabled": false }),
+        Some(h) => json!({
+            "enabled": true,
+            "interval": h.interval_secs,
+            "format": match h.format {
+                HeartbeatFormat::Comment => "comment",
+                HeartbeatFormat::Json => "json",
+            },
+            "include_timestamp": h.include_timestamp,
+            "include_stats": h.include_stats,
+        }),
+    }
+}
+
+fn server_json(server: &ServerState, uptime_secs: u64, router: bool) -> Value {
+    let mut v = json!({
+        "type": server.protocol.name(),
+        "port": server.bound.map_or(0, |a| a.port()),
+        "address": server.bound.map(|a| a.ip().to_string()),
+        "active_clients": server.active_clients,
+        "clients_served": server.clients_served,
+        "buffer_size": server.buffer_size,
+        "uptime_seconds": uptime_secs,
+        "heartbeat": heartbeat_json(server),
+        "rate_limit": rate_limit_json(server.limiter.as_ref()),
+    });
+    if server.protocol == crate::stream::Protocol::Http {
+        v["mode"] = json!({ "standalone": !router, "router": router });
+    }
+    v
+}
+
+/// Status of one stream.
+pub fn stream_status(stream: &Stream, uptime_secs: u64, router: bool) -> Value {
+    let m = &stream.monitor;
+    let watchers: Vec<Value> = m
+        .files
+        .iter()
+        .map(|f| {
+            let state = if f.alias {
+                "alias"
+            } else if f.open.is_some() {
+                "reading"
+            } else if f.last_error.is_some() {
+                "error"
+            } else {
+                "waiting"
+            };
+            json!({
+                "path": f.path.display().to_string(),
+                "state": state,
+                "size": f.last_size,
+                "position": f.position(),
+                "entries_read": f.entries_read,
+                "rotations": f.rotations,
+                "truncated_lines": f.truncated_lines,
+                "retired_descriptors": f.retired.len(),
+                "last_error": f.last_error,
+            })
+        })
+        .collect();
+    let targets: Vec<Value> = m
+        .targets
+        .iter()
+        .map(|t| {
+            let (pattern, is_file) = match &t.matcher {
+                NameMatcher::Exact(_) => (None, true),
+                NameMatcher::Glob(g) => (Some(g.as_str()), false),
+            };
+            json!({
+                "path": t.path.display().to_string(),
+                "pattern": pattern,
+                "is_file": is_file,
+                "exists": t.dir_exists,
+                "watched": t.watched,
+                "last_error": t.last_error,
+            })
+        })
+        .collect();
+    let truncated: u64 = m.files.iter().map(|f| f.truncated_lines).sum();
+    let sse_clients = stream.http.as_ref().map_or(0, |s| s.active_clients);
+    let tcp_clients = stream.tcp.as_ref().map_or(0, |s| s.active_clients);
+
+    let mut root = Map::new();
+    root.insert("service".into(), json!("LogWisp"));
+    root.insert("version".into(), json!(version::TAG));
+    root.insert("stream".into(), json!(stream.name()));
+    root.insert("uptime_seconds".into(), json!(uptime_secs));
+    if let Some(h) = &stream.http {
+        root.insert("server".into(), server_json(h, uptime_secs, router));
+        root.insert(
+            "endpoints".into(),
+            json!({ "stream": stream.stream_path, "status": stream.status_path }),
+        );
+    }
+    if let Some(t) = &stream.tcp {
+        let key = if stream.http.is_some() {
+            "tcp_server"
+        } else {
+            "server"
+        };
+        root.insert(key.into(), server_json(t, uptime_secs, router));
+    }
+    root.insert(
+        "monitor".into(),
+        json!({
+            "active_watchers": m.active_watchers(),
+            "total_entries": stream.total_entries(),
+            "dropped_entries": stream.dropped,
+            "truncated_lines": truncated,
+            "check_interval_ms": stream.cfg.check_interval_ms,
+            "max_line_bytes": stream.cfg.max_line_bytes,
+            "targets": targets,
+            "watchers": watchers,
+        }),
+    );
+    root.insert(
+        "delivery".into(),
+        json!({
+            "next_sequence": stream.ring.next_seq(),
+            "oldest_sequence": stream.ring.base_seq(),
+            "buffered_entries": stream.ring.len(),
+            "buffer_capacity": stream.ring.capacity(),
+            "buffered_bytes": stream.ring.held_bytes(),
+            "sse_clients": sse_clients,
+            "tcp_clients": tcp_clients,
+            "bytes_sent": stream.bytes_sent,
+            "dropped_entries": stream.dropped,
+        }),
+    );
+    let http_limiter = stream.http.as_ref().and_then(|h| h.limiter.as_ref());
+    let tcp_limiter = stream.tcp.as_ref().and_then(|t| t.limiter.as_ref());
+    let mut features = Map::new();
+    if let Some(h) = &stream.http {
+        features.insert("heartbeat".into(), heartbeat_json(h));
+    } else if let Some(t) = &stream.tcp {
+        features.insert("heartbeat".into(), heartbeat_json(t));
+    }
+    features.insert(
+        "rate_limit".into(),
+        rate_limit_json(if stream.http.is_some() {
+            http_limiter
+        } else {
+            tcp_limiter
+        }),
+    );
+    root.insert("features".into(), Value::Object(features));
+    Value::Object(root)
+}
+
+/// Router mode `/status`: every stream.
+pub fn global_status(streams: &[Stream], uptime_secs: u64) -> Value {
+    let mut all = Map::new();
+    for s in streams {
+        all.insert(s.name().to_string(), stream_status(s, uptime_secs, true));
+    }
+    let total_clients: usize = streams
+        .iter()
+        .map(|s| {
+            s.http.as_ref().map_or(0, |h| h.active_clients)
+                + s.tcp.as_ref().map_or(0, |t| t.active_clients)
+        })
+        .sum();
+    json!({
+        "service": "LogWisp",
+        "version": version::TAG,
+        "mode": "router",
+        "uptime_seconds": uptime_secs,
+        "total_streams": streams.len(),
+        "total_clients": total_clients,
+        "streams": all,
+    })
+}
+
+/// Local wall-clock `HH:MM:SS` for console lines.
+pub fn local_hms(unix_secs: i64) -> String {
+    let t: libc::time_t = unix_secs as libc::time_t;
+    // SAFETY: `tm` is plain data that localtime_r fully initialises on success; both
+    // pointers are valid for the duration of the call and localtime_r is thread-safe.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            None
+        } else {
+            Some(tm)
+        }
+    };
+    match tm {
+        Some(tm) => format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec),
+        None => {
+            let c = crate::timefmt::Civil::from_unix_micros(unix_secs * 1_000_000);
+            format!("{:02}:{:02}:{:02}", c.hour, c.minute, c.second)
+        }
+    }
+}
+
+/// The periodic console block: a header line and one line per stream.
+pub fn console_summary(streams: &[Stream], unix_secs: i64) -> String {
+    let mut out = format!(
+        "[{}] Active streams: {}\n",
+        local_hms(unix_secs),
+        streams.len()
+    );
+    for s in streams {
+        let tcp = s.tcp.as_ref().map_or(0, |t| t.active_clients);
+        let http = s.http.as_ref().map_or(0, |h| h.active_clients);
+        let blocked =
+            s.http.as_ref().map_or(0, |h| h.blocked()) + s.tcp.as_ref().map_or(0, |t| t.blocked());
+        out.push_str(&format!(
+            "  {}: watchers={} entries={} tcp_conns={} http_conns={} dropped={} blocked={}\n",
+            s.name(),
+            s.monitor.active_watchers(),
+            s.total_entries(),
+            tcp,
+            http,
+            s.dropped,
+            blocked
+        ));
+    }
+    out
+}

@@ -1,0 +1,314 @@
+//! Splits a byte stream into lines with bounded memory.
+//!
+//! Lines end at `\n`; a trailing `\r` is dropped; empty lines are skipped. A line that is
+//! still incomplete is held until its newline arrives. A line longer than `max` bytes is
+//! cut at `max` (backed off to a UTF-8 boundary), delivered at once, and the rest of it up
+//! to the next newline is discarded, so the splitter stays in sync and never holds more
+//! than `max + 1` bytes.
+
+/// Keep a big partial-line buffer around only while it is in use.
+const RETAIN_CAPACITY: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+    max: usize,
+    /// Inside the remainder of a line that was already cut and delivered.
+    discarding: bool,
+}
+
+/// Receives lines. `cut` is true when the line was longer than the limit and has been
+/// shortened. Returning `false` asks the splitter to stop after this line.
+pub trait LineSink {
+    fn line(&mut self, line: &[u8], cut: bool) -> bool;
+}
+
+impl<F: FnMut(&[u8], bool) -> bool> LineSink for F {
+    fn line(&mut self, line: &[u8], cut: bool) -> bool {
+        self(line, cut)
+    }
+}
+
+/// Largest index `<= max` that does not split a UTF-8 sequence (looking back at most 3).
+fn cut_point(line: &[u8], max: usize) -> usize {
+    if line.len() <= max {
+        return line.len();
+    }
+    let mut at = max;
+    for _ in 0..3 {
+        if at == 0 || (line[at] & 0xC0) != 0x80 {
+            break;
+        }
+        at -= 1;
+    }
+    if at == 0 { max } else { at }
+}
+
+impl LineSplitter {
+    pub fn new(max: usize) -> LineSplitter {
+        LineSplitter {
+            partial: Vec::new(),
+            max: max.max(1),
+            discarding: false,
+        }
+    }
+
+    /// Bytes held for a line whose newline has not arrived.
+    pub fn pending(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// Forgets any held partial line.
+    pub fn reset(&mut self) {
+        self.partial.clear();
+        self.discarding = false;
+        self.release();
+    }
+
+    fn release(&mut self) {
+        if self.partial.capacity() > RETAIN_CAPACITY {
+            self.partial = Vec::new();
+        }
+    }
+
+    /// Delivers the held partial line as if its newline had arrived (the file ended).
+    pub fn flush(&mut self, sink: &mut impl LineSink) {
+        if !self.partial.is_empty() {
+            let held = std::mem::take(&mut self.partial);
+            emit(&held, self.max, sink);
+            self.partial = held;
+            self.partial.clear();
+            self.release();
+        }
+        self.discarding = false;
+    }
+
+    /// Splits `chunk`, continuing any held partial line. Returns how many bytes of `chunk`
+    /// were consumed: all of it, unless the sink asked to stop, in which case the bytes
+    /// after the last delivered line's newline are left for the caller to feed again.
+    pub fn feed(&mut self, chunk: &[u8], sink: &mut impl LineSink) -> usize {
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            match memchr_newline(rest) {
+                Some(i) => {
+                    let segment = &rest[..i];
+                    rest = &rest[i + 1..];
+                    let more = if self.discarding {
+                        self.discarding = false;
+                        true
+                    } else if self.partial.is_empty() {
+                        emit(segment, self.max, sink)
+                    } else {
+                        let room = (self.max + 1).saturating_sub(self.partial.len());
+                        self.partial
+                            .extend_from_slice(&segment[..segment.len().min(room)]);
+                        let more = emit(&self.partial, self.max, sink);
+                        self.partial.clear();
+                        self.release();
+                        more
+                    };
+                    if !more {
+                        return chunk.len() - rest.len();
+                    }
+                }
+                None => {
+                    if !self.discarding {
+                        let room = (self.max + 1).saturating_sub(self.partial.len());
+                        self.partial
+                            .extend_from_slice(&rest[..rest.len().min(room)]);
+                        if self.partial.len() > self.max {
+                            let end = cut_point(&self.partial, self.max);
+                            sink.line(&self.partial[..end], true);
+                            self.partial.clear();
+                            self.release();
+                            self.discarding = true;
+                        }
+                    }
+                    return chunk.len();
+                }
+            }
+        }
+        chunk.len()
+    }
+}
+
+/// Delivers one complete line; returns the sink's wish to continue.
+fn emit(segment: &[u8], max: usize, sink: &mut impl LineSink) -> bool {
+    let line = segment.strip_suffix(b"\r").unwrap_or(segment);
+    if line.is_empty() {
+        return true;
+    }
+    if line.len() > max {
+        let end = cut_point(line, max);
+        sink.line(&line[..end], true)
+    } else {
+        sink.line(line, false)
+    }
+}
+
+/// Position of the first `\n`, a word at a time (std has no public memchr).
+#[inline]
+pub fn memchr_newline(hay: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const NL: u64 = LO * b'\n' as u64;
+    let mut i = 0;
+    while i + 8 <= hay.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&hay[i..i + 8]);
+        let x = u64::from_le_bytes(word) ^ NL;
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    hay[i..].iter().position(|&b| b == b'\n').map(|p| i + p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(max: usize, chunks: &[&[u8]]) -> (Vec<(String, bool)>, usize) {
+        let mut s = LineSplitter::new(max);
+        let mut out = Vec::new();
+        for c in chunks {
+            s.feed(c, &mut |l: &[u8], cut| {
+                out.push((String::from_utf8_lossy(l).into_owned(), cut));
+                true
+            });
+        }
+        (out, s.pending())
+    }
+
+    fn lines(v: &[(String, bool)]) -> Vec<&str> {
+        v.iter().map(|(l, _)| l.as_str()).collect()
+    }
+
+    #[test]
+    fn splits_strips_cr_and_skips_empty() {
+        let (out, pending) = run(100, &[b"a\nb\r\n\n\r\nc"]);
+        assert_eq!(lines(&out), ["a", "b"]);
+        assert_eq!(pending, 1);
+    }
+
+    #[test]
+    fn holds_partial_until_newline() {
+        let (out, pending) = run(100, &[b"hel", b"lo", b" world\nnext"]);
+        assert_eq!(lines(&out), ["hello world"]);
+        assert_eq!(pending, 4);
+    }
+
+    #[test]
+    fn cr_split_across_chunks() {
+        let (out, _) = run(100, &[b"abc\r", b"\n"]);
+        assert_eq!(lines(&out), ["abc"]);
+    }
+
+    #[test]
+    fn cuts_long_lines_and_resyncs() {
+        let long = vec![b'x'; 25];
+        let mut input = long.clone();
+        input.extend_from_slice(b"\nshort\n");
+        let (out, pending) = run(10, &[&input]);
+        assert_eq!(out, vec![("x".repeat(10), true), ("short".into(), false)]);
+        assert_eq!(pending, 0);
+        // The same when the long line arrives in pieces: cut delivered before its newline.
+        let (out, pending) = run(10, &[&long[..7], &long[7..], b"\nnext\n"]);
+        assert_eq!(out, vec![("x".repeat(10), true), ("next".into(), false)]);
+        assert_eq!(pending, 0);
+        let (out, _) = run(10, &[b"0123456789\n"]);
+        assert_eq!(
+            out,
+            vec![("0123456789".into(), false)],
+            "exactly max is not cut"
+        );
+    }
+
+    #[test]
+    fn cut_respects_utf8_boundaries() {
+        // "aaaaaaaa" + "é" (2 bytes) crosses max = 9 in the middle of é.
+        let (out, _) = run(9, &["aaaaaaaaéz\n".as_bytes()]);
+        assert_eq!(out, vec![("aaaaaaaa".into(), true)]);
+    }
+
+    #[test]
+    fn memory_bounded_without_newlines() {
+        let mut s = LineSplitter::new(1000);
+        let chunk = vec![b'y'; 4096];
+        let mut count = 0;
+        for _ in 0..1000 {
+            s.feed(&chunk, &mut |_: &[u8], _| {
+                count += 1;
+                true
+            });
+            assert!(s.pending() <= 1001);
+        }
+        assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn flush_delivers_held_line() {
+        let mut s = LineSplitter::new(100);
+        let mut out = Vec::new();
+        s.feed(b"tail-end", &mut |l: &[u8], _| {
+            out.push(l.to_vec());
+            true
+        });
+        assert!(out.is_empty());
+        s.flush(&mut |l: &[u8], _| {
+            out.push(l.to_vec());
+            true
+        });
+        assert_eq!(out, vec![b"tail-end".to_vec()]);
+        assert_eq!(s.pending(), 0);
+    }
+
+    #[test]
+    fn any_chunking_equals_whole_split() {
+        let text = b"alpha\nbe\r\nta\n\ngamma delta\nepsilon\nzeta-eta-theta-iota\nk";
+        let (whole, wp) = run(12, &[text]);
+        for a in 0..text.len() {
+            for b in a..text.len() {
+                let (parts, pp) = run(12, &[&text[..a], &text[a..b], &text[b..]]);
+                assert_eq!(parts, whole, "split at {a},{b}");
+                assert_eq!(pp, wp);
+            }
+        }
+    }
+
+    #[test]
+    fn stopping_leaves_the_rest_unconsumed() {
+        let mut s = LineSplitter::new(100);
+        let mut got = Vec::new();
+        let input = b"one\ntwo\nthree\nfour";
+        let stop_after = |n: usize, s: &mut LineSplitter, input: &[u8], got: &mut Vec<String>| {
+            let mut count = 0;
+            s.feed(input, &mut |l: &[u8], _| {
+                got.push(String::from_utf8_lossy(l).into_owned());
+                count += 1;
+                count < n
+            })
+        };
+        let used = stop_after(2, &mut s, input, &mut got);
+        assert_eq!(used, 8);
+        let used2 = stop_after(5, &mut s, &input[used..], &mut got);
+        assert_eq!(used + used2, input.len());
+        assert_eq!(got, ["one", "two", "three"]);
+        assert_eq!(s.pending(), 4);
+    }
+
+    #[test]
+    fn memchr_finds_every_position() {
+        for len in 0..40 {
+            for pos in 0..len {
+                let mut v = vec![b'a'; len];
+                v[pos] = b'\n';
+                assert_eq!(memchr_newline(&v), Some(pos));
+            }
+            assert_eq!(memchr_newline(&vec![b'a'; len]), None);
+        }
+        assert_eq!(memchr_newline(&[0x8a, b'\n']), Some(1));
+    }
+}
