@@ -1,0 +1,50 @@
+# Convenience recipes. Nothing here is required: README.md gives the plain cargo commands.
+
+default:
+    @just --list
+
+# Build the release binary (LTO, stripped) at target/release/logwisp
+build:
+    cargo build --release
+
+# Run on the built-in default config (./*.log on http://localhost:8080/stream)
+run *ARGS:
+    cargo run --release -- {{ARGS}}
+
+# The whole test suite (unit + integration through the real binary)
+test:
+    cargo test
+
+# End-to-end load benchmarks; writes the table into BENCHMARKS.md
+bench *ARGS:
+    cargo bench --bench load -- {{ARGS}}
+
+# Micro-benchmarks of the hot paths
+microbench:
+    cargo bench --bench hot_paths
+
+# Fuzz one target for SECS seconds (e.g. `just fuzz http_head 600`)
+fuzz TARGET SECS="60":
+    ./fuzz/run.sh {{TARGET}} {{SECS}}
+
+# Soak run: steady writes, rotations, client churn for MINUTES minutes
+soak MINUTES="30":
+    cargo bench --bench soak -- --minutes {{MINUTES}}
+
+# Install the release binary to /usr/local/bin
+install: build
+    install -m 0755 target/release/logwisp /usr/local/bin/logwisp
+
+clean:
+    cargo clean
+
+# Tag a release (version comes from git tags at build time) and push the tag
+release TAG:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    [[ "{{TAG}}" =~ ^v[0-9]+\.[0-9]+\.[0-9]+ ]] || { echo "TAG must look like vX.Y.Z"; exit 1; }
+    git diff --quiet && git diff --cached --quiet || { echo "commit your changes first"; exit 1; }
+    git tag -a "{{TAG}}" -m "logwisp {{TAG}}"
+    cargo build --release
+    ./target/release/logwisp --version
+    if git remote | grep -q .; then git push origin "{{TAG}}"; else echo "no remote: tag {{TAG}} created locally"; fi
