@@ -200,17 +200,13 @@ pub struct Overrides {
     pub router_port: Option<u16>,
 }
 
+/// The file as written: every key optional, types checked, nothing else decided.
 mod raw {
-    use serde::Deserialize;
-
-    #[derive(Deserialize, Default)]
-    #[serde(deny_unknown_fields)]
+    #[derive(Default)]
     pub struct File {
         pub streams: Option<Vec<Stream>>,
     }
 
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
     pub struct Stream {
         pub name: Option<String>,
         pub monitor: Option<Monitor>,
@@ -219,16 +215,12 @@ mod raw {
         pub max_line_bytes: Option<i64>,
     }
 
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
     pub struct Monitor {
         pub check_interval_ms: Option<i64>,
         pub targets: Option<Vec<Target>>,
         pub max_line_bytes: Option<i64>,
     }
 
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
     pub struct Target {
         pub path: Option<String>,
         pub pattern: Option<String>,
@@ -236,8 +228,6 @@ mod raw {
         pub start_at: Option<String>,
     }
 
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
     pub struct Http {
         pub enabled: Option<bool>,
         pub address: Option<String>,
@@ -249,8 +239,6 @@ mod raw {
         pub rate_limit: Option<RateLimit>,
     }
 
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
     pub struct Tcp {
         pub enabled: Option<bool>,
         pub address: Option<String>,
@@ -260,8 +248,6 @@ mod raw {
         pub rate_limit: Option<RateLimit>,
     }
 
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
     pub struct Heartbeat {
         pub enabled: Option<bool>,
         pub interval_seconds: Option<i64>,
@@ -270,8 +256,6 @@ mod raw {
         pub include_stats: Option<bool>,
     }
 
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
     pub struct RateLimit {
         pub enabled: Option<bool>,
         pub requests_per_second: Option<f64>,
@@ -281,6 +265,350 @@ mod raw {
         pub response_message: Option<String>,
         pub max_connections_per_ip: Option<i64>,
         pub max_total_connections: Option<i64>,
+    }
+}
+
+/// Reads the parsed TOML document into [`raw`] structs: rejects unknown keys and wrong
+/// types at their exact position, and remembers where every key was written so later
+/// validation errors can name its line.
+mod read {
+    use std::collections::HashMap;
+
+    use toml::Spanned;
+    use toml::de::{DeTable, DeValue};
+
+    use super::raw;
+
+    /// A problem at a key path, at a byte offset when known.
+    pub struct Problem {
+        pub key: String,
+        pub offset: Option<usize>,
+        pub message: String,
+    }
+
+    /// Byte offset of every key path seen.
+    pub type Offsets = HashMap<String, usize>;
+
+    struct Table<'t, 'i> {
+        table: &'t DeTable<'i>,
+        path: String,
+    }
+
+    fn type_name(v: &DeValue) -> &'static str {
+        match v {
+            DeValue::String(_) => "a string",
+            DeValue::Integer(_) => "an integer",
+            DeValue::Float(_) => "a float",
+            DeValue::Boolean(_) => "a boolean",
+            DeValue::Datetime(_) => "a datetime",
+            DeValue::Array(_) => "an array",
+            DeValue::Table(_) => "a table",
+        }
+    }
+
+    impl<'t, 'i> Table<'t, 'i> {
+        fn key_path(&self, key: &str) -> String {
+            if self.path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{}.{key}", self.path)
+            }
+        }
+
+        /// Rejects keys outside `allowed` and records where each key is.
+        fn open(
+            table: &'t DeTable<'i>,
+            path: String,
+            allowed: &[&str],
+            offsets: &mut Offsets,
+        ) -> Result<Self, Problem> {
+            let t = Table { table, path };
+            for (k, _) in table.iter() {
+                let name: &str = k.get_ref();
+                let key = t.key_path(name);
+                if !allowed.contains(&name) {
+                    return Err(Problem {
+                        key,
+                        offset: Some(k.span().start),
+                        message: format!(
+                            "unknown key `{name}` (expected one of: {})",
+                            allowed.join(", ")
+                        ),
+                    });
+                }
+                offsets.insert(key, k.span().start);
+            }
+            Ok(t)
+        }
+
+        fn get(&self, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+            self.table
+                .iter()
+                .find(|(k, _)| k.get_ref() == key)
+                .map(|(_, v)| v)
+        }
+
+        fn wrong_type(&self, key: &str, v: &Spanned<DeValue>, want: &str) -> Problem {
+            Problem {
+                key: self.key_path(key),
+                offset: Some(v.span().start),
+                message: format!("expected {want}, found {}", type_name(v.get_ref())),
+            }
+        }
+
+        fn string(&self, key: &str) -> Result<Option<String>, Problem> {
+            match self.get(key) {
+                None => Ok(None),
+                Some(v) => match v.get_ref() {
+                    DeValue::String(s) => Ok(Some(s.to_string())),
+                    _ => Err(self.wrong_type(key, v, "a string")),
+                },
+            }
+        }
+
+        fn boolean(&self, key: &str) -> Result<Option<bool>, Problem> {
+            match self.get(key) {
+                None => Ok(None),
+                Some(v) => match v.get_ref() {
+                    DeValue::Boolean(b) => Ok(Some(*b)),
+                    _ => Err(self.wrong_type(key, v, "a boolean (true or false)")),
+                },
+            }
+        }
+
+        fn integer(&self, key: &str) -> Result<Option<i64>, Problem> {
+            match self.get(key) {
+                None => Ok(None),
+                Some(v) => match v.get_ref() {
+                    DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                        .map(Some)
+                        .map_err(|_| Problem {
+                            key: self.key_path(key),
+                            offset: Some(v.span().start),
+                            message: "integer out of range".into(),
+                        }),
+                    _ => Err(self.wrong_type(key, v, "an integer")),
+                },
+            }
+        }
+
+        /// A number; integers are accepted where a float is expected (`10` for `10.0`).
+        fn number(&self, key: &str) -> Result<Option<f64>, Problem> {
+            match self.get(key) {
+                None => Ok(None),
+                Some(v) => match v.get_ref() {
+                    DeValue::Float(f) => {
+                        let text = f.as_str().replace('_', "");
+                        let parsed = match text.trim_start_matches(['+', '-']) {
+                            "inf" | "nan" => Some(f64::NAN),
+                            _ => text.parse::<f64>().ok(),
+                        };
+                        parsed
+                            .map(Some)
+                            .ok_or_else(|| self.wrong_type(key, v, "a number"))
+                    }
+                    DeValue::Integer(_) => Ok(self.integer(key)?.map(|i| i as f64)),
+                    _ => Err(self.wrong_type(key, v, "a number")),
+                },
+            }
+        }
+
+        fn table(
+            &self,
+            key: &str,
+            allowed: &[&str],
+            offsets: &mut Offsets,
+        ) -> Result<Option<Table<'t, 'i>>, Problem> {
+            match self.get(key) {
+                None => Ok(None),
+                Some(v) => match v.get_ref() {
+                    DeValue::Table(t) => {
+                        Table::open(t, self.key_path(key), allowed, offsets).map(Some)
+                    }
+                    _ => Err(self.wrong_type(key, v, "a table")),
+                },
+            }
+        }
+
+        fn tables(
+            &self,
+            key: &str,
+            allowed: &[&str],
+            offsets: &mut Offsets,
+        ) -> Result<Option<Vec<Table<'t, 'i>>>, Problem> {
+            let Some(v) = self.get(key) else {
+                return Ok(None);
+            };
+            let DeValue::Array(items) = v.get_ref() else {
+                return Err(self.wrong_type(key, v, "an array of tables"));
+            };
+            let mut out = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("{}[{i}]", self.key_path(key));
+                let DeValue::Table(t) = item.get_ref() else {
+                    return Err(Problem {
+                        key: path,
+                        offset: Some(item.span().start),
+                        message: format!("expected a table, found {}", type_name(item.get_ref())),
+                    });
+                };
+                offsets.insert(path.clone(), item.span().start);
+                out.push(Table::open(t, path, allowed, offsets)?);
+            }
+            Ok(Some(out))
+        }
+    }
+
+    const HEARTBEAT: &[&str] = &[
+        "enabled",
+        "interval_seconds",
+        "format",
+        "include_timestamp",
+        "include_stats",
+    ];
+    const RATE_LIMIT: &[&str] = &[
+        "enabled",
+        "requests_per_second",
+        "burst_size",
+        "limit_by",
+        "response_code",
+        "response_message",
+        "max_connections_per_ip",
+        "max_total_connections",
+    ];
+
+    fn heartbeat(t: &Table, o: &mut Offsets) -> Result<Option<raw::Heartbeat>, Problem> {
+        let Some(h) = t.table("heartbeat", HEARTBEAT, o)? else {
+            return Ok(None);
+        };
+        Ok(Some(raw::Heartbeat {
+            enabled: h.boolean("enabled")?,
+            interval_seconds: h.integer("interval_seconds")?,
+            format: h.string("format")?,
+            include_timestamp: h.boolean("include_timestamp")?,
+            include_stats: h.boolean("include_stats")?,
+        }))
+    }
+
+    fn rate_limit(t: &Table, o: &mut Offsets) -> Result<Option<raw::RateLimit>, Problem> {
+        let Some(r) = t.table("rate_limit", RATE_LIMIT, o)? else {
+            return Ok(None);
+        };
+        Ok(Some(raw::RateLimit {
+            enabled: r.boolean("enabled")?,
+            requests_per_second: r.number("requests_per_second")?,
+            burst_size: r.integer("burst_size")?,
+            limit_by: r.string("limit_by")?,
+            response_code: r.integer("response_code")?,
+            response_message: r.string("response_message")?,
+            max_connections_per_ip: r.integer("max_connections_per_ip")?,
+            max_total_connections: r.integer("max_total_connections")?,
+        }))
+    }
+
+    pub fn file(doc: &DeTable, offsets: &mut Offsets) -> Result<raw::File, Problem> {
+        let root = Table::open(doc, String::new(), &["streams"], offsets)?;
+        let Some(streams) = root.tables(
+            "streams",
+            &[
+                "name",
+                "monitor",
+                "httpserver",
+                "tcpserver",
+                "max_line_bytes",
+            ],
+            offsets,
+        )?
+        else {
+            return Ok(raw::File::default());
+        };
+        let mut out = Vec::new();
+        for s in streams {
+            let o = &mut *offsets;
+            let monitor = match s.table(
+                "monitor",
+                &["check_interval_ms", "targets", "max_line_bytes"],
+                o,
+            )? {
+                None => None,
+                Some(m) => {
+                    let targets = match m.tables(
+                        "targets",
+                        &["path", "pattern", "is_file", "start_at"],
+                        o,
+                    )? {
+                        None => None,
+                        Some(ts) => Some(
+                            ts.iter()
+                                .map(|t| {
+                                    Ok(raw::Target {
+                                        path: t.string("path")?,
+                                        pattern: t.string("pattern")?,
+                                        is_file: t.boolean("is_file")?,
+                                        start_at: t.string("start_at")?,
+                                    })
+                                })
+                                .collect::<Result<Vec<_>, Problem>>()?,
+                        ),
+                    };
+                    Some(raw::Monitor {
+                        check_interval_ms: m.integer("check_interval_ms")?,
+                        targets,
+                        max_line_bytes: m.integer("max_line_bytes")?,
+                    })
+                }
+            };
+            let http_keys = [
+                "enabled",
+                "address",
+                "port",
+                "buffer_size",
+                "stream_path",
+                "status_path",
+                "heartbeat",
+                "rate_limit",
+            ];
+            let httpserver = match s.table("httpserver", &http_keys, o)? {
+                None => None,
+                Some(h) => Some(raw::Http {
+                    enabled: h.boolean("enabled")?,
+                    address: h.string("address")?,
+                    port: h.integer("port")?,
+                    buffer_size: h.integer("buffer_size")?,
+                    stream_path: h.string("stream_path")?,
+                    status_path: h.string("status_path")?,
+                    heartbeat: heartbeat(&h, o)?,
+                    rate_limit: rate_limit(&h, o)?,
+                }),
+            };
+            let tcp_keys = [
+                "enabled",
+                "address",
+                "port",
+                "buffer_size",
+                "heartbeat",
+                "rate_limit",
+            ];
+            let tcpserver = match s.table("tcpserver", &tcp_keys, o)? {
+                None => None,
+                Some(t) => Some(raw::Tcp {
+                    enabled: t.boolean("enabled")?,
+                    address: t.string("address")?,
+                    port: t.integer("port")?,
+                    buffer_size: t.integer("buffer_size")?,
+                    heartbeat: heartbeat(&t, o)?,
+                    rate_limit: rate_limit(&t, o)?,
+                }),
+            };
+            out.push(raw::Stream {
+                name: s.string("name")?,
+                monitor,
+                httpserver,
+                tcpserver,
+                max_line_bytes: s.integer("max_line_bytes")?,
+            });
+        }
+        Ok(raw::File { streams: Some(out) })
     }
 }
 
@@ -352,22 +680,45 @@ pub fn load(source: &ConfigSource, overrides: Overrides) -> Result<Config, Confi
 
 /// Parses and validates TOML text; `file` names it in errors.
 pub fn parse(text: &str, file: &str, overrides: Overrides) -> Result<Config, ConfigError> {
-    let raw: raw::File = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map(|s| s.start);
-        let key = offset.map(|o| locate::key_at(text, o)).unwrap_or_default();
-        ConfigError {
-            file: file.to_string(),
-            line: offset.map(|o| locate::line_of(text, o)),
-            key,
-            message: first_line(e.message()),
-        }
-    })?;
-    validate(raw, overrides).map_err(|(key, message)| ConfigError {
+    let located = |key: String, offset: Option<usize>, message: String| ConfigError {
         file: file.to_string(),
-        line: locate::line_of_key(text, &key),
+        line: offset.map(|o| line_of(text, o)),
         key,
         message,
+    };
+    let doc = toml::de::DeTable::parse(text).map_err(|e| {
+        located(
+            String::new(),
+            e.span().map(|s| s.start),
+            first_line(e.message()),
+        )
+    })?;
+    let mut offsets = read::Offsets::new();
+    let raw =
+        read::file(doc.get_ref(), &mut offsets).map_err(|p| located(p.key, p.offset, p.message))?;
+    validate(raw, overrides).map_err(|(key, message)| {
+        // The key itself, else the nearest enclosing key that was written.
+        let mut probe = key.as_str();
+        let offset = loop {
+            if let Some(&o) = offsets.get(probe) {
+                break Some(o);
+            }
+            match probe.rfind(['.', '[']) {
+                Some(i) => probe = &probe[..i],
+                None => break None,
+            }
+        };
+        located(key.clone(), offset, message)
     })
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn first_line(s: &str) -> String {
@@ -877,142 +1228,6 @@ fn validate_rate_limit(
         max_connections_per_ip,
         max_total_connections,
     }))
-}
-
-/// Maps between byte offsets and key paths in the TOML text, for error messages.
-mod locate {
-    use toml::Spanned;
-    use toml::de::{DeTable, DeValue};
-
-    pub fn line_of(text: &str, offset: usize) -> usize {
-        let end = offset.min(text.len());
-        text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
-    }
-
-    /// The line of `key` (`streams[1].httpserver.port`), or of its nearest existing parent.
-    pub fn line_of_key(text: &str, key: &str) -> Option<usize> {
-        let doc = DeTable::parse(text).ok()?;
-        let mut best = None;
-        let mut table: &DeTable = doc.get_ref();
-        let mut value: Option<&Spanned<DeValue>> = None;
-        for seg in segments(key) {
-            match seg {
-                Seg::Key(k) => {
-                    let current = match value {
-                        None => table,
-                        Some(v) => match v.get_ref() {
-                            DeValue::Table(t) => t,
-                            _ => break,
-                        },
-                    };
-                    let Some((k_span, v)) = current
-                        .iter()
-                        .find(|(name, _)| name.get_ref() == k)
-                        .map(|(name, v)| (name.span(), v))
-                    else {
-                        break;
-                    };
-                    best = Some(k_span.start);
-                    table = current;
-                    value = Some(v);
-                }
-                Seg::Index(i) => {
-                    let Some(v) = value else { break };
-                    let DeValue::Array(items) = v.get_ref() else {
-                        break;
-                    };
-                    let Some(item) = items.get(i) else {
-                        break;
-                    };
-                    best = Some(item.span().start);
-                    value = Some(item);
-                }
-            }
-        }
-        best.map(|o| line_of(text, o))
-    }
-
-    /// The key path of the innermost entry around `offset`.
-    pub fn key_at(text: &str, offset: usize) -> String {
-        let Ok(doc) = DeTable::parse(text) else {
-            return String::new();
-        };
-        let mut path = String::new();
-        walk_table(doc.get_ref(), offset, &mut path);
-        path
-    }
-
-    fn walk_table(table: &DeTable, offset: usize, path: &mut String) -> bool {
-        for (k, v) in table.iter() {
-            let in_key = k.span().contains(&offset);
-            let in_value = v.span().contains(&offset);
-            let len = path.len();
-            if !path.is_empty() {
-                path.push('.');
-            }
-            path.push_str(k.get_ref());
-            if in_key {
-                return true;
-            }
-            if walk_value(v, offset, path) || in_value {
-                return true;
-            }
-            path.truncate(len);
-        }
-        false
-    }
-
-    fn walk_value(v: &Spanned<DeValue>, offset: usize, path: &mut String) -> bool {
-        match v.get_ref() {
-            DeValue::Table(t) => walk_table(t, offset, path),
-            DeValue::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    let len = path.len();
-                    path.push_str(&format!("[{i}]"));
-                    if walk_value(item, offset, path) || item.span().contains(&offset) {
-                        return true;
-                    }
-                    path.truncate(len);
-                }
-                false
-            }
-            _ => false,
-        }
-    }
-
-    enum Seg<'a> {
-        Key(&'a str),
-        Index(usize),
-    }
-
-    fn segments(key: &str) -> Vec<Seg<'_>> {
-        let mut out = Vec::new();
-        for part in key.split('.') {
-            let mut rest = part;
-            if let Some(b) = rest.find('[') {
-                if b > 0 {
-                    out.push(Seg::Key(&rest[..b]));
-                }
-                rest = &rest[b..];
-                while let Some(stripped) = rest.strip_prefix('[') {
-                    let Some(close) = stripped.find(']') else {
-                        break;
-                    };
-                    if let Ok(i) = stripped[..close].parse() {
-                        out.push(Seg::Index(i));
-                    }
-                    rest = &stripped[close + 1..];
-                }
-            } else if !rest.is_empty() {
-                out.push(Seg::Key(rest));
-            }
-        }
-        out
-    }
 }
 
 #[cfg(test)]

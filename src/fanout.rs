@@ -593,7 +593,8 @@ impl Subscriber {
                 Seg::Control => {
                     self.control_sent += take;
                     if self.control_sent >= self.control.len() {
-                        self.control.clear();
+                        // Idle clients are the common case: hold no buffer between sends.
+                        self.control = Vec::new();
                         self.control_sent = 0;
                     }
                 }

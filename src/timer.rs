@@ -131,13 +131,23 @@ impl<T> Wheel<T> {
             .is_some_and(|e| e.generation == id.generation)
     }
 
-    /// Earliest tick at which [`advance`](Self::advance) has something to do: a timer to
-    /// fire or a coarse slot to split. `None` when no timer is pending.
+    /// Earliest tick at which a timer is due; `None` when none is pending. Advancing to it
+    /// fires that timer (splitting coarse slots on the way).
     pub fn next_deadline(&self) -> Option<u64> {
         if !self.expired.is_empty() {
             return Some(self.elapsed);
         }
-        self.next_slot().map(|(_, _, deadline)| deadline)
+        let (level, slot, slot_start) = self.next_slot()?;
+        if level == 0 {
+            return Some(slot_start);
+        }
+        // A coarse slot is split when it comes due; report its earliest entry instead of
+        // its start, so an idle reactor wakes once per timer rather than once per level.
+        self.levels[level].slots[slot]
+            .iter()
+            .map(|&key| self.entries[key].deadline)
+            .min()
+            .map(|d| d.max(slot_start))
     }
 
     /// Fires every timer due at or before `now`, in deadline order, into `fired`.

@@ -63,6 +63,9 @@ pub struct HttpState {
     pub discard: u64,
     /// Close once `out` is written.
     pub close_after: bool,
+    /// The final response is out and our side is shut down; reading until the peer
+    /// closes, so unread input cannot turn our close into a reset that loses the response.
+    pub lingering: bool,
     pub requests: u32,
 }
 

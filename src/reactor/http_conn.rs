@@ -15,6 +15,10 @@ use crate::stream::Protocol;
 
 /// Bytes read from an HTTP connection per read call.
 const READ_CHUNK: usize = 4096;
+/// How long a closing connection waits for the peer to finish sending.
+const LINGER_MS: u64 = 2_000;
+/// Bytes discarded from a lingering connection per turn.
+const LINGER_READ_BUDGET: usize = 256 * 1024;
 
 enum Step {
     /// Something was done; go round again (write the response, look for the next request).
@@ -57,7 +61,7 @@ impl Reactor {
                 }
             }
             if h.close_after {
-                self.close(key, now);
+                self.linger(key, now);
                 return;
             }
             match self.next_request(key, now) {
@@ -93,6 +97,52 @@ impl Reactor {
                     c.read_closed = true;
                 }
                 Err(_) => {
+                    self.close(key, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// After a final response: shut our side, discard input until the peer closes (or the
+    /// linger timer fires), then close.
+    fn linger(&mut self, key: usize, now: u64) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let ConnState::Http(h) = &mut c.state else {
+            return;
+        };
+        if c.read_closed {
+            self.close(key, now);
+            return;
+        }
+        if !h.lingering {
+            h.lingering = true;
+            h.inbuf = Vec::new();
+            let _ = c.transport.socket().shutdown(std::net::Shutdown::Write);
+            let generation = c.generation;
+            if let Some(t) = c.timer.take() {
+                self.timers.cancel(t);
+            }
+            let t = self.arm(LINGER_MS, Timer::Linger { key, generation });
+            self.conns[key].timer = Some(t);
+        }
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut taken = 0;
+        while c.readable {
+            match conn::read_some(&mut c.transport, &mut self.scratch) {
+                Ok((Io::Done, n)) => {
+                    taken += n;
+                    if taken >= LINGER_READ_BUDGET {
+                        self.ready.push((key, c.generation));
+                        return;
+                    }
+                }
+                Ok((Io::WouldBlock, _)) => c.readable = false,
+                Ok((Io::Eof, _)) | Err(_) => {
                     self.close(key, now);
                     return;
                 }
@@ -393,6 +443,9 @@ impl Reactor {
         let ConnState::Http(h) = &mut c.state else {
             return;
         };
+        if h.lingering {
+            return;
+        }
         if h.close_after || h.out_pending() || (h.inbuf.is_empty() && h.requests > 0) {
             self.close(key, now);
             return;

@@ -161,7 +161,9 @@ impl Reactor {
                 .iter()
                 .map(|t| match &t.matcher {
                     crate::config::NameMatcher::Exact(_) => t.path.display().to_string(),
-                    crate::config::NameMatcher::Glob(g) => format!("{}/{g}", t.path.display()),
+                    crate::config::NameMatcher::Glob(g) => {
+                        format!("{}/{g}", t.path.display().to_string().trim_end_matches('/'))
+                    }
                 })
                 .collect();
             println!("[{}] tailing {}", s.name(), targets.join(", "));

@@ -54,7 +54,8 @@ const DISCARD_BUDGET: usize = 64 * 1024;
 /// A request head must arrive within this long (and an idle keep-alive is closed after it).
 pub const HEADER_TIMEOUT_MS: u64 = 10_000;
 /// How long shutdown waits for clients to take their last bytes.
-const SHUTDOWN_GRACE_MS: u64 = 2_000;
+/// (The spec allows 2 s; the margin covers process teardown.)
+const SHUTDOWN_GRACE_MS: u64 = 1_500;
 const CONSOLE_STATS_MS: u64 = 30_000;
 const LIMITER_SWEEP_MS: u64 = 60_000;
 
@@ -87,6 +88,11 @@ enum Timer {
     Rescan(usize),
     Heartbeat(usize, Protocol),
     HeaderTimeout {
+        key: usize,
+        generation: u64,
+    },
+    /// A lingering close gives up waiting for the peer.
+    Linger {
         key: usize,
         generation: u64,
     },
@@ -409,6 +415,15 @@ impl Reactor {
                 }
                 Timer::HeaderTimeout { key, generation } => {
                     self.header_timeout(key, generation, now)
+                }
+                Timer::Linger { key, generation } => {
+                    if self
+                        .conns
+                        .get(key)
+                        .is_some_and(|c| c.generation == generation)
+                    {
+                        self.close(key, now);
+                    }
                 }
                 Timer::ConsoleStats => {
                     print!("{}", stats::console_summary(&self.streams, self.unix_secs));

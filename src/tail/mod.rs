@@ -162,8 +162,12 @@ impl Monitor {
         let stamp = Stamp::now();
         for i in 0..self.files.len() {
             let mut ignore = NullSink;
-            if let Ok(PathState::File(meta)) = stat_path(&self.files[i].path) {
-                self.open_file(i, &meta, now, &stamp, &mut ignore);
+            match stat_path(&self.files[i].path) {
+                Ok(PathState::File(meta)) => {
+                    self.open_file(i, &meta, now, &stamp, &mut ignore);
+                }
+                // Not there yet: whatever appears under the name later is new content.
+                _ => self.files[i].start = StartPos::Beginning,
             }
         }
         self.started = true;
