@@ -58,110 +58,241 @@ static ESCAPE: [u8; 256] = {
     t
 };
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any of 8 bytes is a control character, `"` or `\` (exact: a false answer
+/// means all 8 can be copied as they are).
+#[inline]
+fn word_needs_escape(x: u64) -> bool {
+    let control = x.wrapping_sub(LO * 0x20) & !x;
+    let q = x ^ (LO * u64::from(b'"'));
+    let quote = q.wrapping_sub(LO) & !q;
+    let b = x ^ (LO * u64::from(b'\\'));
+    let backslash = b.wrapping_sub(LO) & !b;
+    (control | quote | backslash) & HI != 0
+}
+
 fn escape_str_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        if i + 8 <= bytes.len() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[i..i + 8]);
+            if !word_needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let e = ESCAPE[b as usize];
-        if e == 0 {
-            continue;
+        if e != 0 {
+            out.extend_from_slice(&bytes[start..i]);
+            if e == b'u' {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+            } else {
+                out.push(b'\\');
+                out.push(e);
+            }
+            start = i + 1;
         }
-        out.extend_from_slice(&bytes[start..i]);
-        if e == b'u' {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
-        } else {
-            out.push(b'\\');
-            out.push(e);
-        }
-        start = i + 1;
+        i += 1;
     }
     out.extend_from_slice(&bytes[start..]);
 }
 
-/// Writes `raw` as a JSON string literal; invalid UTF-8 becomes U+FFFD.
+/// Writes `raw` as a JSON string literal; each invalid UTF-8 sequence becomes U+FFFD
+/// (as `String::from_utf8_lossy` would), without copying valid text twice.
 pub fn write_json_string(out: &mut Vec<u8>, raw: &[u8]) {
     out.push(b'"');
     match std::str::from_utf8(raw) {
-        Ok(s) => escape_str_into(out, s),
-        Err(_) => escape_str_into(out, &String::from_utf8_lossy(raw)),
+        Ok(text) => escape_str_into(out, text),
+        Err(_) => {
+            for chunk in raw.utf8_chunks() {
+                escape_str_into(out, chunk.valid());
+                if !chunk.invalid().is_empty() {
+                    out.extend_from_slice("\u{fffd}".as_bytes());
+                }
+            }
+        }
     }
     out.push(b'"');
 }
 
-/// The level keywords of the original logwisp, by priority: (level, bracket words,
-/// colon words, spaced words). `[ERR]`, `ERR:` and ` ERROR ` all mean ERROR, and so on.
-/// (level, words in `[W]` form, words in `W:` form, word in ` W ` form).
-type LevelWords = (
-    &'static str,
-    &'static [&'static [u8]],
-    &'static [&'static [u8]],
-    &'static [u8],
-);
-
-const LEVELS: [LevelWords; 5] = [
-    (
-        "ERROR",
-        &[b"ERROR", b"ERR", b"FATAL"],
-        &[b"ERROR", b"ERR", b"FATAL"],
-        b"ERROR",
-    ),
-    (
-        "WARN",
-        &[b"WARN", b"WARNING"],
-        &[b"WARN", b"WARNING"],
-        b"WARN",
-    ),
-    ("INFO", &[b"INFO", b"INF"], &[b"INFO", b"INF"], b"INFO"),
-    ("DEBUG", &[b"DEBUG", b"DBG"], &[b"DEBUG", b"DBG"], b"DEBUG"),
-    ("TRACE", &[b"TRACE"], &[b"TRACE"], b"TRACE"),
-];
-
-fn starts_with_ci(hay: &[u8], word: &[u8]) -> bool {
-    hay.len() >= word.len() && hay[..word.len()].eq_ignore_ascii_case(word)
+/// A keyword with its delimiter (`ERROR]`, `WARN:`, `INFO `), matched case-insensitively
+/// with one 64-bit compare: letters are folded to lower case by or-ing 0x20, which maps
+/// only `E`/`e` to `e` and so on, while the delimiter byte must match exactly.
+#[derive(Clone, Copy)]
+struct Pattern {
+    value: u64,
+    fold: u64,
+    keep: u64,
+    len: usize,
 }
 
-fn ends_with_ci(hay: &[u8], word: &[u8]) -> bool {
-    hay.len() >= word.len() && hay[hay.len() - word.len()..].eq_ignore_ascii_case(word)
+const fn pattern(text: &[u8]) -> Pattern {
+    let mut value = 0u64;
+    let mut fold = 0u64;
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        if b.is_ascii_alphabetic() {
+            value |= ((b | 0x20) as u64) << (8 * i);
+            fold |= 0x20u64 << (8 * i);
+        } else {
+            value |= (b as u64) << (8 * i);
+        }
+        i += 1;
+    }
+    let keep = if text.len() >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * text.len())) - 1
+    };
+    Pattern {
+        value,
+        fold,
+        keep,
+        len: text.len(),
+    }
+}
+
+impl Pattern {
+    /// Whether `bytes` starts with this keyword.
+    #[inline]
+    fn starts(&self, bytes: &[u8]) -> bool {
+        if bytes.len() < self.len {
+            return false;
+        }
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        ((u64::from_le_bytes(word) | self.fold) & self.keep) == self.value
+    }
+}
+
+/// The level keywords of the original logwisp, by priority: `[ERR]`, `ERR:` and
+/// ` ERROR ` all mean ERROR, and so on.
+struct Level {
+    name: &'static str,
+    /// Matched right after a `[`.
+    bracketed: &'static [Pattern],
+    /// Matched so that the pattern's final `:` is the `:` found.
+    colon: &'static [Pattern],
+    /// Matched right after a space.
+    spaced: Pattern,
+}
+
+static LEVELS: [Level; 5] = [
+    Level {
+        name: "ERROR",
+        bracketed: &[pattern(b"ERROR]"), pattern(b"ERR]"), pattern(b"FATAL]")],
+        colon: &[pattern(b"ERROR:"), pattern(b"ERR:"), pattern(b"FATAL:")],
+        spaced: pattern(b"ERROR "),
+    },
+    Level {
+        name: "WARN",
+        bracketed: &[pattern(b"WARN]"), pattern(b"WARNING]")],
+        colon: &[pattern(b"WARN:"), pattern(b"WARNING:")],
+        spaced: pattern(b"WARN "),
+    },
+    Level {
+        name: "INFO",
+        bracketed: &[pattern(b"INFO]"), pattern(b"INF]")],
+        colon: &[pattern(b"INFO:"), pattern(b"INF:")],
+        spaced: pattern(b"INFO "),
+    },
+    Level {
+        name: "DEBUG",
+        bracketed: &[pattern(b"DEBUG]"), pattern(b"DBG]")],
+        colon: &[pattern(b"DEBUG:"), pattern(b"DBG:")],
+        spaced: pattern(b"DEBUG "),
+    },
+    Level {
+        name: "TRACE",
+        bracketed: &[pattern(b"TRACE]")],
+        colon: &[pattern(b"TRACE:")],
+        spaced: pattern(b"TRACE "),
+    },
+];
+
+/// Letters that can begin a keyword (after `[` or a space) and end one (before `:`), in
+/// either case: a cheap filter so most bytes of a line cost one table lookup.
+static KEYWORD_START: [bool; 256] = letter_table(b"EFWIDT");
+static KEYWORD_END: [bool; 256] = letter_table(b"RLNGOFE");
+
+const fn letter_table(letters: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < letters.len() {
+        t[letters[i] as usize] = true;
+        t[letters[i].to_ascii_lowercase() as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// Bit j set when `chunk[j]` can start a keyword match (`[`, `:` or space). Written so the
+/// compiler turns it into a few vector compares and a movemask.
+#[inline]
+fn trigger_mask(chunk: &[u8; 16]) -> u32 {
+    let mut mask = 0u32;
+    for (j, &b) in chunk.iter().enumerate() {
+        mask |= u32::from(b == b' ' || b == b':' || b == b'[') << j;
+    }
+    mask
+}
+
+/// Which level the keyword at `line[i]` (a `[`, `:` or space) announces, among the first
+/// `best` levels.
+#[inline]
+fn level_at(line: &[u8], i: usize, best: usize) -> Option<usize> {
+    let n = line.len();
+    let candidates = &LEVELS[..best];
+    match line[i] {
+        b'[' if i + 1 < n && KEYWORD_START[line[i + 1] as usize] => {
+            let rest = &line[i + 1..];
+            candidates
+                .iter()
+                .position(|l| l.bracketed.iter().any(|p| p.starts(rest)))
+        }
+        b':' if i > 0 && KEYWORD_END[line[i - 1] as usize] => candidates.iter().position(|l| {
+            l.colon
+                .iter()
+                .any(|p| i + 1 >= p.len && p.starts(&line[i + 1 - p.len..]))
+        }),
+        b' ' if i + 1 < n && KEYWORD_START[line[i + 1] as usize] => {
+            let rest = &line[i + 1..];
+            candidates.iter().position(|l| l.spaced.starts(rest))
+        }
+        _ => None,
+    }
 }
 
 /// The level a plain line announces (case-insensitive), or `""`.
 pub fn detect_level(line: &[u8]) -> &'static str {
     let mut best = LEVELS.len();
-    for (i, &b) in line.iter().enumerate() {
-        let found = match b {
-            b'[' => {
-                let rest = &line[i + 1..];
-                LEVELS[..best].iter().position(|(_, words, _, _)| {
-                    words
-                        .iter()
-                        .any(|w| starts_with_ci(rest, w) && rest.get(w.len()) == Some(&b']'))
-                })
-            }
-            b':' => {
-                let before = &line[..i];
-                LEVELS[..best]
-                    .iter()
-                    .position(|(_, _, words, _)| words.iter().any(|w| ends_with_ci(before, w)))
-            }
-            b' ' => {
-                let rest = &line[i + 1..];
-                LEVELS[..best].iter().position(|(_, _, _, w)| {
-                    starts_with_ci(rest, w) && rest.get(w.len()) == Some(&b' ')
-                })
-            }
-            _ => None,
-        };
-        if let Some(level) = found {
-            best = level;
-            if best == 0 {
-                break;
+    let mut base = 0;
+    while base < line.len() && best > 0 {
+        let mut chunk = [0u8; 16];
+        let take = (line.len() - base).min(16);
+        chunk[..take].copy_from_slice(&line[base..base + take]);
+        let mut mask = trigger_mask(&chunk) & (u32::MAX >> (32 - take));
+        while mask != 0 && best > 0 {
+            let i = base + mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if let Some(level) = level_at(line, i, best) {
+                best = level;
             }
         }
+        base += 16;
     }
-    LEVELS.get(best).map_or("", |(name, ..)| name)
+    LEVELS.get(best).map_or("", |l| l.name)
 }
 
 fn open_entry(out: &mut Vec<u8>, time: &[u8; 27], source_json: &[u8]) {
@@ -400,6 +531,99 @@ mod tests {
         ];
         for (line, want) in cases {
             assert_eq!(detect_level(line.as_bytes()), want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn escaping_matches_serde_json_on_every_byte() {
+        for b in 0u8..=255 {
+            for len in [1usize, 7, 8, 9, 17] {
+                let mut raw = vec![b'a'; len];
+                raw[len / 2] = b;
+                let mut ours = Vec::new();
+                write_json_string(&mut ours, &raw);
+                let expected = serde_json::to_vec(&String::from_utf8_lossy(&raw)).unwrap();
+                let ours_v: String = serde_json::from_slice(&ours).unwrap();
+                let expected_v: String = serde_json::from_slice(&expected).unwrap();
+                assert_eq!(ours_v, expected_v, "byte {b:#x} len {len}");
+            }
+        }
+        let mut out = Vec::new();
+        write_json_string(&mut out, b"ok \xe2\x82 then \xf0\x9f\x98\x80 end");
+        let v: String = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            String::from_utf8_lossy(b"ok \xe2\x82 then \xf0\x9f\x98\x80 end")
+        );
+    }
+
+    /// The original's rule, literally: upper-case the line, take the first group with a
+    /// pattern it contains.
+    fn reference_level(line: &[u8]) -> &'static str {
+        let upper = line.to_ascii_uppercase();
+        let groups: [(&str, &[&str]); 5] = [
+            (
+                "ERROR",
+                &[
+                    "[ERROR]", "ERROR:", " ERROR ", "ERR:", "[ERR]", "FATAL:", "[FATAL]",
+                ],
+            ),
+            (
+                "WARN",
+                &["[WARN]", "WARN:", " WARN ", "WARNING:", "[WARNING]"],
+            ),
+            ("INFO", &["[INFO]", "INFO:", " INFO ", "[INF]", "INF:"]),
+            ("DEBUG", &["[DEBUG]", "DEBUG:", " DEBUG ", "[DBG]", "DBG:"]),
+            ("TRACE", &["[TRACE]", "TRACE:", " TRACE "]),
+        ];
+        for (name, pats) in groups {
+            if pats
+                .iter()
+                .any(|p| upper.windows(p.len()).any(|w| w == p.as_bytes()))
+            {
+                return name;
+            }
+        }
+        ""
+    }
+
+    #[test]
+    fn level_detection_equals_the_reference_on_random_lines() {
+        let pieces: [&[u8]; 16] = [
+            b"[",
+            b"]",
+            b":",
+            b" ",
+            b"error",
+            b"ERR",
+            b"fatal",
+            b"Warn",
+            b"WARNING",
+            b"info",
+            b"INF",
+            b"debug",
+            b"dbg",
+            b"trace",
+            b"x",
+            b"\xc3\xa9",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..50_000 {
+            let mut line = Vec::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut r = seed;
+            for _ in 0..(r % 9) {
+                r = r.rotate_left(5) ^ 0x5851_f42d;
+                line.extend_from_slice(pieces[(r % 16) as usize]);
+            }
+            assert_eq!(
+                detect_level(&line),
+                reference_level(&line),
+                "{:?}",
+                String::from_utf8_lossy(&line)
+            );
         }
     }
 
