@@ -499,9 +499,20 @@ impl Monitor {
             }
         }
         self.files[i].alias = false;
-        if self.files[i].open.is_none() && !self.open_file(i, meta, now, stamp, sink) {
-            return ReadState::Eof;
+        let mut fresh = None;
+        if self.files[i].open.is_none() {
+            if !self.open_file(i, meta, now, stamp, sink) {
+                return ReadState::Eof;
+            }
+            // The path's stat predates the open; what was just recorded comes from the
+            // descriptor. Compare like with like, or a write in between would look like
+            // the file's mtime going backwards.
+            fresh = self.files[i]
+                .open
+                .as_ref()
+                .and_then(|o| o.file.metadata().ok());
         }
+        let meta = fresh.as_ref().unwrap_or(meta);
         let max_line = self.max_line;
         let f = &mut self.files[i];
         match f.follow(meta, now, max_line, buf, budget, stamp, sink) {

@@ -1,0 +1,372 @@
+//! Command line and configuration: flags, exit codes, error messages, `--check`.
+
+use std::ffi::OsStr;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use crate::util::*;
+
+fn run(args: &[&str], cwd: &Path) -> Run {
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    run_logwisp(&args, &[], cwd)
+}
+
+fn write_config(dir: &TempDir, text: &str) -> PathBuf {
+    let path = dir.join("logwisp.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The 1-based line holding `marker` in `text`.
+fn line_of(text: &str, marker: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("{marker:?} not in config"))
+        + 1
+}
+
+const VALID: &str = "\
+[[streams]]
+name = \"app\"
+[streams.monitor]
+targets = [{ path = \"/tmp/logwisp-none\", pattern = \"*.log\" }]
+[streams.tcpserver]
+enabled = true
+port = 0
+";
+
+fn http_stream(name: &str, port: u16) -> String {
+    format!(
+        "[[streams]]\nname = \"{name}\"\n[streams.monitor]\ntargets = [{{ path = \"/tmp/x\" }}]\n\
+         [streams.httpserver]\nenabled = true\nport = {port} # <-\n"
+    )
+}
+
+#[test]
+fn version_is_one_line_with_tag_commit_and_build_time() {
+    let dir = TempDir::new();
+    let r = run(&["--version"], dir.path());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.stderr, "");
+    let line = r.stdout.strip_suffix('\n').expect("ends with a newline");
+    assert!(!line.contains('\n'), "more than one line: {:?}", r.stdout);
+    let rest = line
+        .strip_prefix("logwisp v")
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let (version, rest) = rest
+        .split_once(" (commit ")
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let numbers: Vec<&str> = version.split('-').next().unwrap().split('.').collect();
+    assert_eq!(numbers.len(), 3, "version {version:?}");
+    assert!(
+        numbers
+            .iter()
+            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    );
+    let (commit, rest) = rest
+        .split_once(", built ")
+        .unwrap_or_else(|| panic!("{line:?}"));
+    // A hash when built from git, "unknown" from a tarball.
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "commit {commit:?}"
+    );
+    let built = rest.strip_suffix(')').unwrap_or_else(|| panic!("{line:?}"));
+    assert!(is_rfc3339_utc(built, 0), "build time {built:?}");
+}
+
+#[test]
+fn help_exits_0_and_shows_usage() {
+    let dir = TempDir::new();
+    let r = run(&["--help"], dir.path());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(
+        r.stdout.contains("usage: logwisp [--config PATH]"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn bad_flags_exit_2_with_one_error_line_and_the_usage() {
+    let dir = TempDir::new();
+    for args in [
+        &["--bogus"][..],
+        &["--router-port", "0"],
+        &["--router-port", "70000"],
+        &["--router-port", "x"],
+        &["--config"],
+        &["stray"],
+    ] {
+        let r = run(args, dir.path());
+        assert_eq!(r.code, Some(2), "{args:?}: {r:?}");
+        assert_eq!(r.stdout, "", "{args:?}");
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{args:?}: {:?}", r.stderr);
+        assert!(
+            lines[0].starts_with("logwisp: "),
+            "{args:?}: {:?}",
+            lines[0]
+        );
+        assert!(
+            lines[1].starts_with("usage: logwisp "),
+            "{args:?}: {:?}",
+            lines[1]
+        );
+    }
+}
+
+#[test]
+fn config_errors_exit_1_naming_file_line_and_key() {
+    let dup_tcp = format!("{VALID}{}", VALID.replace("\"app\"", "\"b\""))
+        .replacen("port = 0", "port = 19999", 1)
+        .replacen("port = 0", "port = 19999 # <-", 1);
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "unknown key",
+            VALID.replace("port = 0", "port = 0\nbogus = 1 # <-"),
+            "streams[0].tcpserver.bogus",
+            "bogus",
+        ),
+        (
+            "unknown key in a stream",
+            VALID.replace("name = \"app\"", "name = \"app\"\ncolour = \"red\" # <-"),
+            "streams[0].colour",
+            "colour",
+        ),
+        (
+            "interval below 10 ms",
+            VALID.replace("[streams.monitor]", "[streams.monitor]\ncheck_interval_ms = 5 # <-"),
+            "streams[0].monitor.check_interval_ms",
+            "5",
+        ),
+        ("duplicate TCP port", dup_tcp, "streams[1].tcpserver.port", "19999"),
+        (
+            "HTTP port shared outside router mode",
+            format!("{}{}", http_stream("a", 18080).replace(" # <-", ""), http_stream("b", 18080)),
+            "streams[1].httpserver.port",
+            "router",
+        ),
+        (
+            "heartbeat interval below 1 s",
+            VALID.replace(
+                "port = 0",
+                "port = 0\n[streams.tcpserver.heartbeat]\nenabled = true\ninterval_seconds = 0 # <-",
+            ),
+            "streams[0].tcpserver.heartbeat.interval_seconds",
+            "0",
+        ),
+        (
+            "unknown limit_by",
+            VALID.replace(
+                "port = 0",
+                "port = 0\n[streams.tcpserver.rate_limit]\nenabled = true\nlimit_by = \"user\" # <-",
+            ),
+            "streams[0].tcpserver.rate_limit.limit_by",
+            "user",
+        ),
+        (
+            "target path with ..",
+            VALID.replace("/tmp/logwisp-none", "/tmp/../etc"),
+            "streams[0].monitor.targets[0].path",
+            "..",
+        ),
+        (
+            "port of the wrong type",
+            VALID.replace("port = 0", "port = \"x\" # <-"),
+            "streams[0].tcpserver.port",
+            "",
+        ),
+        (
+            "port out of range",
+            VALID.replace("port = 0", "port = 70000 # <-"),
+            "streams[0].tcpserver.port",
+            "70000",
+        ),
+    ];
+    for (what, text, key, detail) in cases {
+        let dir = TempDir::new();
+        let path = write_config(&dir, &text);
+        let r = run(&["--config", path.to_str().unwrap()], dir.path());
+        assert_eq!(r.code, Some(1), "{what}: {r:?}");
+        assert!(!r.stdout.contains("listening"), "{what}: {}", r.stdout);
+        let msg = r.stderr.trim_end();
+        let prefix = format!("logwisp: config error in {}", path.display());
+        assert!(msg.starts_with(&prefix), "{what}: {msg}");
+        assert!(msg.contains(&format!("key `{key}`")), "{what}: {msg}");
+        assert!(msg.contains(detail), "{what}: {msg}");
+        if text.contains("# <-") {
+            let line = line_of(&text, "# <-");
+            assert!(
+                msg.contains(&format!(", line {line},")),
+                "{what}: want line {line}: {msg}"
+            );
+        }
+    }
+}
+
+#[test]
+fn config_without_an_enabled_server_or_streams_is_rejected() {
+    for (what, text, key) in [
+        ("no streams", String::new(), "streams"),
+        (
+            "server disabled",
+            VALID.replace("enabled = true", "enabled = false"),
+            "streams[0]",
+        ),
+        (
+            "enabled left out",
+            VALID.replace("enabled = true\n", ""),
+            "streams[0]",
+        ),
+    ] {
+        let dir = TempDir::new();
+        let path = write_config(&dir, &text);
+        let r = run(&["--check", "--config", path.to_str().unwrap()], dir.path());
+        assert_eq!(r.code, Some(1), "{what}: {r:?}");
+        assert!(
+            r.stderr.contains(&format!("key `{key}`")),
+            "{what}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn bind_conflict_exits_1_naming_stream_protocol_and_port() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    for (table, proto) in [("tcpserver", "tcp"), ("httpserver", "http")] {
+        let dir = TempDir::new();
+        let text = format!(
+            "[[streams]]\nname = \"busy\"\n[streams.monitor]\n\
+             targets = [{{ path = \"{}\" }}]\n[streams.{table}]\nenabled = true\n\
+             address = \"127.0.0.1\"\nport = {port}\n",
+            dir.path().display()
+        );
+        let path = write_config(&dir, &text);
+        let r = run(&["--config", path.to_str().unwrap()], dir.path());
+        assert_eq!(r.code, Some(1), "{proto}: {r:?}");
+        let named = r
+            .stderr
+            .lines()
+            .any(|l| l.contains("busy") && l.contains(proto) && l.contains(&port.to_string()));
+        assert!(
+            named,
+            "{proto}: stderr does not name stream, protocol and port: {}",
+            r.stderr
+        );
+    }
+    drop(taken);
+}
+
+#[test]
+fn check_passes_on_every_deploy_config() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/config");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&deploy)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let names: Vec<&str> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap())
+        .collect();
+    for known in ["multi-stream.toml", "production.toml", "router.toml"] {
+        assert!(names.contains(&known), "{known} missing from {names:?}");
+    }
+    let cwd = TempDir::new();
+    for file in &files {
+        let path = file.to_str().unwrap();
+        let router = file.ends_with("router.toml");
+        let mut args = vec!["--check", "--config", path];
+        if router {
+            args.push("--router");
+        }
+        let r = run(&args, cwd.path());
+        assert_eq!(r.code, Some(0), "{path}: {r:?}");
+        assert!(r.stdout.starts_with("config OK"), "{path}: {}", r.stdout);
+        assert!(
+            !r.stdout.contains("listening"),
+            "--check must not bind: {}",
+            r.stdout
+        );
+        if router {
+            // Its streams share port 8080, which only router mode allows.
+            let r = run(&["--check", "--config", path], cwd.path());
+            assert_eq!(r.code, Some(1), "router.toml without --router: {r:?}");
+            assert!(r.stderr.contains("router"), "{}", r.stderr);
+        }
+    }
+}
+
+#[test]
+fn check_prints_streams_and_endpoints() {
+    let dir = TempDir::new();
+    let text = format!(
+        "{}{}",
+        http_stream("web", 18081).replace(" # <-", ""),
+        VALID.replace("port = 0", "port = 19091")
+    );
+    let path = write_config(&dir, &text);
+    let r = run(&["--check", "--config", path.to_str().unwrap()], dir.path());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    for want in ["web", "app", "18081", "19091", "/stream", "/status"] {
+        assert!(r.stdout.contains(want), "{want} missing: {}", r.stdout);
+    }
+}
+
+#[test]
+fn config_is_looked_up_from_flag_then_env_then_home_then_built_in() {
+    let dir = TempDir::new();
+    let flag = write_config(&dir, VALID);
+    let env_cfg = dir.join("env.toml");
+    std::fs::write(&env_cfg, VALID.replace("\"app\"", "\"from-env\"")).unwrap();
+    let home = dir.join("home");
+    std::fs::create_dir_all(home.join(".config")).unwrap();
+    std::fs::write(
+        home.join(".config/logwisp.toml"),
+        VALID.replace("\"app\"", "\"from-home\""),
+    )
+    .unwrap();
+    let empty_home = dir.join("empty-home");
+    std::fs::create_dir_all(&empty_home).unwrap();
+    let check = |args: &[&str], env: &[(&str, &OsStr)]| {
+        let mut all = vec![OsStr::new("--check")];
+        all.extend(args.iter().map(OsStr::new));
+        let r = run_logwisp(&all, env, dir.path());
+        assert_eq!(r.code, Some(0), "{args:?} {env:?}: {r:?}");
+        r.stdout
+    };
+    let out = check(
+        &["--config", flag.to_str().unwrap()],
+        &[
+            ("LOGWISP_CONFIG", env_cfg.as_os_str()),
+            ("HOME", home.as_os_str()),
+        ],
+    );
+    assert!(out.contains(flag.to_str().unwrap()), "{out}");
+    assert!(
+        !out.contains("from-env") && !out.contains("from-home"),
+        "{out}"
+    );
+    let out = check(
+        &[],
+        &[
+            ("LOGWISP_CONFIG", env_cfg.as_os_str()),
+            ("HOME", home.as_os_str()),
+        ],
+    );
+    assert!(
+        out.contains("from-env") && out.contains(env_cfg.to_str().unwrap()),
+        "{out}"
+    );
+    let out = check(&[], &[("HOME", home.as_os_str())]);
+    assert!(
+        out.contains("from-home") && out.contains(home.to_str().unwrap()),
+        "{out}"
+    );
+    let out = check(&[], &[("HOME", empty_home.as_os_str())]);
+    assert!(out.contains("default") && out.contains("8080"), "{out}");
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real `logwisp` binary on free loopback ports, real files in a
+//! temp dir per test, real sockets, exact bytes. Helpers live in `util`.
+
+mod cli_config;
+mod http;
+mod limits;
+mod rotation;
+mod router;
+mod streaming;
+mod util;
