@@ -1,0 +1,1334 @@
+//! Question: end to end on this machine, how many lines/s does logwisp carry from a file to 1, 100 and 1 000 real clients without losing one, how close is that to `tail -F | socat`, how prompt is it (write→receive latency), and what does it cost (RSS idle and per client, idle CPU, CPU per line, binary size)?
+//!
+//! `cargo bench --bench load [-- SCENARIO... --quick --idle-secs N --client-threads N
+//! --note TEXT --write|--no-write]`, scenarios: throughput ceiling floor latency memory idle
+//! size (default: all). Prints one table and writes it into BENCHMARKS.md (not for
+//! `--quick` unless `--write`).
+
+mod common;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const GROUPS: [&str; 9] = [
+    "throughput",
+    "ceiling",
+    "floor",
+    "ratio",
+    "cpu",
+    "latency",
+    "memory",
+    "idle",
+    "size",
+];
+const SCENARIOS: [&str; 7] = [
+    "throughput",
+    "ceiling",
+    "floor",
+    "latency",
+    "memory",
+    "idle",
+    "size",
+];
+
+struct Opts {
+    scenarios: Vec<String>,
+    quick: bool,
+    idle_secs: u64,
+    client_threads: usize,
+    note: Option<String>,
+    write: Option<bool>,
+}
+
+impl Opts {
+    fn parse() -> Result<Opts, String> {
+        let mut o = Opts {
+            scenarios: Vec::new(),
+            quick: false,
+            idle_secs: 60,
+            client_threads: 1,
+            note: None,
+            write: None,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--bench" => {} // passed by `cargo bench`
+                "--quick" => o.quick = true,
+                "--write" => o.write = Some(true),
+                "--no-write" => o.write = Some(false),
+                "--idle-secs" => {
+                    o.idle_secs = args
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or("--idle-secs needs a number of seconds")?
+                }
+                "--client-threads" => {
+                    o.client_threads = args
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|&n: &usize| n >= 1)
+                        .ok_or("--client-threads needs a number >= 1")?
+                }
+                "--note" => o.note = Some(args.next().ok_or("--note needs text")?),
+                s if SCENARIOS.contains(&s) => o.scenarios.push(s.to_string()),
+                s => {
+                    return Err(format!(
+                        "unknown argument {s:?}; scenarios: {}; flags: --quick --idle-secs N --client-threads N --note TEXT --write --no-write",
+                        SCENARIOS.join(" ")
+                    ));
+                }
+            }
+        }
+        if o.scenarios.is_empty() {
+            o.scenarios = SCENARIOS.iter().map(|s| s.to_string()).collect();
+        }
+        if o.quick && o.idle_secs == 60 {
+            o.idle_secs = 5;
+        }
+        Ok(o)
+    }
+
+    fn wants(&self, s: &str) -> bool {
+        self.scenarios.iter().any(|x| x == s)
+    }
+
+    /// The command that reproduces one scenario with these options.
+    fn command(&self, scenarios: &str) -> String {
+        let mut c = format!("cargo bench --bench load -- {scenarios}");
+        if self.quick {
+            c.push_str(" --quick");
+        }
+        let default_idle = if self.quick { 5 } else { 60 };
+        if scenarios.contains("idle") && self.idle_secs != default_idle {
+            c.push_str(&format!(" --idle-secs {}", self.idle_secs));
+        }
+        if self.client_threads != 1
+            && (scenarios.contains("throughput")
+                || scenarios.contains("ceiling")
+                || scenarios.contains("latency"))
+        {
+            c.push_str(&format!(" --client-threads {}", self.client_threads));
+        }
+        c
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Met {
+    Yes,
+    No,
+    Info,
+}
+
+struct Row {
+    scenario: String,
+    number: String,
+    target: String,
+    met: Met,
+    command: String,
+}
+
+impl Row {
+    fn group(&self) -> &str {
+        self.scenario.split(" · ").next().unwrap_or("")
+    }
+}
+
+struct Ctx {
+    opts: Opts,
+    rows: Vec<Row>,
+    details: Vec<String>,
+    /// 1-TCP-client throughput (lines/s), for the floor ratio.
+    tcp1_rate: Option<f64>,
+    floor_rate: Option<f64>,
+    /// Lines/s per client logwisp reached, by (protocol, clients), for the ceiling rows.
+    logwisp_rates: Vec<(Proto, usize, f64)>,
+}
+
+impl Ctx {
+    fn row(&mut self, scenario: String, number: String, target: &str, met: Met, cmd: &str) {
+        let command = self.opts.command(cmd);
+        // A '|' would split the markdown row.
+        let clean = |s: String| s.replace('|', "/");
+        let row = Row {
+            scenario: clean(scenario),
+            number: clean(number),
+            target: target.to_string(),
+            met,
+            command,
+        };
+        println!(
+            "  → {} | {} | {} | {}",
+            row.scenario,
+            row.number,
+            row.target,
+            met_text(row.met)
+        );
+        self.rows.push(row);
+    }
+
+    fn detail(&mut self, text: String) {
+        println!("    {text}");
+        self.details.push(text);
+    }
+}
+
+fn met_text(m: Met) -> &'static str {
+    match m {
+        Met::Yes => "met",
+        Met::No => "**not met**",
+        Met::Info => "—",
+    }
+}
+
+fn met(ok: bool) -> Met {
+    if ok { Met::Yes } else { Met::No }
+}
+
+fn main() {
+    let opts = match Opts::parse() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("load: {e}");
+            std::process::exit(2);
+        }
+    };
+    let nofile = raise_nofile();
+    println!(
+        "load bench: logwisp = {LOGWISP}; scenarios: {}{}; RLIMIT_NOFILE {nofile}",
+        opts.scenarios.join(" "),
+        if opts.quick { " (quick)" } else { "" }
+    );
+    let machine = machine_note();
+    let mut ctx = Ctx {
+        opts,
+        rows: Vec::new(),
+        details: Vec::new(),
+        tcp1_rate: None,
+        floor_rate: None,
+        logwisp_rates: Vec::new(),
+    };
+    let quick = ctx.opts.quick;
+    let scale = |full: u64, q: u64| if quick { q } else { full };
+
+    if ctx.opts.wants("throughput") {
+        let runs = [
+            (Proto::Tcp, 1, scale(4_000_000, 200_000)),
+            (Proto::Sse, 1, scale(3_000_000, 200_000)),
+            (Proto::Sse, 100, scale(300_000, 20_000)),
+            (Proto::Sse, 1000, scale(40_000, 4_000)),
+        ];
+        for (proto, clients, lines) in runs {
+            if let Err(e) = throughput(&mut ctx, proto, clients, lines) {
+                let name = format!("throughput · {}", label(proto, clients));
+                ctx.row(name, format!("failed: {e}"), "—", Met::No, "throughput");
+            }
+        }
+    }
+    if ctx.opts.wants("throughput") || ctx.opts.wants("ceiling") {
+        let runs = [
+            (Proto::Tcp, 1, scale(4_000_000, 200_000)),
+            (Proto::Sse, 1, scale(3_000_000, 200_000)),
+            (Proto::Sse, 100, scale(300_000, 20_000)),
+            (Proto::Sse, 1000, scale(40_000, 4_000)),
+        ];
+        for (proto, clients, lines) in runs {
+            if let Err(e) = ceiling(&mut ctx, proto, clients, lines) {
+                let name = format!("ceiling · {}", label(proto, clients));
+                ctx.row(name, format!("failed: {e}"), "—", Met::No, "ceiling");
+            }
+        }
+    }
+    if ctx.opts.wants("floor") {
+        if let Err(e) = floor(&mut ctx, scale(4_000_000, 200_000)) {
+            ctx.row(
+                "floor · `tail -n0 -F` piped into `socat`, 1 TCP client".into(),
+                format!("failed: {e}"),
+                "—",
+                Met::No,
+                "floor",
+            );
+        }
+    }
+    if let (Some(lw), Some(fl)) = (ctx.tcp1_rate, ctx.floor_rate) {
+        let r = lw / fl;
+        ctx.row(
+            "ratio · logwisp 1 TCP client ÷ floor".into(),
+            format!("{r:.2}× ({} / {} lines/s)", fmt_rate(lw), fmt_rate(fl)),
+            "≥ 0.3×",
+            met(r >= 0.3),
+            "throughput floor",
+        );
+    }
+    if ctx.opts.wants("latency") {
+        let secs = if quick { 3 } else { 10 };
+        if let Err(e) = latency(&mut ctx, 10, 1000, secs) {
+            ctx.row(
+                "latency · 10 SSE clients, 1 000 lines/s".into(),
+                format!("failed: {e}"),
+                "—",
+                Met::No,
+                "latency",
+            );
+        }
+    }
+    if ctx.opts.wants("memory") {
+        let steps = if quick { [200, 1000] } else { [1000, 10_000] };
+        if let Err(e) = memory(&mut ctx, steps) {
+            ctx.row(
+                "memory · idle SSE clients".into(),
+                format!("failed: {e}"),
+                "—",
+                Met::No,
+                "memory",
+            );
+        }
+    }
+    if ctx.opts.wants("idle") {
+        let secs = ctx.opts.idle_secs;
+        if let Err(e) = idle(&mut ctx, secs) {
+            ctx.row(
+                "idle · CPU, default config".into(),
+                format!("failed: {e}"),
+                "—",
+                Met::No,
+                "idle",
+            );
+        }
+    }
+    if ctx.opts.wants("size") {
+        size(&mut ctx);
+    }
+
+    let table = render_table(&ctx.rows);
+    println!("\n{table}");
+    let write = ctx.opts.write.unwrap_or(!ctx.opts.quick);
+    if write {
+        match write_benchmarks(&ctx, &machine) {
+            Ok(()) => println!("wrote {}", benchmarks_path().display()),
+            Err(e) => eprintln!("load: cannot write BENCHMARKS.md: {e}"),
+        }
+    } else {
+        println!("(BENCHMARKS.md not updated: --quick or --no-write; add --write to force)");
+    }
+    if ctx.rows.iter().any(|r| r.met == Met::No) {
+        println!("some targets were not met (see the table)");
+    }
+}
+
+fn label(proto: Proto, clients: usize) -> String {
+    let what = match proto {
+        Proto::Tcp => "TCP",
+        Proto::Sse => "SSE",
+    };
+    let n = group_thousands(clients as u64);
+    format!("{n} {what} client{}", if clients == 1 { "" } else { "s" })
+}
+
+fn group_thousands(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn bench_config(log: &std::path::Path, proto: Proto, buffer_size: usize) -> String {
+    ConfigSpec {
+        targets: &file_target(log),
+        http: proto == Proto::Sse,
+        tcp: proto == Proto::Tcp,
+        buffer_size,
+        check_interval_ms: 100,
+        heartbeat_secs: None,
+    }
+    .render()
+}
+
+/// Writes warm-up lines every 50 ms until every client has seen one (so each is
+/// subscribed), or fails after `timeout`.
+fn warm_up(file: &mut File, timeout: Duration, mut warmed: impl FnMut() -> bool) -> io::Result<()> {
+    let line = warmup_line();
+    let deadline = Instant::now() + timeout;
+    loop {
+        file.write_all(&line)?;
+        let next = Instant::now() + Duration::from_millis(50);
+        while Instant::now() < next {
+            if warmed() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::other("clients never saw a warm-up line"));
+        }
+    }
+}
+
+/// Waits until `done` reaches `clients`, giving up after `stall` without progress.
+fn wait_done(shared: &Shared, clients: usize, stall: Duration) -> bool {
+    let mut last = shared.lines.load(Ordering::Relaxed);
+    let mut last_change = Instant::now();
+    loop {
+        if shared.done.load(Ordering::Relaxed) >= clients {
+            return true;
+        }
+        if shared.closed.load(Ordering::Relaxed) >= clients {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        let now = shared.lines.load(Ordering::Relaxed);
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+        } else if last_change.elapsed() > stall {
+            return false;
+        }
+    }
+}
+
+struct Totals {
+    lines: u64,
+    bytes: u64,
+    missed: u64,
+    disorder: u64,
+    dropped: u64,
+    bad_clients: usize,
+    closed: usize,
+    first_error: Option<String>,
+}
+
+fn totals(checks: &[Check]) -> Totals {
+    let mut t = Totals {
+        lines: 0,
+        bytes: 0,
+        missed: 0,
+        disorder: 0,
+        dropped: 0,
+        bad_clients: 0,
+        closed: 0,
+        first_error: None,
+    };
+    for c in checks {
+        t.lines += c.lines;
+        t.bytes += c.bytes;
+        // Lines that never arrived at all count as missed too.
+        t.missed += c.missed + c.target.saturating_sub(c.lines + c.missed);
+        t.disorder += c.disorder;
+        t.dropped += c.dropped;
+        if !c.ok() || !c.is_done() {
+            t.bad_clients += 1;
+        }
+        if c.closed.is_some() {
+            t.closed += 1;
+        }
+        if t.first_error.is_none() {
+            t.first_error = c
+                .errors
+                .first()
+                .cloned()
+                .or_else(|| c.closed.clone().map(|e| format!("connection closed: {e}")));
+        }
+    }
+    t
+}
+
+fn throughput(ctx: &mut Ctx, proto: Proto, clients: usize, lines: u64) -> io::Result<()> {
+    let name = label(proto, clients);
+    println!("throughput: {name}, {lines} lines");
+    let dir = TempDir::new("throughput");
+    let log = dir.join("app.log");
+    File::create(&log)?;
+    let lw = Logwisp::start(
+        &dir.path,
+        &bench_config(&log, proto, 1_000_000),
+        proto == Proto::Sse,
+        proto == Proto::Tcp,
+    )?;
+    let addr = match proto {
+        Proto::Tcp => lw.tcp,
+        Proto::Sse => lw.http,
+    }
+    .expect("listener address");
+    let data = data_lines(lines);
+    let shared = Shared::new();
+    let fleets: Vec<_> = split(clients, ctx.opts.client_threads)
+        .into_iter()
+        .map(|n| spawn_fleet(shared.clone(), addr, proto, n, move || Check::strict(lines)))
+        .collect();
+    let mut file = OpenOptions::new().append(true).open(&log)?;
+    let warm = warm_up(&mut file, Duration::from_secs(60), || {
+        shared.warm.load(Ordering::Relaxed) >= clients
+    });
+    if let Err(e) = warm {
+        shared.stop.store(true, Ordering::Relaxed);
+        return Err(e);
+    }
+    let cpu0 = lw.cpu();
+    let probe = CpuProbe::start(Some(lw.pid));
+    let t0 = Instant::now();
+    for chunk in data.chunks(1 << 20) {
+        file.write_all(chunk)?;
+    }
+    let written = t0.elapsed();
+    let all_done = wait_done(&shared, clients, Duration::from_secs(15));
+    let cpu1 = lw.cpu();
+    let machine = probe.report();
+    let t_end = if all_done {
+        shared.at(shared.last_done_ns.load(Ordering::Relaxed))
+    } else {
+        Instant::now()
+    };
+    let mem = lw.mem();
+    shared.stop.store(true, Ordering::Relaxed);
+    let mut checks = Vec::new();
+    let mut client_cpu = 0;
+    for f in fleets {
+        let r = f.join().expect("fleet thread")?;
+        checks.extend(r.checks);
+        client_cpu += r.cpu_ns;
+    }
+    let status = lw.status().ok();
+    let stderr = lw.stderr_lines();
+    let exit = lw.stop()?;
+    drop(data);
+
+    let secs = t_end.duration_since(t0).as_secs_f64();
+    let t = totals(&checks);
+    let rate = lines as f64 / secs;
+    let mbps = t.bytes as f64 / secs / 1e6;
+    let lw_cpu = cpu1.secs_since(&cpu0);
+    let ok = all_done && t.missed == 0 && t.disorder == 0 && t.dropped == 0 && t.bad_clients == 0;
+    let number = if clients == 1 {
+        format!(
+            "{} lines/s · {mbps:.0} MB/s · {}",
+            fmt_rate(rate),
+            loss_text(&t)
+        )
+    } else {
+        format!(
+            "{} lines/s in → {} lines/s · {mbps:.0} MB/s out (all clients) · {}",
+            fmt_rate(rate),
+            fmt_rate(t.lines as f64 / secs),
+            loss_text(&t)
+        )
+    };
+    let target = "every client gets every line, in order";
+    ctx.row(
+        format!("throughput · {name}"),
+        number,
+        target,
+        met(ok),
+        "throughput",
+    );
+    ctx.detail(format!(
+        "throughput {name}: {lines} lines ({} MB file) in {secs:.2} s; writer done after {:.2} s; logwisp CPU {:.2} s = {:.0} % of a core; reader thread(s) {:.0} % of a core; logwisp RSS {} (HWM {}) at the end",
+        lines * LINE_LEN as u64 / 1_000_000,
+        written.as_secs_f64(),
+        lw_cpu,
+        lw_cpu / secs * 100.0,
+        client_cpu as f64 / 1e9 / secs * 100.0,
+        mib(mem.rss),
+        mib(mem.hwm),
+    ));
+    ctx.detail(format!("  {machine}"));
+    if let Some(s) = status {
+        let d = &s["delivery"];
+        ctx.detail(format!(
+            "  /status after the run: dropped_entries {}, bytes_sent {}, sse_clients {}",
+            d["dropped_entries"], d["bytes_sent"], d["sse_clients"]
+        ));
+    }
+    if let Some(e) = &t.first_error {
+        ctx.detail(format!("  first problem seen by a client: {e}"));
+    }
+    if !all_done {
+        ctx.detail(format!(
+            "  not every client finished: {} of {clients} done, {} closed",
+            shared.done.load(Ordering::Relaxed),
+            t.closed
+        ));
+    }
+    if !exit.success() || !stderr.is_empty() {
+        ctx.detail(format!("  logwisp {exit}; stderr: {}", stderr.join(" | ")));
+    }
+    if ok {
+        ctx.logwisp_rates.push((proto, clients, rate));
+    }
+    if proto == Proto::Tcp && clients == 1 {
+        ctx.tcp1_rate = Some(rate);
+        let per_m = lw_cpu / (lines as f64 / 1e6) * 1000.0;
+        ctx.row(
+            "cpu · logwisp CPU per million lines (1 TCP client)".into(),
+            format!(
+                "{per_m:.0} ms CPU per M lines ({:.0} % of a core during the run)",
+                lw_cpu / secs * 100.0
+            ),
+            "— (lower is better)",
+            Met::Info,
+            "throughput",
+        );
+    }
+    Ok(())
+}
+
+fn loss_text(t: &Totals) -> String {
+    if t.missed == 0 && t.disorder == 0 && t.dropped == 0 && t.bad_clients == 0 {
+        "0 missed".into()
+    } else {
+        format!(
+            "{} missed, {} out of order, {} dropped, {} bad clients",
+            t.missed, t.disorder, t.dropped, t.bad_clients
+        )
+    }
+}
+
+/// The same readers fed by a thread writing pre-rendered logwisp frames: how fast the
+/// harness can take bytes, so it is known not to be what limits logwisp's numbers.
+fn ceiling(ctx: &mut Ctx, proto: Proto, clients: usize, lines: u64) -> io::Result<()> {
+    let name = label(proto, clients);
+    println!("ceiling: {name}, {lines} lines");
+    let block_lines = lines.min(100_000);
+    let reps = lines.div_ceil(block_lines);
+    let total = block_lines * reps;
+    let block = Arc::new(render_block(block_lines, proto));
+    let head = match proto {
+        Proto::Sse => sse_preamble(),
+        Proto::Tcp => Vec::new(),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let shared = Shared::new();
+    let start_ns = Arc::new(AtomicU64::new(0));
+    let source = spawn_source(
+        listener,
+        clients,
+        head,
+        block,
+        reps,
+        start_ns.clone(),
+        shared.clone(),
+    );
+    let fleets: Vec<_> = split(clients, ctx.opts.client_threads)
+        .into_iter()
+        .map(|n| {
+            spawn_fleet(shared.clone(), addr, proto, n, move || {
+                let mut c = Check::strict(total);
+                c.wrap = block_lines;
+                c
+            })
+        })
+        .collect();
+    let probe = CpuProbe::start(None);
+    let all_done = wait_done(&shared, clients, Duration::from_secs(15));
+    let t_end = if all_done {
+        shared.at(shared.last_done_ns.load(Ordering::Relaxed))
+    } else {
+        Instant::now()
+    };
+    let machine = probe.report();
+    shared.stop.store(true, Ordering::Relaxed);
+    let mut checks = Vec::new();
+    let mut client_cpu = 0;
+    for f in fleets {
+        let r = f.join().expect("fleet thread")?;
+        checks.extend(r.checks);
+        client_cpu += r.cpu_ns;
+    }
+    let source_cpu = source.join().expect("source thread")?;
+    let t0 = shared.at(start_ns.load(Ordering::SeqCst));
+    let secs = t_end.duration_since(t0).as_secs_f64();
+    let t = totals(&checks);
+    let rate = total as f64 / secs;
+    let mbps = t.bytes as f64 / secs / 1e6;
+    let ok = all_done && t.bad_clients == 0;
+    let mut number = if clients == 1 {
+        format!("{} lines/s · {mbps:.0} MB/s", fmt_rate(rate))
+    } else {
+        format!(
+            "{} lines/s per client → {} lines/s · {mbps:.0} MB/s (all clients)",
+            fmt_rate(rate),
+            fmt_rate(t.lines as f64 / secs)
+        )
+    };
+    let logwisp_rate = ctx
+        .logwisp_rates
+        .iter()
+        .find(|(p, c, _)| *p == proto && *c == clients)
+        .map(|r| r.2);
+    let verdict = match logwisp_rate {
+        _ if !ok => Met::No,
+        Some(lw) => {
+            number.push_str(&format!(" = {:.1}× logwisp", rate / lw));
+            met(rate > lw)
+        }
+        None => Met::Info,
+    };
+    ctx.row(
+        format!("ceiling · {name} (readers alone, trivial source)"),
+        number,
+        "above logwisp's number (readers are not the limit)",
+        verdict,
+        "ceiling",
+    );
+    ctx.detail(format!(
+        "ceiling {name}: {total} lines in {secs:.2} s; reader thread(s) {:.0} % of a core, source thread {:.0} %; {machine}{}",
+        client_cpu as f64 / 1e9 / secs * 100.0,
+        source_cpu as f64 / 1e9 / secs * 100.0,
+        t.first_error
+            .as_ref()
+            .map(|e| format!("; problem: {e}"))
+            .unwrap_or_default()
+    ));
+    Ok(())
+}
+
+/// Makes sure `socat` is there: installs it with apt-get when root, else says how.
+fn ensure_socat() -> Result<(), String> {
+    let have = || {
+        Command::new("socat")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if have() {
+        return Ok(());
+    }
+    if !is_root() {
+        return Err("socat is not installed; install it with `sudo apt-get install -y socat` (or your package manager) and rerun `cargo bench --bench load -- floor`".into());
+    }
+    println!("floor: installing socat with apt-get");
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "socat"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !install() {
+        let _ = Command::new("apt-get").arg("update").status();
+        install();
+    }
+    if have() {
+        Ok(())
+    } else {
+        Err("could not install socat with apt-get; install it and rerun".into())
+    }
+}
+
+/// The physical floor: `tail -n0 -F FILE | socat` to one TCP reader, same file, same lines.
+fn floor(ctx: &mut Ctx, lines: u64) -> io::Result<()> {
+    println!("floor: tail -n0 -F piped into socat, {lines} lines");
+    ensure_socat().map_err(io::Error::other)?;
+    let dir = TempDir::new("floor");
+    let log = dir.join("app.log");
+    File::create(&log)?;
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let mut pipeline = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tail -n0 -F '{}' | socat -u - TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr",
+            log.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()?;
+    let pgid = pipeline.id() as libc::pid_t;
+    let kill = |pgid: libc::pid_t| {
+        // SAFETY: kill(2) on the process group we created.
+        unsafe { libc::kill(-pgid, libc::SIGTERM) };
+    };
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let sock = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match std::net::TcpStream::connect(addr) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > deadline => {
+                    kill(pgid);
+                    return Err(e);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    };
+    let data = data_lines(lines);
+    let shared = Shared::new();
+    let reader = {
+        let shared = shared.clone();
+        std::thread::spawn(move || -> io::Result<(Check, u64)> {
+            let cpu0 = thread_cpu_ns();
+            sock.set_nonblocking(true)?;
+            let mut fleet = Fleet::new()?;
+            let key = fleet.adopt(sock, Proto::Tcp, Check::strict(lines))?;
+            while !shared.stop.load(Ordering::Relaxed) {
+                fleet.turn(Duration::from_millis(5))?;
+                shared.lines.store(fleet.lines, Ordering::Relaxed);
+                shared.warm.store(fleet.warm, Ordering::Relaxed);
+                shared.closed.store(fleet.closed, Ordering::Relaxed);
+                if fleet.done > 0 && shared.done.load(Ordering::Relaxed) == 0 {
+                    if let Some(t) = fleet.last_done {
+                        shared
+                            .last_done_ns
+                            .store(shared.since_epoch(t), Ordering::Relaxed);
+                    }
+                    shared.done.store(1, Ordering::Relaxed);
+                }
+            }
+            let check = fleet.get(key).map(|c| c.check.clone()).expect("client");
+            Ok((check, thread_cpu_ns() - cpu0))
+        })
+    };
+    let mut file = OpenOptions::new().append(true).open(&log)?;
+    if let Err(e) = warm_up(&mut file, Duration::from_secs(30), || {
+        shared.warm.load(Ordering::Relaxed) >= 1
+    }) {
+        shared.stop.store(true, Ordering::Relaxed);
+        kill(pgid);
+        return Err(e);
+    }
+    let probe = CpuProbe::start(None);
+    let t0 = Instant::now();
+    for chunk in data.chunks(1 << 20) {
+        file.write_all(chunk)?;
+    }
+    let written = t0.elapsed();
+    let all_done = wait_done(&shared, 1, Duration::from_secs(15));
+    let t_end = if all_done {
+        shared.at(shared.last_done_ns.load(Ordering::Relaxed))
+    } else {
+        Instant::now()
+    };
+    let machine = probe.report();
+    shared.stop.store(true, Ordering::Relaxed);
+    let (check, reader_cpu) = reader.join().expect("reader thread")?;
+    kill(pgid);
+    let _ = pipeline.wait();
+    let secs = t_end.duration_since(t0).as_secs_f64();
+    let t = totals(std::slice::from_ref(&check));
+    let rate = lines as f64 / secs;
+    let mbps = t.bytes as f64 / secs / 1e6;
+    ctx.floor_rate = Some(rate);
+    ctx.row(
+        "floor · `tail -n0 -F` piped into `socat`, 1 TCP client".into(),
+        format!(
+            "{} lines/s · {mbps:.0} MB/s (raw lines) · {}",
+            fmt_rate(rate),
+            loss_text(&t)
+        ),
+        "— (reference)",
+        if all_done { Met::Info } else { Met::No },
+        "floor",
+    );
+    ctx.detail(format!(
+        "floor: {lines} lines in {secs:.2} s; writer done after {:.2} s; reader thread {:.0} % of a core; {machine} (tail and socat are in \"other\"){}",
+        written.as_secs_f64(),
+        reader_cpu as f64 / 1e9 / secs * 100.0,
+        t.first_error
+            .as_ref()
+            .map(|e| format!("; problem: {e}"))
+            .unwrap_or_default()
+    ));
+    Ok(())
+}
+
+/// Write→receive latency at a steady rate, one `write()` per line carrying its
+/// CLOCK_REALTIME stamp; the writer keeps absolute deadlines.
+fn latency(ctx: &mut Ctx, clients: usize, per_sec: u64, secs: u64) -> io::Result<()> {
+    let lines = per_sec * secs;
+    println!("latency: {clients} SSE clients, {per_sec} lines/s for {secs} s");
+    let dir = TempDir::new("latency");
+    let log = dir.join("app.log");
+    File::create(&log)?;
+    let lw = Logwisp::start(
+        &dir.path,
+        &bench_config(&log, Proto::Sse, 1000),
+        true,
+        false,
+    )?;
+    let addr = lw.http.expect("http address");
+    let shared = Shared::new();
+    let fleets: Vec<_> = split(clients, ctx.opts.client_threads)
+        .into_iter()
+        .map(|n| {
+            spawn_fleet(shared.clone(), addr, Proto::Sse, n, move || {
+                let mut c = Check::strict(lines);
+                c.want_latency = true;
+                c.latency_ns.reserve(lines as usize);
+                c
+            })
+        })
+        .collect();
+    let mut file = OpenOptions::new().append(true).open(&log)?;
+    warm_up(&mut file, Duration::from_secs(30), || {
+        shared.warm.load(Ordering::Relaxed) >= clients
+    })
+    .inspect_err(|_| shared.stop.store(true, Ordering::Relaxed))?;
+    std::thread::sleep(Duration::from_millis(200));
+    let cpu0 = lw.cpu();
+    let probe = CpuProbe::start(Some(lw.pid));
+    let mut lateness = paced_writes(&mut file, lines, per_sec)?;
+    let all_done = wait_done(&shared, clients, Duration::from_secs(5));
+    let cpu1 = lw.cpu();
+    let machine = probe.report();
+    shared.stop.store(true, Ordering::Relaxed);
+    let mut checks = Vec::new();
+    for f in fleets {
+        checks.extend(f.join().expect("fleet thread")?.checks);
+    }
+    let exit = lw.stop()?;
+    if let Some(path) = std::env::var_os("LOGWISP_BENCH_LATENCY_DUMP") {
+        // One line per entry of the first client, in seq order: "seq latency_ns".
+        let text: String = checks[0]
+            .latency_ns
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("{} {l}\n", i + 1))
+            .collect();
+        fs::write(path, text)?;
+    }
+    let t = totals(&checks);
+    let mut lat: Vec<u64> = checks
+        .iter()
+        .flat_map(|c| c.latency_ns.iter().copied())
+        .collect();
+    lat.sort_unstable();
+    lateness.sort_unstable();
+    let us = |ns: u64| ns as f64 / 1000.0;
+    let (p50, p99, p999, max) = (
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0),
+        percentile(&lat, 99.9),
+        lat.last().copied().unwrap_or(0),
+    );
+    let ok_lines = all_done && t.missed == 0 && t.disorder == 0 && t.dropped == 0;
+    let what = format!(
+        "latency · write→receive, {clients} SSE clients, {} lines/s",
+        group_thousands(per_sec)
+    );
+    ctx.row(
+        format!("{what}, p50 / p99"),
+        format!(
+            "p50 {:.0} µs · p99 {:.0} µs · p99.9 {:.0} µs ({} samples, {})",
+            us(p50),
+            us(p99),
+            us(p999),
+            lat.len(),
+            loss_text(&t)
+        ),
+        "p99 ≤ 0.3 ms",
+        met(p99 <= 300_000 && ok_lines),
+        "latency",
+    );
+    ctx.row(
+        format!("{what}, max"),
+        format!("max {:.0} µs", us(max)),
+        "max ≤ 3 ms",
+        met(max <= 3_000_000 && ok_lines),
+        "latency",
+    );
+    ctx.detail(format!(
+        "latency: writer woke late by p50 {:.0} µs / p99 {:.0} µs / max {:.0} µs after its deadline (not counted in the latency: each line is stamped right before its write()); logwisp CPU {:.1} % of a core at {per_sec} lines/s; {exit}",
+        us(percentile(&lateness, 50.0)),
+        us(percentile(&lateness, 99.0)),
+        us(lateness.last().copied().unwrap_or(0)),
+        cpu1.secs_since(&cpu0) / secs as f64 * 100.0,
+    ));
+    ctx.detail(format!("  {machine}"));
+    if let Some(e) = &t.first_error {
+        ctx.detail(format!("  first problem seen by a client: {e}"));
+    }
+    let probe = CpuProbe::start(None);
+    let (c50, c99, cmax) = latency_control(per_sec, secs)?;
+    ctx.row(
+        "latency · control: same writer → TCP socket → same reader, no logwisp".into(),
+        format!(
+            "p50 {:.0} µs · p99 {:.0} µs · max {:.0} µs",
+            us(c50),
+            us(c99),
+            us(cmax)
+        ),
+        "— (what the machine adds)",
+        Met::Info,
+        "latency",
+    );
+    ctx.detail(format!("  control run: {}", probe.report()));
+    Ok(())
+}
+
+/// Writes lines 1..=count at `per_sec` with absolute deadlines, one `write()` each, every
+/// line stamped with CLOCK_REALTIME just before its write. Returns how late the writer
+/// woke for each deadline (ns).
+fn paced_writes(out: &mut impl Write, count: u64, per_sec: u64) -> io::Result<Vec<u64>> {
+    let period = 1_000_000_000 / per_sec;
+    let start = mono_ns() + 10_000_000;
+    let mut lateness = Vec::with_capacity(count as usize);
+    let mut line = Vec::with_capacity(LINE_LEN);
+    for seq in 1..=count {
+        let deadline = start + seq * period;
+        sleep_until_mono_ns(deadline);
+        lateness.push(mono_ns().saturating_sub(deadline));
+        line.clear();
+        data_line(&mut line, seq, 0, Some(realtime_ns()));
+        out.write_all(&line)?;
+    }
+    Ok(lateness)
+}
+
+/// The same paced lines written straight into a TCP socket read by the same reader
+/// thread: the latency this machine (scheduler, loopback, harness) adds with no logwisp.
+fn latency_control(per_sec: u64, secs: u64) -> io::Result<(u64, u64, u64)> {
+    let lines = per_sec * secs;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let shared = Shared::new();
+    let fleet = spawn_fleet(shared.clone(), addr, Proto::Tcp, 1, move || {
+        let mut c = Check::strict(lines);
+        c.want_latency = true;
+        c.latency_ns.reserve(lines as usize);
+        c
+    });
+    let (mut sock, _) = listener.accept()?;
+    sock.set_nodelay(true)?;
+    paced_writes(&mut sock, lines, per_sec)?;
+    wait_done(&shared, 1, Duration::from_secs(5));
+    shared.stop.store(true, Ordering::Relaxed);
+    let checks = fleet.join().expect("fleet thread")?.checks;
+    let mut lat = checks[0].latency_ns.clone();
+    lat.sort_unstable();
+    Ok((
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0),
+        lat.last().copied().unwrap_or(0),
+    ))
+}
+
+/// Resident memory idle, then with N idle SSE clients connected.
+fn memory(ctx: &mut Ctx, steps: [usize; 2]) -> io::Result<()> {
+    println!(
+        "memory: idle, then {} and {} idle SSE clients",
+        steps[0], steps[1]
+    );
+    let dir = TempDir::new("memory");
+    let log = dir.join("app.log");
+    File::create(&log)?;
+    let lw = Logwisp::start(
+        &dir.path,
+        &bench_config(&log, Proto::Sse, 1000),
+        true,
+        false,
+    )?;
+    let addr = lw.http.expect("http address");
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = lw.mem();
+    ctx.row(
+        "memory · RSS idle after startup".into(),
+        format!("VmRSS {} · VmHWM {}", mib(idle.rss), mib(idle.hwm)),
+        "≤ 2.5 MiB",
+        met(idle.rss <= 5 * 1024 * 1024 / 2),
+        "memory",
+    );
+    let mut fleet = Fleet::new()?;
+    for (i, &n) in steps.iter().enumerate() {
+        while fleet.len() < n {
+            let batch = (n - fleet.len()).min(250);
+            for _ in 0..batch {
+                fleet.connect(addr, Proto::Sse, "/stream", None, Check::loose(0))?;
+            }
+            let want = fleet.len();
+            if !fleet.run_until(Duration::from_secs(30), |f| f.connected >= want) {
+                return Err(io::Error::other(format!(
+                    "only {} of {want} SSE clients got `event: connected` ({} closed)",
+                    fleet.connected, fleet.closed
+                )));
+            }
+        }
+        fleet.run_until(Duration::from_secs(1), |_| false);
+        let m = lw.mem();
+        let per = m.rss.saturating_sub(idle.rss) / n as u64;
+        let status = lw.status().ok();
+        let served = status
+            .as_ref()
+            .map(|s| s["delivery"]["sse_clients"].to_string())
+            .unwrap_or_else(|| "?".into());
+        let last = i == steps.len() - 1;
+        ctx.row(
+            format!("memory · {} idle SSE clients", group_thousands(n as u64)),
+            format!(
+                "VmRSS {} · VmHWM {} · {} per client",
+                mib(m.rss),
+                mib(m.hwm),
+                kib(per)
+            ),
+            if last { "≤ 6 KiB per client" } else { "—" },
+            if last {
+                met(per <= 6 * 1024)
+            } else {
+                Met::Info
+            },
+            "memory",
+        );
+        ctx.detail(format!(
+            "memory with {n} clients: /status sse_clients = {served}; (RSS_N − RSS_idle) / N = {} bytes",
+            per
+        ));
+    }
+    drop(fleet);
+    let exit = lw.stop()?;
+    if !exit.success() {
+        ctx.detail(format!("memory: logwisp {exit}"));
+    }
+    Ok(())
+}
+
+/// CPU used over `secs` doing nothing, on the built-in default config.
+fn idle(ctx: &mut Ctx, secs: u64) -> io::Result<()> {
+    println!("idle: {secs} s on the default config");
+    let dir = TempDir::new("idle");
+    let free_8080 = TcpListener::bind("0.0.0.0:8080").is_ok();
+    let (lw, how) = if free_8080 {
+        (
+            Logwisp::start_default(&dir.path)?,
+            "built-in default config (no config file, empty cwd)",
+        )
+    } else {
+        let cfg = logwisp::config::BUILT_IN.replace("port = 8080", "port = 0");
+        (
+            Logwisp::start(&dir.path, &cfg, true, false)?,
+            "built-in default config with port 0 (8080 was busy)",
+        )
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let cpu0 = lw.cpu();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let cpu1 = lw.cpu();
+    let wall = t0.elapsed().as_secs_f64();
+    let mem = lw.mem();
+    let exit = lw.stop()?;
+    let tick_pct = cpu1.tick_secs_since(&cpu0) / wall * 100.0;
+    let fine = cpu1.sched_ns.is_some() && cpu0.sched_ns.is_some();
+    let fine_pct = cpu1.secs_since(&cpu0) / wall * 100.0;
+    let mut number = format!(
+        "{tick_pct:.3} % of a core ({} ticks of utime+stime in {wall:.0} s)",
+        cpu1.ticks - cpu0.ticks
+    );
+    if fine {
+        number.push_str(&format!(
+            " · schedstat {fine_pct:.4} % ({:.1} ms)",
+            cpu1.secs_since(&cpu0) * 1000.0
+        ));
+    }
+    ctx.row(
+        format!("idle · CPU over {secs} s, default config"),
+        number,
+        "≤ 0.05 % of a core",
+        met(tick_pct <= 0.05),
+        "idle",
+    );
+    ctx.detail(format!(
+        "idle: {how}; met? uses utime+stime from /proc/PID/stat (10 ms ticks); /proc/PID/schedstat is the scheduler's ns count of the same time; RSS {} at the end; {exit}",
+        mib(mem.rss)
+    ));
+    Ok(())
+}
+
+fn size(ctx: &mut Ctx) {
+    let mut path = std::path::PathBuf::from(LOGWISP);
+    if !path.ends_with("release/logwisp") {
+        // The bench profile normally shares target/release; build it if it does not.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let _ = Command::new(cargo)
+            .args(["build", "--release"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status();
+        path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/logwisp");
+    }
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let n = bytes.len() as u64;
+            let stripped = memchr::memmem::find(&bytes, b".symtab").is_none();
+            ctx.row(
+                "size · release binary".into(),
+                format!(
+                    "{} bytes = {}{}",
+                    group_thousands(n),
+                    mib(n),
+                    if stripped {
+                        " (stripped)"
+                    } else {
+                        " (NOT stripped)"
+                    }
+                ),
+                "≤ 2 MiB",
+                met(n <= 2 * 1024 * 1024),
+                "size",
+            );
+            ctx.detail(format!("size: {}", path.display()));
+        }
+        Err(e) => ctx.row(
+            "size · release binary".into(),
+            format!("cannot read {}: {e}", path.display()),
+            "≤ 2 MiB",
+            Met::No,
+            "size",
+        ),
+    }
+}
+
+fn render_table(rows: &[Row]) -> String {
+    let mut t =
+        String::from("| scenario | number | target | met? | command |\n|---|---|---|---|---|\n");
+    for r in rows {
+        t.push_str(&format!(
+            "| {} | {} | {} | {} | `{}` |\n",
+            r.scenario,
+            r.number,
+            r.target,
+            met_text(r.met),
+            r.command
+        ));
+    }
+    t
+}
+
+/// Rows of groups not run this time are kept from the previous table, marked with the run
+/// they came from.
+fn write_benchmarks(ctx: &Ctx, machine: &str) -> io::Result<()> {
+    let ran: Vec<&str> = ctx.rows.iter().map(|r| r.group()).collect();
+    let mut rows: Vec<Row> = Vec::new();
+    if let Some(old) = read_section("load") {
+        let old_run = old
+            .lines()
+            .find_map(|l| l.strip_prefix("Run: "))
+            .map(|l| l.split(" · ").take(2).collect::<Vec<_>>().join(", "))
+            .unwrap_or_else(|| "an earlier run".into());
+        for line in old.lines() {
+            let cells: Vec<&str> = line
+                .trim()
+                .trim_matches('|')
+                .split(" | ")
+                .map(str::trim)
+                .collect();
+            // A cell must never hold " | " (it would split the row); rows from older
+            // formats that did are dropped rather than mangled.
+            if !line.starts_with("| ") || cells.len() != 5 || cells[0] == "scenario" {
+                continue;
+            }
+            let group = cells[0].split(" · ").next().unwrap_or("");
+            if !GROUPS.contains(&group) || ran.contains(&group) {
+                continue;
+            }
+            let met = match cells[3] {
+                "met" => Met::Yes,
+                "**not met**" => Met::No,
+                _ => Met::Info,
+            };
+            let mut command = cells[4].trim_matches('`').to_string();
+            if let Some(i) = command.find("` (from ") {
+                command.truncate(i);
+            }
+            let from = cells[4]
+                .find("(from ")
+                .map(|i| cells[4][i..].to_string())
+                .unwrap_or_else(|| format!("(from {old_run})"));
+            rows.push(Row {
+                scenario: cells[0].into(),
+                number: cells[1].into(),
+                target: cells[2].into(),
+                met,
+                command: format!("{command}` {from}"),
+            });
+        }
+    }
+    for r in &ctx.rows {
+        rows.push(Row {
+            scenario: r.scenario.clone(),
+            number: r.number.clone(),
+            target: r.target.clone(),
+            met: r.met,
+            command: r.command.clone(),
+        });
+    }
+    rows.sort_by_key(|r| GROUPS.iter().position(|g| *g == r.group()).unwrap_or(99));
+    let mut table =
+        String::from("| scenario | number | target | met? | command |\n|---|---|---|---|---|\n");
+    for r in &rows {
+        let cmd = if r.command.contains("` (from ") {
+            format!("`{}", r.command)
+        } else {
+            format!("`{}`", r.command)
+        };
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {cmd} |\n",
+            r.scenario,
+            r.number,
+            r.target,
+            met_text(r.met)
+        ));
+    }
+    let mut args: Vec<String> = Vec::new();
+    let mut raw = std::env::args().skip(1);
+    while let Some(a) = raw.next() {
+        match a.as_str() {
+            "--bench" | "--write" => {}
+            "--note" => {
+                raw.next();
+                args.push("--note …".into());
+            }
+            _ => args.push(a),
+        }
+    }
+    let mut body = String::new();
+    body.push_str("## Load\n\n");
+    body.push_str(&format!(
+        "Run: {} · commit {} · `cargo bench --bench load{}`\n\n",
+        today(),
+        git_commit(),
+        if args.is_empty() {
+            String::new()
+        } else {
+            format!(" -- {}", args.join(" "))
+        }
+    ));
+    body.push_str(&format!("Machine: {machine}.\n"));
+    if let Some(n) = &ctx.opts.note {
+        body.push_str(&format!("Note: {n}\n"));
+    }
+    body.push_str(
+        "\nEach line in the log file is 100 bytes (`seq=NNNNNNNN:0 ` + filler); every client checks \
+every sequence number. Throughput runs use `buffer_size = 1000000`, one stream, only the server \
+under test, and time from the first write to the last line received by the last client. \
+\"ceiling\" rows feed the same readers from a thread writing pre-rendered logwisp frames.\n\n",
+    );
+    body.push_str(&table);
+    body.push_str("\nDetails of this run:\n\n");
+    for d in &ctx.details {
+        // Lines indented by the scenario belong to the line above them.
+        match d.strip_prefix("  ") {
+            Some(sub) => body.push_str(&format!("  - {}\n", sub.trim_start())),
+            None => body.push_str(&format!("- {d}\n")),
+        }
+    }
+    write_section("load", &body)
+}
