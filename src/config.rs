@@ -613,13 +613,15 @@ mod read {
 }
 
 /// The config used when no file is found: one stream `default` tailing `./*.log`,
-/// SSE on port 8080 with a 30 s comment heartbeat.
+/// SSE on port 8080 with a 30 s comment heartbeat. inotify delivers lines at once; the
+/// periodic check is only the backstop, so it runs once a second rather than the
+/// original's ten times (an idle logwisp wakes rarely).
 pub const BUILT_IN: &str = r#"
 [[streams]]
 name = "default"
 
 [streams.monitor]
-check_interval_ms = 100
+check_interval_ms = 1000
 targets = [{ path = "./", pattern = "*.log", is_file = false }]
 
 [streams.httpserver]

@@ -166,75 +166,88 @@ impl Pattern {
     /// Whether `bytes` starts with this keyword.
     #[inline]
     fn starts(&self, bytes: &[u8]) -> bool {
-        if bytes.len() < self.len {
-            return false;
-        }
-        let mut word = [0u8; 8];
-        let n = bytes.len().min(8);
-        word[..n].copy_from_slice(&bytes[..n]);
-        ((u64::from_le_bytes(word) | self.fold) & self.keep) == self.value
+        let word = match bytes.first_chunk::<8>() {
+            Some(w) => u64::from_le_bytes(*w),
+            None if bytes.len() >= self.len => {
+                let mut w = [0u8; 8];
+                w[..bytes.len()].copy_from_slice(bytes);
+                u64::from_le_bytes(w)
+            }
+            None => return false,
+        };
+        ((word | self.fold) & self.keep) == self.value
     }
 }
 
-/// The level keywords of the original logwisp, by priority: `[ERR]`, `ERR:` and
-/// ` ERROR ` all mean ERROR, and so on.
-struct Level {
-    name: &'static str,
-    /// Matched right after a `[`.
-    bracketed: &'static [Pattern],
-    /// Matched so that the pattern's final `:` is the `:` found.
-    colon: &'static [Pattern],
-    /// Matched right after a space.
-    spaced: Pattern,
+const ERROR: u8 = 0;
+const WARN: u8 = 1;
+const INFO: u8 = 2;
+const DEBUG: u8 = 3;
+const TRACE: u8 = 4;
+/// Level names by priority (index = the constants above).
+const LEVEL_NAMES: [&str; 5] = ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
+
+/// The keywords of the original logwisp (`[ERR]`, `ERR:` and ` ERROR ` all mean ERROR,
+/// and so on), grouped by the letter a scan meets first, so a candidate position is
+/// checked against one to three patterns rather than all of them.
+fn after_bracket(first: u8) -> &'static [(Pattern, u8)] {
+    const E: &[(Pattern, u8)] = &[(pattern(b"ERROR]"), ERROR), (pattern(b"ERR]"), ERROR)];
+    const F: &[(Pattern, u8)] = &[(pattern(b"FATAL]"), ERROR)];
+    const W: &[(Pattern, u8)] = &[(pattern(b"WARN]"), WARN), (pattern(b"WARNING]"), WARN)];
+    const I: &[(Pattern, u8)] = &[(pattern(b"INFO]"), INFO), (pattern(b"INF]"), INFO)];
+    const D: &[(Pattern, u8)] = &[(pattern(b"DEBUG]"), DEBUG), (pattern(b"DBG]"), DEBUG)];
+    const T: &[(Pattern, u8)] = &[(pattern(b"TRACE]"), TRACE)];
+    match first | 0x20 {
+        b'e' => E,
+        b'f' => F,
+        b'w' => W,
+        b'i' => I,
+        b'd' => D,
+        b't' => T,
+        _ => &[],
+    }
 }
 
-static LEVELS: [Level; 5] = [
-    Level {
-        name: "ERROR",
-        bracketed: &[pattern(b"ERROR]"), pattern(b"ERR]"), pattern(b"FATAL]")],
-        colon: &[pattern(b"ERROR:"), pattern(b"ERR:"), pattern(b"FATAL:")],
-        spaced: pattern(b"ERROR "),
-    },
-    Level {
-        name: "WARN",
-        bracketed: &[pattern(b"WARN]"), pattern(b"WARNING]")],
-        colon: &[pattern(b"WARN:"), pattern(b"WARNING:")],
-        spaced: pattern(b"WARN "),
-    },
-    Level {
-        name: "INFO",
-        bracketed: &[pattern(b"INFO]"), pattern(b"INF]")],
-        colon: &[pattern(b"INFO:"), pattern(b"INF:")],
-        spaced: pattern(b"INFO "),
-    },
-    Level {
-        name: "DEBUG",
-        bracketed: &[pattern(b"DEBUG]"), pattern(b"DBG]")],
-        colon: &[pattern(b"DEBUG:"), pattern(b"DBG:")],
-        spaced: pattern(b"DEBUG "),
-    },
-    Level {
-        name: "TRACE",
-        bracketed: &[pattern(b"TRACE]")],
-        colon: &[pattern(b"TRACE:")],
-        spaced: pattern(b"TRACE "),
-    },
-];
-
-/// Letters that can begin a keyword (after `[` or a space) and end one (before `:`), in
-/// either case: a cheap filter so most bytes of a line cost one table lookup.
-static KEYWORD_START: [bool; 256] = letter_table(b"EFWIDT");
-static KEYWORD_END: [bool; 256] = letter_table(b"RLNGOFE");
-
-const fn letter_table(letters: &[u8]) -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < letters.len() {
-        t[letters[i] as usize] = true;
-        t[letters[i].to_ascii_lowercase() as usize] = true;
-        i += 1;
+/// Patterns ending in `:`, by the letter just before the colon.
+fn before_colon(last: u8) -> &'static [(Pattern, u8)] {
+    const R: &[(Pattern, u8)] = &[(pattern(b"ERROR:"), ERROR), (pattern(b"ERR:"), ERROR)];
+    const L: &[(Pattern, u8)] = &[(pattern(b"FATAL:"), ERROR)];
+    const N: &[(Pattern, u8)] = &[(pattern(b"WARN:"), WARN)];
+    const G: &[(Pattern, u8)] = &[
+        (pattern(b"WARNING:"), WARN),
+        (pattern(b"DEBUG:"), DEBUG),
+        (pattern(b"DBG:"), DEBUG),
+    ];
+    const O: &[(Pattern, u8)] = &[(pattern(b"INFO:"), INFO)];
+    const F: &[(Pattern, u8)] = &[(pattern(b"INF:"), INFO)];
+    const E: &[(Pattern, u8)] = &[(pattern(b"TRACE:"), TRACE)];
+    match last | 0x20 {
+        b'r' => R,
+        b'l' => L,
+        b'n' => N,
+        b'g' => G,
+        b'o' => O,
+        b'f' => F,
+        b'e' => E,
+        _ => &[],
     }
-    t
+}
+
+/// The spaced form (` ERROR `), by the letter after the space.
+fn after_space(first: u8) -> Option<(Pattern, u8)> {
+    const E: (Pattern, u8) = (pattern(b"ERROR "), ERROR);
+    const W: (Pattern, u8) = (pattern(b"WARN "), WARN);
+    const I: (Pattern, u8) = (pattern(b"INFO "), INFO);
+    const D: (Pattern, u8) = (pattern(b"DEBUG "), DEBUG);
+    const T: (Pattern, u8) = (pattern(b"TRACE "), TRACE);
+    match first | 0x20 {
+        b'e' => Some(E),
+        b'w' => Some(W),
+        b'i' => Some(I),
+        b'd' => Some(D),
+        b't' => Some(T),
+        _ => None,
+    }
 }
 
 /// Bit j set when `chunk[j]` can start a keyword match (`[`, `:` or space). Written so the
@@ -248,51 +261,56 @@ fn trigger_mask(chunk: &[u8; 16]) -> u32 {
     mask
 }
 
-/// Which level the keyword at `line[i]` (a `[`, `:` or space) announces, among the first
-/// `best` levels.
+/// The best (lowest) level announced by a keyword at `line[i]` (a `[`, `:` or space).
 #[inline]
-fn level_at(line: &[u8], i: usize, best: usize) -> Option<usize> {
-    let n = line.len();
-    let candidates = &LEVELS[..best];
+fn level_at(line: &[u8], i: usize) -> Option<u8> {
     match line[i] {
-        b'[' if i + 1 < n && KEYWORD_START[line[i + 1] as usize] => {
-            let rest = &line[i + 1..];
-            candidates
+        b'[' => {
+            let rest = line.get(i + 1..)?;
+            after_bracket(*rest.first()?)
                 .iter()
-                .position(|l| l.bracketed.iter().any(|p| p.starts(rest)))
+                .filter(|(p, _)| p.starts(rest))
+                .map(|&(_, level)| level)
+                .min()
         }
-        b':' if i > 0 && KEYWORD_END[line[i - 1] as usize] => candidates.iter().position(|l| {
-            l.colon
-                .iter()
-                .any(|p| i + 1 >= p.len && p.starts(&line[i + 1 - p.len..]))
-        }),
-        b' ' if i + 1 < n && KEYWORD_START[line[i + 1] as usize] => {
-            let rest = &line[i + 1..];
-            candidates.iter().position(|l| l.spaced.starts(rest))
+        b':' => before_colon(*line[..i].last()?)
+            .iter()
+            .filter(|(p, _)| i + 1 >= p.len && p.starts(&line[i + 1 - p.len..]))
+            .map(|&(_, level)| level)
+            .min(),
+        _ => {
+            let rest = line.get(i + 1..)?;
+            let (p, level) = after_space(*rest.first()?)?;
+            p.starts(rest).then_some(level)
         }
-        _ => None,
     }
 }
 
 /// The level a plain line announces (case-insensitive), or `""`.
 pub fn detect_level(line: &[u8]) -> &'static str {
-    let mut best = LEVELS.len();
+    let mut best = LEVEL_NAMES.len() as u8;
     let mut base = 0;
-    while base < line.len() && best > 0 {
-        let mut chunk = [0u8; 16];
-        let take = (line.len() - base).min(16);
-        chunk[..take].copy_from_slice(&line[base..base + take]);
-        let mut mask = trigger_mask(&chunk) & (u32::MAX >> (32 - take));
-        while mask != 0 && best > 0 {
+    while base < line.len() && best > ERROR {
+        let (chunk, valid) = match line[base..].first_chunk::<16>() {
+            Some(c) => (*c, u32::MAX),
+            None => {
+                let take = line.len() - base;
+                let mut c = [0u8; 16];
+                c[..take].copy_from_slice(&line[base..]);
+                (c, u32::MAX >> (32 - take))
+            }
+        };
+        let mut mask = trigger_mask(&chunk) & valid;
+        while mask != 0 {
             let i = base + mask.trailing_zeros() as usize;
             mask &= mask - 1;
-            if let Some(level) = level_at(line, i, best) {
-                best = level;
+            if let Some(level) = level_at(line, i) {
+                best = best.min(level);
             }
         }
         base += 16;
     }
-    LEVELS.get(best).map_or("", |l| l.name)
+    LEVEL_NAMES.get(usize::from(best)).copied().unwrap_or("")
 }
 
 fn open_entry(out: &mut Vec<u8>, time: &[u8; 27], source_json: &[u8]) {

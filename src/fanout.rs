@@ -148,7 +148,18 @@ impl Ring {
             Some(c) => c.sse.len() >= CHUNK_BYTES || c.tcp.len() >= CHUNK_BYTES,
         };
         if need_new {
-            self.chunks.push_back(Chunk::default());
+            // Full size at once: growing by doubling would copy each chunk several times.
+            let reserve = |keep: bool| {
+                if keep {
+                    Vec::with_capacity(CHUNK_BYTES)
+                } else {
+                    Vec::new()
+                }
+            };
+            self.chunks.push_back(Chunk {
+                sse: reserve(self.keep_sse),
+                tcp: reserve(self.keep_tcp),
+            });
         }
         let chunk_index = self.chunk_base + self.chunks.len() as u64 - 1;
         let chunk = self.chunks.back_mut().expect("a chunk was just ensured");

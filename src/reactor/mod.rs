@@ -382,6 +382,8 @@ impl Reactor {
                     .intersects(EventMask::DELETE | EventMask::MOVED_FROM)
                 {
                     Change::Gone
+                } else if event.mask.contains(EventMask::MODIFY) {
+                    Change::Written
                 } else {
                     Change::Touched
                 };

@@ -115,6 +115,9 @@ pub struct TailedFile {
     pub last_error: Option<String>,
     /// Needs a check on the next pass (an inotify event named it).
     pub dirty: bool,
+    /// The check must stat the path (something other than a write happened, or it is
+    /// the periodic check); a file that was only written to is just read.
+    pub verify: bool,
     /// The path is another name of a file this stream already reads.
     pub alias: bool,
     /// Tick since which the path has named nothing we read (for forgetting it).
@@ -153,6 +156,7 @@ impl TailedFile {
             truncated_lines: 0,
             last_error: None,
             dirty: true,
+            verify: true,
             alias: false,
             gone_since: None,
         }
@@ -338,7 +342,8 @@ impl TailedFile {
         Ok(ReadState::Eof)
     }
 
-    fn read_open(
+    /// Reads the open descriptor from where it was; the fast path after a write event.
+    pub fn read_open(
         &mut self,
         now: u64,
         buf: &mut [u8],
@@ -508,6 +513,11 @@ fn read_to_end(
         let used = open.splitter.feed(&buf[..n], &mut lines);
         open.pos += used as u64;
         lines.budget.take_bytes(used);
+        if used == n && n < want {
+            // A short read of a regular file is its end (for now): save the syscall
+            // that would only say so.
+            return Ok((ReadState::Eof, lines.entries, lines.cut));
+        }
     }
 }
 

@@ -73,7 +73,9 @@ pub trait DirWatcher {
 /// What an inotify event said about a name in a watched directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
-    /// Created, moved in, written or its attributes changed.
+    /// Written to (and nothing else).
+    Written,
+    /// Created, moved in or its attributes changed.
     Touched,
     /// Deleted or moved away.
     Gone,
@@ -186,8 +188,13 @@ impl Monitor {
         }
         let path = target.dir.join(name);
         match self.files.iter_mut().find(|f| f.path == path) {
-            Some(f) => f.dirty = true,
-            None if change == Change::Touched => {
+            Some(f) => {
+                f.dirty = true;
+                if change != Change::Written {
+                    f.verify = true;
+                }
+            }
+            None if change != Change::Gone => {
                 self.files
                     .push(TailedFile::new(path, t, StartPos::Beginning));
             }
@@ -204,6 +211,7 @@ impl Monitor {
         }
         for f in self.files.iter_mut().filter(|f| f.target == t) {
             f.dirty = true;
+            f.verify = true;
         }
     }
 
@@ -214,6 +222,7 @@ impl Monitor {
         }
         for f in &mut self.files {
             f.dirty = true;
+            f.verify = true;
         }
     }
 
@@ -414,6 +423,24 @@ impl Monitor {
         sink: &mut impl EntrySink,
     ) -> ReadState {
         self.files[i].dirty = false;
+        if !self.files[i].verify && self.files[i].open.is_some() {
+            // Only written to since the last look: read on without a stat. Finding
+            // nothing new falls through to the full check, which sees a truncation.
+            let f = &mut self.files[i];
+            let before = f.position();
+            if let Ok(state) = f.read_open(now, buf, budget, stamp, sink)
+                && (state == ReadState::More || f.position() != before)
+            {
+                f.last_size = f.last_size.max(f.position());
+                let retired = f.drain_retired(now, buf, budget, stamp, sink);
+                return if retired == ReadState::More {
+                    ReadState::More
+                } else {
+                    state
+                };
+            }
+        }
+        self.files[i].verify = false;
         let state = match stat_path(&self.files[i].path) {
             Ok(PathState::File(meta)) => {
                 self.check_present(i, &meta, now, buf, budget, stamp, sink)
