@@ -404,10 +404,11 @@ fn is_json_string(v: &RawValue) -> bool {
     v.get().starts_with('"')
 }
 
-/// JSON whitespace may hold a raw `\r`, which would break SSE framing; strings cannot.
+/// JSON whitespace may hold a raw `\r` or `\n`, which would break SSE and NDJSON
+/// framing; strings cannot, so dropping them changes nothing.
 fn write_raw(out: &mut Vec<u8>, v: &RawValue) {
     let text = v.get().as_bytes();
-    if text.contains(&b'\r') {
+    if text.iter().any(|&b| b == b'\r' || b == b'\n') {
         out.extend(text.iter().copied().filter(|&b| b != b'\r' && b != b'\n'));
     } else {
         out.extend_from_slice(text);
@@ -429,6 +430,12 @@ fn take<'a>(
 }
 
 fn write_json_entry(out: &mut Vec<u8>, line: &[u8], source_json: &[u8], stamp: &Stamp) -> bool {
+    // Raw values are only checked for shape; a full parse also rejects what JSON
+    // readers refuse (lone surrogates, numbers out of range), so such a line is carried
+    // as plain text instead of producing an entry clients cannot read.
+    if serde_json::from_slice::<serde_json::Value>(line).is_err() {
+        return false;
+    }
     let Ok(Members(mut members)) = serde_json::from_slice::<Members>(line) else {
         return false;
     };
@@ -689,6 +696,15 @@ mod tests {
         assert_eq!(v["message"], "{not json} ERROR: x");
         let v = entry("{\"a\":1}\u{0}");
         assert_eq!(v["message"], "{\"a\":1}\u{0}");
+    }
+
+    #[test]
+    fn values_json_readers_reject_make_a_plain_line() {
+        for line in [r#"{"msg":"\ud800"}"#, r#"{"a":[77777777E7777777]}"#] {
+            let v = entry(line);
+            assert_eq!(v["message"], line);
+            assert!(v.get("fields").is_none());
+        }
     }
 
     #[test]

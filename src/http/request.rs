@@ -12,6 +12,8 @@ pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 64;
 /// Largest request body read and discarded on a kept-open connection (413 beyond).
 pub const MAX_BODY: u64 = 64 * 1024;
+/// Empty lines tolerated before a request line (RFC 9112 asks for at least one).
+pub const MAX_LEADING_EMPTY: usize = 64;
 /// The most bytes a connection may buffer while its head is incomplete.
 pub const MAX_HEAD: usize = MAX_TARGET + MAX_HEADER_BYTES + 64;
 
@@ -160,6 +162,11 @@ pub fn parse(buf: &[u8]) -> Parse {
         .iter()
         .take_while(|&&b| b == b'\r' || b == b'\n')
         .count();
+    if skip > MAX_LEADING_EMPTY {
+        return Parse::Error(HttpError::BadRequest(
+            "too many empty lines before the request",
+        ));
+    }
     let rest = &buf[skip..];
     let Some(line_end) = rest.iter().position(|&b| b == b'\n') else {
         if rest.len() > MAX_TARGET + 32 {
@@ -174,7 +181,7 @@ pub fn parse(buf: &[u8]) -> Parse {
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
         Ok(httparse::Status::Partial) => {
-            if buf.len() - skip - line_end > MAX_HEADER_BYTES {
+            if buf.len() > MAX_HEAD || buf.len() - skip - line_end > MAX_HEADER_BYTES {
                 return Parse::Error(HttpError::HeadersTooLarge);
             }
             return Parse::Partial;
@@ -409,6 +416,14 @@ mod tests {
         }
         many.push_str("\r\n");
         assert_eq!(status(many.as_bytes()), Some(431));
+    }
+
+    #[test]
+    fn leading_empty_lines_are_bounded() {
+        let many = "\r\n".repeat(MAX_LEADING_EMPTY);
+        assert_eq!(status(many.as_bytes()), Some(400));
+        let few = format!("{}GET / HTTP/1.1\r\nHost: a\r\n\r\n", "\r\n".repeat(3));
+        assert_eq!(status(few.as_bytes()), Some(200));
     }
 
     #[test]

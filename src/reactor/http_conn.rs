@@ -15,6 +15,8 @@ use crate::stream::Protocol;
 
 /// Bytes read from an HTTP connection per read call.
 const READ_CHUNK: usize = 4096;
+/// Requests plus reads one HTTP connection gets per reactor turn.
+const HTTP_STEPS_PER_TURN: usize = 64;
 /// How long a closing connection waits for the peer to finish sending.
 const LINGER_MS: u64 = 2_000;
 /// Bytes discarded from a lingering connection per turn.
@@ -31,7 +33,17 @@ enum Step {
 
 impl Reactor {
     pub(super) fn drive_http(&mut self, key: usize, now: u64) {
+        // Requests answered and reads done this turn: a client pipelining as fast as it
+        // reads must not keep the reactor from everyone else.
+        let mut steps = 0;
         loop {
+            if steps >= HTTP_STEPS_PER_TURN {
+                if let Some(c) = self.conns.get(key) {
+                    self.ready.push((key, c.generation));
+                }
+                return;
+            }
+            steps += 1;
             let Some(c) = self.conns.get_mut(key) else {
                 return;
             };

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
@@ -16,6 +17,8 @@ use crate::ratelimit::Refusal;
 use crate::stream::Protocol;
 use crate::tcp;
 
+/// Pending-connection queue per listener (the kernel caps it at net.core.somaxconn).
+const LISTEN_BACKLOG: i32 = 4096;
 /// Connections accepted from one listener per turn before others get a go.
 const ACCEPT_BATCH: usize = 256;
 /// Pause after EMFILE and friends before trying `accept` again.
@@ -81,6 +84,13 @@ impl Reactor {
                 addr.ip()
             ),
         })?;
+        // mio listens with std's backlog of 128; a burst of connects (a thousand clients
+        // at once) would overflow it and each dropped SYN waits a second to be retried.
+        // SAFETY: `listen` only reads its two integer arguments; the descriptor is the
+        // bound socket we own, and calling listen again on it just updates its backlog.
+        unsafe {
+            libc::listen(socket.as_raw_fd(), LISTEN_BACKLOG);
+        }
         let index = self.listeners.len();
         self.poll
             .registry()

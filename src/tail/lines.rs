@@ -4,7 +4,7 @@
 //! still incomplete is held until its newline arrives. A line longer than `max` bytes is
 //! cut at `max` (backed off to a UTF-8 boundary), delivered at once, and the rest of it up
 //! to the next newline is discarded, so the splitter stays in sync and never holds more
-//! than `max + 1` bytes.
+//! than `max + 2` bytes.
 
 /// Keep a big partial-line buffer around only while it is in use.
 const RETAIN_CAPACITY: usize = 64 * 1024;
@@ -86,53 +86,71 @@ impl LineSplitter {
     /// Splits `chunk`, continuing any held partial line. Returns how many bytes of `chunk`
     /// were consumed: all of it, unless the sink asked to stop, in which case the bytes
     /// after the last delivered line's newline are left for the caller to feed again.
+    ///
+    /// Whether a line is cut depends only on the line, never on where reads split it:
+    /// a line is its bytes up to `\n` minus one trailing `\r`, and it is cut when that
+    /// is longer than `max`.
     pub fn feed(&mut self, chunk: &[u8], sink: &mut impl LineSink) -> usize {
+        let max = self.max;
         let mut rest = chunk;
         while !rest.is_empty() {
-            match memchr_newline(rest) {
-                Some(i) => {
-                    let segment = &rest[..i];
-                    rest = &rest[i + 1..];
-                    let more = if self.discarding {
-                        self.discarding = false;
-                        true
-                    } else if self.partial.is_empty() {
-                        emit(segment, self.max, sink)
-                    } else {
-                        let room = (self.max + 1).saturating_sub(self.partial.len());
-                        self.partial
-                            .extend_from_slice(&segment[..segment.len().min(room)]);
-                        let more = emit(&self.partial, self.max, sink);
+            let Some(i) = memchr_newline(rest) else {
+                if !self.discarding {
+                    // Hold up to max + 2 bytes: enough to tell a line of exactly `max`
+                    // bytes followed by `\r` from one that is too long.
+                    let room = (max + 2).saturating_sub(self.partial.len());
+                    self.partial
+                        .extend_from_slice(&rest[..rest.len().min(room)]);
+                    let held = self.partial.len();
+                    let too_long =
+                        held > max + 1 || (held == max + 1 && self.partial.last() != Some(&b'\r'));
+                    if too_long {
+                        let view = &self.partial[..max + 1];
+                        sink.line(&view[..cut_point(view, max)], true);
                         self.partial.clear();
                         self.release();
-                        more
-                    };
-                    if !more {
-                        return chunk.len() - rest.len();
+                        self.discarding = true;
                     }
                 }
-                None => {
-                    if !self.discarding {
-                        let room = (self.max + 1).saturating_sub(self.partial.len());
-                        self.partial
-                            .extend_from_slice(&rest[..rest.len().min(room)]);
-                        if self.partial.len() > self.max {
-                            let end = cut_point(&self.partial, self.max);
-                            sink.line(&self.partial[..end], true);
-                            self.partial.clear();
-                            self.release();
-                            self.discarding = true;
-                        }
-                    }
-                    return chunk.len();
-                }
+                return chunk.len();
+            };
+            let segment = &rest[..i];
+            rest = &rest[i + 1..];
+            let more = if self.discarding {
+                self.discarding = false;
+                true
+            } else if self.partial.is_empty() {
+                emit(segment, max, sink)
+            } else {
+                let total = self.partial.len() + segment.len();
+                let ends_in_cr = match segment.last() {
+                    Some(&b) => b == b'\r',
+                    None => self.partial.last() == Some(&b'\r'),
+                };
+                let line_len = total - usize::from(ends_in_cr);
+                let more = if line_len > max {
+                    let room = (max + 1).saturating_sub(self.partial.len());
+                    self.partial
+                        .extend_from_slice(&segment[..segment.len().min(room)]);
+                    let view = &self.partial[..max + 1];
+                    sink.line(&view[..cut_point(view, max)], true)
+                } else {
+                    self.partial.extend_from_slice(segment);
+                    emit(&self.partial, max, sink)
+                };
+                self.partial.clear();
+                self.release();
+                more
+            };
+            if !more {
+                return chunk.len() - rest.len();
             }
         }
         chunk.len()
     }
 }
 
-/// Delivers one complete line; returns the sink's wish to continue.
+/// Delivers one complete line (bytes before its `\n`); returns the sink's wish to continue.
 fn emit(segment: &[u8], max: usize, sink: &mut impl LineSink) -> bool {
     let line = segment.strip_suffix(b"\r").unwrap_or(segment);
     if line.is_empty() {
@@ -201,6 +219,26 @@ mod tests {
     }
 
     #[test]
+    fn cut_flag_is_independent_of_read_boundaries() {
+        // A line of exactly max bytes then \r\n is not cut, however it is split.
+        for split in 0..=4 {
+            let text = b"ab\r\n";
+            let (out, _) = run(2, &[&text[..split], &text[split..]]);
+            assert_eq!(out, vec![("ab".into(), false)], "split at {split}");
+        }
+        // A line with a \r inside, longer than max, is cut, however it is split.
+        let text = b"aaaa\rbbb\nz\n";
+        for split in 0..text.len() {
+            let (out, _) = run(4, &[&text[..split], &text[split..]]);
+            assert_eq!(
+                out,
+                vec![("aaaa".into(), true), ("z".into(), false)],
+                "split {split}"
+            );
+        }
+    }
+
+    #[test]
     fn cr_split_across_chunks() {
         let (out, _) = run(100, &[b"abc\r", b"\n"]);
         assert_eq!(lines(&out), ["abc"]);
@@ -243,7 +281,7 @@ mod tests {
                 count += 1;
                 true
             });
-            assert!(s.pending() <= 1001);
+            assert!(s.pending() <= 1002);
         }
         assert_eq!(count, 1);
     }

@@ -484,7 +484,7 @@ impl Monitor {
         match f.path_gone(now, buf, budget, stamp, sink) {
             Ok(s) => s,
             Err(e) => {
-                let message = format!("read error on {}: {e}", f.path.display());
+                let message = format!("cannot read {}: {e}", f.path.display());
                 if f.set_error(message.clone()) {
                     report(&self.stream, &message);
                 }
@@ -553,7 +553,7 @@ impl Monitor {
                 s
             }
             Err(e) => {
-                let message = format!("read error on {}: {e}", f.path.display());
+                let message = format!("cannot read {}: {e}", f.path.display());
                 if f.set_error(message.clone()) {
                     report(&self.stream, &message);
                 }
