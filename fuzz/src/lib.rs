@@ -1,0 +1,263 @@
+//! Oracles for the fuzz targets. Each target in `fuzz_targets/` is a shim that hands its
+//! bytes to one function here; the functions panic when logwisp breaks a promise.
+
+use logwisp::config::{self, Overrides};
+use logwisp::entry::{self, Stamp};
+use logwisp::http::request::{self, Body, MAX_BODY, MAX_HEAD, Parse};
+use logwisp::http::router::{Endpoint, Routes};
+use logwisp::tail::lines::LineSplitter;
+use serde_json::Value;
+
+/// Statuses a malformed or unacceptable request head may get (SPEC §7).
+const ERROR_STATUSES: [u16; 7] = [400, 408, 411, 413, 414, 431, 505];
+
+fn routes() -> [Routes; 2] {
+    let mut standalone = Routes::new(false);
+    standalone.add_stream(0, "app", "/stream", "/status");
+    let mut router = Routes::new(true);
+    router.add_stream(0, "app", "/stream", "/status");
+    router.add_stream(1, "sys", "/logs", "/info");
+    [standalone, router]
+}
+
+/// Request head bytes → parse → route. Never panics; a head never claims more bytes than
+/// it was given; errors map to the documented statuses; the verdict on a complete head
+/// does not depend on what follows it, and a head one byte short is still incomplete (the
+/// reactor re-parses a growing buffer and must reach the same answer however the bytes
+/// were split into reads); an incomplete head never grows past the buffer limit.
+pub fn http_head(data: &[u8]) {
+    match request::parse(data) {
+        Parse::Partial => {
+            assert!(
+                data.len() <= MAX_HEAD,
+                "Partial for {} bytes: the connection buffer would grow past MAX_HEAD ({MAX_HEAD})",
+                data.len()
+            );
+        }
+        Parse::Error(e) => {
+            assert!(
+                ERROR_STATUSES.contains(&e.status()),
+                "{e:?} -> {}",
+                e.status()
+            );
+            assert!(!e.detail().is_empty());
+        }
+        Parse::Done(req) => {
+            assert!(req.head_len > 0 && req.head_len <= data.len(), "{req:?}");
+            assert!(req.path.starts_with('/') || req.path == "*", "{req:?}");
+            if let Body::Length(n) = req.body {
+                assert!(n > 0 && n <= MAX_BODY, "{req:?}");
+            }
+            let head = &data[..req.head_len];
+            assert_eq!(request::parse(head), Parse::Done(req.clone()), "head alone");
+            assert_eq!(
+                request::parse(&head[..head.len() - 1]),
+                Parse::Partial,
+                "head minus its last byte"
+            );
+            for table in routes() {
+                match table.lookup(&req.path) {
+                    Some(e) => assert!(
+                        table.paths().any(|(p, pe)| p == req.path && pe == e),
+                        "{e:?} for {}",
+                        req.path
+                    ),
+                    None => assert!(table.paths().all(|(p, _)| p != req.path)),
+                }
+                if table.is_router() && req.path == "/status" {
+                    assert_eq!(table.lookup(&req.path), Some(Endpoint::GlobalStatus));
+                }
+            }
+        }
+    }
+}
+
+/// TOML text → validated config, standalone and router. Never panics; an error names the
+/// file and says something; an accepted config keeps the documented rules.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let router = Overrides {
+        router: true,
+        router_port: None,
+    };
+    let lines = text.split('\n').count();
+    for overrides in [Overrides::default(), router] {
+        match config::parse(text, "fuzz.toml", overrides) {
+            Err(e) => {
+                assert!(!e.message.trim().is_empty(), "{e:?}");
+                assert_eq!(e.file, "fuzz.toml");
+                if let Some(line) = e.line {
+                    assert!(line >= 1 && line <= lines, "line {line} of {lines}: {e:?}");
+                }
+                assert!(e.to_string().contains("fuzz.toml"));
+            }
+            Ok(cfg) => {
+                assert!(!cfg.streams.is_empty());
+                assert_eq!(cfg.router, overrides.router);
+                for s in &cfg.streams {
+                    assert!(!s.name.is_empty());
+                    assert!(s.check_interval_ms >= config::MIN_CHECK_INTERVAL_MS);
+                    assert!(!s.targets.is_empty());
+                    assert!(s.http.is_some() || s.tcp.is_some());
+                    assert!(s.max_line_bytes >= config::MIN_MAX_LINE_BYTES);
+                    assert!(s.max_line_bytes <= config::MAX_MAX_LINE_BYTES);
+                    if let Some(h) = &s.http {
+                        assert!(h.stream_path.starts_with('/') && h.status_path.starts_with('/'));
+                        assert_ne!(h.stream_path, h.status_path);
+                        assert!(h.buffer_size >= 1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One raw segment of the input: the bytes between two newlines, and whether its newline
+/// arrived.
+fn segments(data: &[u8]) -> Vec<(&[u8], bool)> {
+    let mut out: Vec<(&[u8], bool)> = data.split(|&b| b == b'\n').map(|s| (s, true)).collect();
+    if let Some(last) = out.last_mut() {
+        last.1 = false;
+    }
+    out
+}
+
+/// Where the splitter cuts an over-long line: `max`, backed off (at most three bytes) so a
+/// UTF-8 sequence is not split, unless that would leave nothing (the same rule as
+/// `cut_point` in src/tail/lines.rs).
+fn reference_cut(line: &[u8], max: usize) -> usize {
+    let mut at = max;
+    for _ in 0..3 {
+        if at == 0 || (line[at] & 0xC0) != 0x80 {
+            break;
+        }
+        at -= 1;
+    }
+    if at == 0 { max } else { at }
+}
+
+type Lines = Vec<(Vec<u8>, bool)>;
+
+/// The lines of `data` split all at once, the bytes held for an unfinished last line, and
+/// what `flush` would deliver for them.
+fn reference_split(data: &[u8], max: usize) -> (Lines, usize, Lines) {
+    let mut lines = Vec::new();
+    let mut pending = 0;
+    let mut flushed = Vec::new();
+    for (raw, terminated) in segments(data) {
+        if terminated {
+            let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+            if line.len() > max {
+                lines.push((line[..reference_cut(line, max)].to_vec(), true));
+            } else if !line.is_empty() {
+                lines.push((line.to_vec(), false));
+            }
+        } else if raw.len() > max + 1 || (raw.len() == max + 1 && raw.last() != Some(&b'\r')) {
+            // Held bytes that are surely past the limit are cut and delivered before their
+            // newline. (`max` bytes and a `\r` may still be a line of exactly `max`.)
+            lines.push((raw[..reference_cut(raw, max)].to_vec(), true));
+        } else {
+            pending = raw.len();
+            let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+            if !line.is_empty() {
+                flushed.push((line.to_vec(), false));
+            }
+        }
+    }
+    (lines, pending, flushed)
+}
+
+/// Input layout: `[max, stop_every, n, len_1 .. len_n, data..]`. `data` is fed in chunks of
+/// `len_i` bytes (cycling), the rest in one piece; the sink asks to stop every
+/// `stop_every`-th line (0 = never) and the unconsumed rest is fed again.
+pub fn line_splitter(input: &[u8]) {
+    let [max_byte, stop_every, n, rest @ ..] = input else {
+        return;
+    };
+    let max = 1 + usize::from(*max_byte % 48);
+    let n = usize::from(*n % 16).min(rest.len());
+    let (lens, data) = rest.split_at(n);
+    let (want, want_pending, want_flushed) = reference_split(data, max);
+
+    let mut splitter = LineSplitter::new(max);
+    let mut got: Lines = Vec::new();
+    let mut seen = 0usize;
+    let mut offset = 0;
+    let mut i = 0;
+    while offset < data.len() {
+        let len = match lens.get(i % lens.len().max(1)) {
+            Some(&l) if i < 64 => usize::from(l).max(1),
+            _ => data.len() - offset,
+        };
+        i += 1;
+        let mut chunk = &data[offset..(offset + len).min(data.len())];
+        offset += chunk.len();
+        while !chunk.is_empty() {
+            let used = splitter.feed(chunk, &mut |line: &[u8], cut: bool| {
+                got.push((line.to_vec(), cut));
+                seen += 1;
+                *stop_every == 0 || !seen.is_multiple_of(usize::from(*stop_every))
+            });
+            assert!(used > 0 && used <= chunk.len(), "feed consumed {used}");
+            chunk = &chunk[used..];
+            assert!(
+                splitter.pending() <= max + 2,
+                "holds {}",
+                splitter.pending()
+            );
+        }
+    }
+    let texts = |v: &Lines| v.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>();
+    assert_eq!(texts(&got), texts(&want), "line texts; max {max}");
+    for (k, ((_, gcut), (_, wcut))) in got.iter().zip(&want).enumerate() {
+        assert_eq!(gcut, wcut, "line {k} cut flag; max {max}");
+    }
+    assert_eq!(splitter.pending(), want_pending, "pending; max {max}");
+    let mut flushed: Lines = Vec::new();
+    splitter.flush(&mut |line: &[u8], cut: bool| {
+        flushed.push((line.to_vec(), cut));
+        true
+    });
+    assert_eq!(flushed, want_flushed, "flush; max {max}");
+    assert_eq!(splitter.pending(), 0);
+}
+
+/// Lines as the splitter delivers them (never containing `\n`) each become one JSON
+/// object with string `time`, `source`, `level` and `message`, and never hold a raw CR or
+/// LF (which would break SSE and NDJSON framing).
+pub fn entry(data: &[u8]) {
+    for line in data.split(|&b| b == b'\n') {
+        check_entry(line);
+    }
+}
+
+fn check_entry(line: &[u8]) {
+    let stamp = Stamp::from_micros(1_704_110_400_123_456);
+    let mut out = Vec::new();
+    entry::write_entry(&mut out, line, b"\"fuzz.log\"", &stamp);
+    assert!(
+        !out.contains(&b'\n') && !out.contains(&b'\r'),
+        "raw CR/LF in {}",
+        String::from_utf8_lossy(&out)
+    );
+    let v: Value = match serde_json::from_slice(&out) {
+        Ok(v) => v,
+        Err(e) => panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)),
+    };
+    let obj = v.as_object().expect("an object");
+    for key in ["time", "source", "level", "message"] {
+        assert!(obj.get(key).is_some_and(Value::is_string), "{key}: {v}");
+    }
+    assert_eq!(obj["source"], "fuzz.log");
+    let time = obj["time"].as_str().unwrap_or_default();
+    assert_eq!(time.len(), 27, "{time}");
+    if let Some(fields) = obj.get("fields") {
+        assert!(fields.as_object().is_some_and(|f| !f.is_empty()), "{v}");
+    }
+    if line.trim_ascii().first() != Some(&b'{') {
+        assert_eq!(obj["message"], *String::from_utf8_lossy(line), "plain line");
+        assert_eq!(obj["level"], entry::detect_level(line));
+    }
+}
