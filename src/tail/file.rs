@@ -7,8 +7,8 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::lines::LineSplitter;
-use super::{EntrySink, ReadBudget};
-use crate::entry::{self, Stamp};
+use super::{EntrySink, Pass};
+use crate::entry;
 
 /// Retired descriptors (the old file after a rename) are kept this long after they last
 /// grew, so a writer that has not reopened yet loses nothing.
@@ -178,25 +178,29 @@ impl TailedFile {
         self.last_error = None;
     }
 
-    fn emit_rotation(&mut self, kind: Rotation, stamp: &Stamp, sink: &mut impl EntrySink) {
+    fn emit_rotation<S: EntrySink>(&mut self, kind: Rotation, pass: &mut Pass<S>) {
         self.rotations += 1;
         let message = format!(
             "Log rotation detected (#{}): {}",
             self.rotations,
             kind.reason()
         );
-        let source = &self.source_json;
-        sink.push_entry(|out| entry::write_notice(out, stamp, source, "INFO", &message));
+        let (source, stamp) = (&self.source_json, &pass.stamp);
+        pass.sink
+            .push_entry(|out| entry::write_notice(out, stamp, source, "INFO", &message));
     }
 
-    /// Opens the file at `self.path` whose stat is `meta`, positioned per `self.start` (or at 0
-    /// after a rotation). Emits the rotation notice when this replaces a file we read.
-    pub fn open_new(
+    fn count(&mut self, c: Count) {
+        self.entries_read += c.entries;
+        self.truncated_lines += c.cut;
+    }
+
+    /// Opens the file at `self.path`, positioned per `self.start` (or at 0 after a
+    /// rotation). Emits the rotation notice when this replaces a file we read.
+    pub fn open_new<S: EntrySink>(
         &mut self,
-        now: u64,
         max_line: usize,
-        stamp: &Stamp,
-        sink: &mut impl EntrySink,
+        pass: &mut Pass<S>,
     ) -> io::Result<()> {
         let file = File::open(&self.path)?;
         // The path may have been replaced between stat and open; trust the descriptor.
@@ -216,14 +220,14 @@ impl TailedFile {
             }
         };
         if replaced {
-            self.emit_rotation(Rotation::InodeChange, stamp, sink);
+            self.emit_rotation(Rotation::InodeChange, pass);
         }
         self.open = Some(OpenFile {
             file,
             id,
             pos,
             splitter: LineSplitter::new(max_line),
-            last_growth: now,
+            last_growth: pass.now,
         });
         self.last_id = Some(id);
         self.lost = false;
@@ -237,16 +241,11 @@ impl TailedFile {
     /// Applies a fresh stat of the path to the open descriptor: detects rotation, retires the
     /// old descriptor (after reading it to the end) and switches to the new file. Returns
     /// `More` when the old file still has unread data beyond the budget (switch next time).
-    #[allow(clippy::too_many_arguments)]
-    pub fn follow(
+    pub fn follow<S: EntrySink>(
         &mut self,
         meta: &Metadata,
-        now: u64,
         max_line: usize,
-        buf: &mut [u8],
-        budget: &mut ReadBudget,
-        stamp: &Stamp,
-        sink: &mut impl EntrySink,
+        pass: &mut Pass<S>,
     ) -> io::Result<ReadState> {
         let Some(open) = self.open.as_ref() else {
             return Ok(ReadState::Eof);
@@ -265,47 +264,35 @@ impl TailedFile {
                 self.last_size = meta.len();
                 self.last_mtime = mtime(meta);
                 if meta.len() > self.position() {
-                    return self.read_open(now, buf, budget, stamp, sink);
+                    return self.read_open(pass);
                 }
                 Ok(ReadState::Eof)
             }
             Some(Rotation::InodeChange) => {
                 // Finish the old file through the descriptor we hold before the new one.
-                if self.read_open(now, buf, budget, stamp, sink)? == ReadState::More {
+                if self.read_open(pass)? == ReadState::More {
                     return Ok(ReadState::More);
                 }
                 if let Some(old) = self.open.take() {
                     self.retired.push(old);
                 }
                 self.lost = true;
-                match self.open_new(now, max_line, stamp, sink) {
-                    Ok(()) => self.read_open(now, buf, budget, stamp, sink),
-                    Err(e) => Err(e),
-                }
+                self.open_new(max_line, pass)?;
+                self.read_open(pass)
             }
             Some(kind) => {
                 // Same file, shorter: truncated (copytruncate) or rewritten. What was held of
                 // an unfinished line is delivered rather than glued to new content.
-                let source = self.source_json.clone();
-                if let Some(open) = self.open.as_mut() {
-                    let mut lines = LineEmitter {
-                        source: &source,
-                        stamp,
-                        sink,
-                        budget,
-                        entries: 0,
-                        cut: 0,
-                    };
-                    open.splitter.flush(&mut lines);
-                    let (entries, cut) = (lines.entries, lines.cut);
-                    self.entries_read += entries;
-                    self.truncated_lines += cut;
+                if let Some(mut open) = self.open.take() {
+                    let c = flush_partial(&mut open, &self.source_json, pass);
+                    self.count(c);
                     open.pos = 0;
+                    self.open = Some(open);
                 }
-                self.emit_rotation(kind, stamp, sink);
+                self.emit_rotation(kind, pass);
                 self.last_size = meta.len();
                 self.last_mtime = mtime(meta);
-                self.read_open(now, buf, budget, stamp, sink)
+                self.read_open(pass)
             }
         }
     }
@@ -313,18 +300,11 @@ impl TailedFile {
     /// The path no longer names a regular file: read what the descriptor still has. A file
     /// that was deleted (no links left) is dropped once read; one that was renamed away is
     /// kept, since its writer may still be appending until it reopens.
-    pub fn path_gone(
-        &mut self,
-        now: u64,
-        buf: &mut [u8],
-        budget: &mut ReadBudget,
-        stamp: &Stamp,
-        sink: &mut impl EntrySink,
-    ) -> io::Result<ReadState> {
+    pub fn path_gone<S: EntrySink>(&mut self, pass: &mut Pass<S>) -> io::Result<ReadState> {
         if self.open.is_none() {
             return Ok(ReadState::Eof);
         }
-        if self.read_open(now, buf, budget, stamp, sink)? == ReadState::More {
+        if self.read_open(pass)? == ReadState::More {
             return Ok(ReadState::More);
         }
         let unlinked = self
@@ -333,72 +313,45 @@ impl TailedFile {
             .and_then(|o| o.file.metadata().ok())
             .is_none_or(|m| m.nlink() == 0);
         if unlinked && let Some(mut old) = self.open.take() {
-            if let Some((e, c)) = flush_partial(&mut old, &self.source_json, stamp, sink, budget) {
-                self.entries_read += e;
-                self.truncated_lines += c;
-            }
+            let c = flush_partial(&mut old, &self.source_json, pass);
+            self.count(c);
             self.lost = true;
         }
         Ok(ReadState::Eof)
     }
 
     /// Reads the open descriptor from where it was; the fast path after a write event.
-    pub fn read_open(
-        &mut self,
-        now: u64,
-        buf: &mut [u8],
-        budget: &mut ReadBudget,
-        stamp: &Stamp,
-        sink: &mut impl EntrySink,
-    ) -> io::Result<ReadState> {
+    pub fn read_open<S: EntrySink>(&mut self, pass: &mut Pass<S>) -> io::Result<ReadState> {
         let Some(open) = self.open.as_mut() else {
             return Ok(ReadState::Eof);
         };
-        let (state, entries, cut) =
-            read_to_end(open, now, &self.source_json, buf, budget, stamp, sink)?;
-        self.entries_read += entries;
-        self.truncated_lines += cut;
+        let (state, c) = read_to_end(open, &self.source_json, pass)?;
+        self.count(c);
         Ok(state)
     }
 
     /// Reads retired descriptors; drops those quiet for the grace period (delivering any
     /// unfinished last line).
-    pub fn drain_retired(
-        &mut self,
-        now: u64,
-        buf: &mut [u8],
-        budget: &mut ReadBudget,
-        stamp: &Stamp,
-        sink: &mut impl EntrySink,
-    ) -> ReadState {
+    pub fn drain_retired<S: EntrySink>(&mut self, pass: &mut Pass<S>) -> ReadState {
         let mut state = ReadState::Eof;
         let mut i = 0;
         while i < self.retired.len() {
-            let old = &mut self.retired[i];
-            match read_to_end(old, now, &self.source_json, buf, budget, stamp, sink) {
-                Ok((s, entries, cut)) => {
-                    self.entries_read += entries;
-                    self.truncated_lines += cut;
+            match read_to_end(&mut self.retired[i], &self.source_json, pass) {
+                Ok((s, c)) => {
+                    self.count(c);
                     if s == ReadState::More {
                         state = ReadState::More;
                         i += 1;
                         continue;
                     }
                 }
-                Err(_) => {
-                    // An unreadable old descriptor has nothing more to give.
-                    self.retired[i].last_growth = 0;
-                }
+                // An unreadable old descriptor has nothing more to give.
+                Err(_) => self.retired[i].last_growth = 0,
             }
-            let old = &self.retired[i];
-            if now.saturating_sub(old.last_growth) >= RETIRE_GRACE_MS {
+            if pass.now.saturating_sub(self.retired[i].last_growth) >= RETIRE_GRACE_MS {
                 let mut old = self.retired.swap_remove(i);
-                if let Some((e, c)) =
-                    flush_partial(&mut old, &self.source_json, stamp, sink, budget)
-                {
-                    self.entries_read += e;
-                    self.truncated_lines += c;
-                }
+                let c = flush_partial(&mut old, &self.source_json, pass);
+                self.count(c);
             } else {
                 i += 1;
             }
@@ -432,91 +385,80 @@ impl TailedFile {
     }
 }
 
-/// Counts what a splitter delivers and pushes each line as an entry.
-struct LineEmitter<'a, S: EntrySink> {
-    source: &'a [u8],
-    stamp: &'a Stamp,
-    sink: &'a mut S,
-    budget: &'a mut ReadBudget,
+/// Entries and cut lines one read delivered.
+#[derive(Debug, Clone, Copy, Default)]
+struct Count {
     entries: u64,
     cut: u64,
 }
 
-impl<S: EntrySink> super::lines::LineSink for LineEmitter<'_, S> {
+/// Turns what a splitter delivers into entries of one file, counting them.
+struct Lines<'p, 'a, S: EntrySink> {
+    source: &'p [u8],
+    pass: &'p mut Pass<'a, S>,
+    count: Count,
+}
+
+impl<S: EntrySink> super::lines::LineSink for Lines<'_, '_, S> {
     fn line(&mut self, line: &[u8], cut: bool) -> bool {
-        let (source, stamp) = (self.source, self.stamp);
-        self.sink
+        let (source, stamp) = (self.source, &self.pass.stamp);
+        self.pass
+            .sink
             .push_entry(|out| entry::write_entry(out, line, source, stamp));
-        self.entries += 1;
-        if cut {
-            self.cut += 1;
-        }
-        self.budget.take_entry()
+        self.count.entries += 1;
+        self.count.cut += u64::from(cut);
+        self.pass.budget.take_entry()
     }
 }
 
-fn flush_partial(
-    open: &mut OpenFile,
-    source: &[u8],
-    stamp: &Stamp,
-    sink: &mut impl EntrySink,
-    budget: &mut ReadBudget,
-) -> Option<(u64, u64)> {
-    if open.splitter.pending() == 0 {
-        return None;
-    }
-    let mut lines = LineEmitter {
+/// Delivers the unfinished last line a descriptor holds (its file is done with).
+fn flush_partial<S: EntrySink>(open: &mut OpenFile, source: &[u8], pass: &mut Pass<S>) -> Count {
+    let mut lines = Lines {
         source,
-        stamp,
-        sink,
-        budget,
-        entries: 0,
-        cut: 0,
+        pass,
+        count: Count::default(),
     };
     open.splitter.flush(&mut lines);
-    Some((lines.entries, lines.cut))
+    lines.count
 }
 
-/// Reads `open` from its position until EOF or the budget runs out. Returns the state and
-/// the entries and cut lines delivered.
-fn read_to_end(
+/// Reads `open` from its position until EOF or the budget runs out.
+fn read_to_end<S: EntrySink>(
     open: &mut OpenFile,
-    now: u64,
     source: &[u8],
-    buf: &mut [u8],
-    budget: &mut ReadBudget,
-    stamp: &Stamp,
-    sink: &mut impl EntrySink,
-) -> io::Result<(ReadState, u64, u64)> {
-    let mut lines = LineEmitter {
+    pass: &mut Pass<S>,
+) -> io::Result<(ReadState, Count)> {
+    let now = pass.now;
+    let mut lines = Lines {
         source,
-        stamp,
-        sink,
-        budget,
-        entries: 0,
-        cut: 0,
+        pass,
+        count: Count::default(),
     };
     loop {
-        if lines.budget.exhausted() {
-            return Ok((ReadState::More, lines.entries, lines.cut));
+        if lines.pass.budget.exhausted() {
+            return Ok((ReadState::More, lines.count));
         }
-        let want = buf.len().min(lines.budget.bytes_left());
-        let n = match open.file.read_at(&mut buf[..want], open.pos) {
+        let want = lines.pass.buf.len().min(lines.pass.budget.bytes_left());
+        let n = match open.file.read_at(&mut lines.pass.buf[..want], open.pos) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         if n == 0 {
-            return Ok((ReadState::Eof, lines.entries, lines.cut));
+            return Ok((ReadState::Eof, lines.count));
         }
         open.last_growth = now;
+        // The chunk is moved out of the pass's buffer for the splitter's sake (it borrows
+        // the pass mutably through `lines`); `take` leaves an empty slice, nothing copies.
+        let buf = std::mem::take(&mut lines.pass.buf);
         let used = open.splitter.feed(&buf[..n], &mut lines);
+        lines.pass.buf = buf;
         open.pos += used as u64;
-        lines.budget.take_bytes(used);
+        lines.pass.budget.take_bytes(used);
         if used == n && n < want {
             // A short read of a regular file is its end (for now): save the syscall
             // that would only say so.
-            return Ok((ReadState::Eof, lines.entries, lines.cut));
+            return Ok((ReadState::Eof, lines.count));
         }
     }
 }

@@ -65,6 +65,16 @@ impl ReadBudget {
     }
 }
 
+/// What one reading pass works with: the tick, the scratch buffer, the turn's budget, the
+/// time given to plain lines, and where entries go.
+pub struct Pass<'a, S> {
+    pub now: u64,
+    pub buf: &'a mut [u8],
+    pub budget: &'a mut ReadBudget,
+    pub stamp: Stamp,
+    pub sink: &'a mut S,
+}
+
 /// Adds inotify watches on behalf of a monitor.
 pub trait DirWatcher {
     fn watch(&mut self, dir: &Path, target: usize) -> io::Result<()>;
@@ -161,12 +171,18 @@ impl Monitor {
         for t in 0..self.targets.len() {
             self.scan_target(t, watcher);
         }
-        let stamp = Stamp::now();
+        let mut no_budget = ReadBudget::new(0, 0);
+        let mut pass = Pass {
+            now,
+            buf: &mut [],
+            budget: &mut no_budget,
+            stamp: Stamp::now(),
+            sink: &mut NullSink,
+        };
         for i in 0..self.files.len() {
-            let mut ignore = NullSink;
             match stat_path(&self.files[i].path) {
                 Ok(PathState::File(meta)) => {
-                    self.open_file(i, &meta, now, &stamp, &mut ignore);
+                    self.open_file(i, &meta, &mut pass);
                 }
                 // Not there yet: whatever appears under the name later is new content.
                 _ => self.files[i].start = StartPos::Beginning,
@@ -324,17 +340,10 @@ impl Monitor {
 
     /// Opens file `i`; reports (once) when it cannot be read and remembers where it was to
     /// be started, so a file that becomes readable later loses nothing.
-    fn open_file(
-        &mut self,
-        i: usize,
-        meta: &Metadata,
-        now: u64,
-        stamp: &Stamp,
-        sink: &mut impl EntrySink,
-    ) -> bool {
+    fn open_file<S: EntrySink>(&mut self, i: usize, meta: &Metadata, pass: &mut Pass<S>) -> bool {
         let max_line = self.max_line;
         let f = &mut self.files[i];
-        match f.open_new(now, max_line, stamp, sink) {
+        match f.open_new(max_line, pass) {
             Ok(()) => {
                 if f.last_error.take().is_some() {
                     report(
@@ -348,12 +357,19 @@ impl Monitor {
                 if f.start == StartPos::End {
                     f.start = StartPos::At(meta.len());
                 }
-                let message = format!("cannot read {}: {e}", f.path.display());
-                if f.set_error(message.clone()) {
-                    report(&self.stream, &message);
-                }
+                self.file_error(
+                    i,
+                    format!("cannot read {}: {e}", self.files[i].path.display()),
+                );
                 false
             }
+        }
+    }
+
+    /// Records a problem with file `i`, reporting it the first time it is seen.
+    fn file_error(&mut self, i: usize, message: String) {
+        if self.files[i].set_error(message.clone()) {
+            report(&self.stream, &message);
         }
     }
 
@@ -372,7 +388,13 @@ impl Monitor {
                 self.scan_target(t, watcher);
             }
         }
-        let stamp = Stamp::now();
+        let mut pass = Pass {
+            now,
+            buf,
+            budget,
+            stamp: Stamp::now(),
+            sink,
+        };
         let n = self.files.len();
         let mut more = false;
         for k in 0..n {
@@ -380,12 +402,12 @@ impl Monitor {
             if !self.files[i].dirty {
                 continue;
             }
-            if budget.exhausted() {
+            if pass.budget.exhausted() {
                 more = true;
                 self.next_file = i;
                 break;
             }
-            if self.check_file(i, now, buf, budget, &stamp, sink) == ReadState::More {
+            if self.check_file(i, &mut pass) == ReadState::More {
                 self.files[i].dirty = true;
                 more = true;
             }
@@ -413,50 +435,41 @@ impl Monitor {
         });
     }
 
-    fn check_file(
-        &mut self,
-        i: usize,
-        now: u64,
-        buf: &mut [u8],
-        budget: &mut ReadBudget,
-        stamp: &Stamp,
-        sink: &mut impl EntrySink,
-    ) -> ReadState {
+    fn check_file<S: EntrySink>(&mut self, i: usize, pass: &mut Pass<S>) -> ReadState {
         self.files[i].dirty = false;
-        if !self.files[i].verify && self.files[i].open.is_some() {
+        let state = if !self.files[i].verify && self.files[i].open.is_some() {
             // Only written to since the last look: read on without a stat. Finding
             // nothing new falls through to the full check, which sees a truncation.
             let f = &mut self.files[i];
             let before = f.position();
-            if let Ok(state) = f.read_open(now, buf, budget, stamp, sink)
-                && (state == ReadState::More || f.position() != before)
-            {
-                f.last_size = f.last_size.max(f.position());
-                let retired = f.drain_retired(now, buf, budget, stamp, sink);
-                return if retired == ReadState::More {
-                    ReadState::More
-                } else {
-                    state
-                };
+            match f.read_open(pass) {
+                Ok(state) if state == ReadState::More || f.position() != before => {
+                    f.last_size = f.last_size.max(f.position());
+                    Some(state)
+                }
+                _ => None,
             }
-        }
-        self.files[i].verify = false;
-        let state = match stat_path(&self.files[i].path) {
-            Ok(PathState::File(meta)) => {
-                self.check_present(i, &meta, now, buf, budget, stamp, sink)
-            }
-            Ok(PathState::Missing) => self.read_gone(i, now, buf, budget, stamp, sink, None),
-            Ok(PathState::NotAFile) => {
-                let why = format!("{} is not a regular file", self.files[i].path.display());
-                self.read_gone(i, now, buf, budget, stamp, sink, Some(why))
-            }
-            Err(e) => {
-                let why = format!("cannot stat {}: {e}", self.files[i].path.display());
-                self.read_gone(i, now, buf, budget, stamp, sink, Some(why))
-            }
+        } else {
+            None
         };
-        let f = &mut self.files[i];
-        let retired = f.drain_retired(now, buf, budget, stamp, sink);
+        let state = state.unwrap_or_else(|| {
+            self.files[i].verify = false;
+            match stat_path(&self.files[i].path) {
+                Ok(PathState::File(meta)) => self.check_present(i, &meta, pass),
+                Ok(PathState::Missing) => self.read_gone(i, pass),
+                Ok(PathState::NotAFile) => {
+                    let why = format!("{} is not a regular file", self.files[i].path.display());
+                    self.file_error(i, why);
+                    self.read_gone(i, pass)
+                }
+                Err(e) => {
+                    let why = format!("cannot stat {}: {e}", self.files[i].path.display());
+                    self.file_error(i, why);
+                    self.read_gone(i, pass)
+                }
+            }
+        });
+        let retired = self.files[i].drain_retired(pass);
         if state == ReadState::More || retired == ReadState::More {
             ReadState::More
         } else {
@@ -464,45 +477,25 @@ impl Monitor {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn read_gone(
-        &mut self,
-        i: usize,
-        now: u64,
-        buf: &mut [u8],
-        budget: &mut ReadBudget,
-        stamp: &Stamp,
-        sink: &mut impl EntrySink,
-        problem: Option<String>,
-    ) -> ReadState {
-        let f = &mut self.files[i];
-        if let Some(message) = problem
-            && f.set_error(message.clone())
-        {
-            report(&self.stream, &message);
-        }
-        match f.path_gone(now, buf, budget, stamp, sink) {
+    /// The path names no regular file: read what the open descriptor still has.
+    fn read_gone<S: EntrySink>(&mut self, i: usize, pass: &mut Pass<S>) -> ReadState {
+        match self.files[i].path_gone(pass) {
             Ok(s) => s,
             Err(e) => {
-                let message = format!("cannot read {}: {e}", f.path.display());
-                if f.set_error(message.clone()) {
-                    report(&self.stream, &message);
-                }
+                self.file_error(
+                    i,
+                    format!("cannot read {}: {e}", self.files[i].path.display()),
+                );
                 ReadState::Eof
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn check_present(
+    fn check_present<S: EntrySink>(
         &mut self,
         i: usize,
         meta: &Metadata,
-        now: u64,
-        buf: &mut [u8],
-        budget: &mut ReadBudget,
-        stamp: &Stamp,
-        sink: &mut impl EntrySink,
+        pass: &mut Pass<S>,
     ) -> ReadState {
         let id = file_id(meta);
         let already_ours = self.files[i].open.as_ref().is_some_and(|o| o.id == id);
@@ -528,7 +521,7 @@ impl Monitor {
         self.files[i].alias = false;
         let mut fresh = None;
         if self.files[i].open.is_none() {
-            if !self.open_file(i, meta, now, stamp, sink) {
+            if !self.open_file(i, meta, pass) {
                 return ReadState::Eof;
             }
             // The path's stat predates the open; what was just recorded comes from the
@@ -541,9 +534,9 @@ impl Monitor {
         }
         let meta = fresh.as_ref().unwrap_or(meta);
         let max_line = self.max_line;
-        let f = &mut self.files[i];
-        match f.follow(meta, now, max_line, buf, budget, stamp, sink) {
+        match self.files[i].follow(meta, max_line, pass) {
             Ok(s) => {
+                let f = &mut self.files[i];
                 if f.last_error.take().is_some() {
                     report(
                         &self.stream,
@@ -553,10 +546,10 @@ impl Monitor {
                 s
             }
             Err(e) => {
-                let message = format!("cannot read {}: {e}", f.path.display());
-                if f.set_error(message.clone()) {
-                    report(&self.stream, &message);
-                }
+                self.file_error(
+                    i,
+                    format!("cannot read {}: {e}", self.files[i].path.display()),
+                );
                 ReadState::Eof
             }
         }
