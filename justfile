@@ -38,13 +38,14 @@ install: build
 clean:
     cargo clean
 
-# Tag a release (version comes from git tags at build time) and push the tag
+# Tag a release: `just release v1.2.3` (or `just release TAG=v1.2.3`); --version reports it
 release TAG:
     #!/usr/bin/env bash
     set -euo pipefail
-    [[ "{{TAG}}" =~ ^v[0-9]+\.[0-9]+\.[0-9]+ ]] || { echo "TAG must look like vX.Y.Z"; exit 1; }
+    tag="{{TAG}}"; tag="${tag#TAG=}"
+    [[ "$tag" =~ ^v[0-9]+\.[0-9]+\.[0-9]+ ]] || { echo "TAG must look like vX.Y.Z"; exit 1; }
     git diff --quiet && git diff --cached --quiet || { echo "commit your changes first"; exit 1; }
-    git tag -a "{{TAG}}" -m "logwisp {{TAG}}"
+    git tag -a "$tag" -m "logwisp $tag"
     cargo build --release
     ./target/release/logwisp --version
-    if git remote | grep -q .; then git push origin "{{TAG}}"; else echo "no remote: tag {{TAG}} created locally"; fi
+    if git remote | grep -q .; then git push origin "$tag"; else echo "no remote: tag $tag created locally"; fi
