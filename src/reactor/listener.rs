@@ -132,8 +132,13 @@ impl Reactor {
                         &format!("stream `{name}` http server"),
                     )?,
                 };
+                // Only HTTP listeners are ever shared or bound here.
                 let ListenerKind::Http(routes) = &mut self.listeners[index].kind else {
-                    unreachable!("shared listeners are HTTP listeners");
+                    return Err(StartupError {
+                        message: format!(
+                            "stream `{name}`: listener {index} is not an HTTP listener"
+                        ),
+                    });
                 };
                 let (stream_path, status_path) =
                     routes.add_stream(s, &name, &h.stream_path, &h.status_path);
