@@ -656,6 +656,17 @@ mod tests {
         cap: usize,
     }
 
+    impl Sink {
+        /// At most `room` bytes per write, `cap` in all before WouldBlock.
+        fn new(room: usize, cap: usize) -> Sink {
+            Sink {
+                data: Vec::new(),
+                room,
+                cap,
+            }
+        }
+    }
+
     impl Write for Sink {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             self.write_vectored(&[IoSlice::new(buf)])
@@ -697,11 +708,7 @@ mod tests {
     fn frames_are_rendered_once_in_both_framings() {
         let r = ring_with(2, 10);
         let mut s = Subscriber::new(Framing::Sse, Cursor { seq: 1, offset: 0 }, 10);
-        let mut sink = Sink {
-            data: vec![],
-            room: usize::MAX,
-            cap: usize::MAX,
-        };
+        let mut sink = Sink::new(usize::MAX, usize::MAX);
         assert_eq!(
             s.flush(&r, &NoControl, &mut sink, usize::MAX).unwrap(),
             Flush::Drained
@@ -711,11 +718,7 @@ mod tests {
             "id: 1\ndata: {\"n\":1}\n\nid: 2\ndata: {\"n\":2}\n\n"
         );
         let mut t = Subscriber::new(Framing::Tcp, Cursor { seq: 1, offset: 0 }, 10);
-        let mut sink = Sink {
-            data: vec![],
-            room: usize::MAX,
-            cap: usize::MAX,
-        };
+        let mut sink = Sink::new(usize::MAX, usize::MAX);
         t.flush(&r, &NoControl, &mut sink, usize::MAX).unwrap();
         assert_eq!(String::from_utf8(sink.data).unwrap(), tcp_lines(1..=2));
         assert!(t.is_caught_up(&r));
@@ -726,11 +729,7 @@ mod tests {
         let r = ring_with(3000, 5000);
         let mut s = Subscriber::new(Framing::Tcp, Cursor { seq: 1, offset: 0 }, 5000);
         s.queue_control(b"HEAD\n");
-        let mut sink = Sink {
-            data: vec![],
-            room: 7,
-            cap: usize::MAX,
-        };
+        let mut sink = Sink::new(7, usize::MAX);
         assert_eq!(
             s.flush(&r, &NoControl, &mut sink, usize::MAX).unwrap(),
             Flush::Drained
@@ -745,11 +744,7 @@ mod tests {
     fn control_waits_for_a_frame_boundary() {
         let r = ring_with(3, 10);
         let mut s = Subscriber::new(Framing::Tcp, Cursor { seq: 1, offset: 0 }, 10);
-        let mut sink = Sink {
-            data: vec![],
-            room: usize::MAX,
-            cap: 4,
-        };
+        let mut sink = Sink::new(usize::MAX, 4);
         assert_eq!(
             s.flush(&r, &NoControl, &mut sink, usize::MAX).unwrap(),
             Flush::Blocked
@@ -768,11 +763,7 @@ mod tests {
     fn lagging_client_skips_ahead_and_finishes_its_torn_frame() {
         let mut r = ring_with(5, 5);
         let mut s = Subscriber::new(Framing::Tcp, Cursor { seq: 1, offset: 0 }, 5);
-        let mut sink = Sink {
-            data: vec![],
-            room: usize::MAX,
-            cap: 3,
-        };
+        let mut sink = Sink::new(usize::MAX, 3);
         assert_eq!(
             s.flush(&r, &NoControl, &mut sink, usize::MAX).unwrap(),
             Flush::Blocked
@@ -850,11 +841,7 @@ mod tests {
     fn budget_stops_a_hungry_client() {
         let r = ring_with(10_000, 10_000);
         let mut s = Subscriber::new(Framing::Tcp, Cursor { seq: 1, offset: 0 }, 10_000);
-        let mut sink = Sink {
-            data: vec![],
-            room: 1000,
-            cap: usize::MAX,
-        };
+        let mut sink = Sink::new(1000, usize::MAX);
         assert_eq!(
             s.flush(&r, &NoControl, &mut sink, 5000).unwrap(),
             Flush::Budget
