@@ -198,8 +198,12 @@ impl Monitor {
         };
         let Some(name) = name.to_str() else { return };
         if !target.matcher.matches(name) {
-            // A rename away from a tailed name shows up under the new name too; retired
-            // descriptors are re-read on every check, so nothing more is needed here.
+            // Possibly the old name of a rotated file (`app.log.1`) whose writer has not
+            // reopened yet: look at the files that still hold retired descriptors now
+            // rather than at the next periodic check.
+            for f in self.files.iter_mut().filter(|f| !f.retired.is_empty()) {
+                f.dirty = true;
+            }
             return;
         }
         let path = target.dir.join(name);
@@ -437,6 +441,9 @@ impl Monitor {
 
     fn check_file<S: EntrySink>(&mut self, i: usize, pass: &mut Pass<S>) -> ReadState {
         self.files[i].dirty = false;
+        // Descriptors retired by a rotation hold what was written before the switch: read
+        // them first, so late lines of the old file come before the new file's.
+        let retired = self.files[i].drain_retired(pass);
         let state = if !self.files[i].verify && self.files[i].open.is_some() {
             // Only written to since the last look: read on without a stat. Finding
             // nothing new falls through to the full check, which sees a truncation.
@@ -469,7 +476,6 @@ impl Monitor {
                 }
             }
         });
-        let retired = self.files[i].drain_retired(pass);
         if state == ReadState::More || retired == ReadState::More {
             ReadState::More
         } else {
