@@ -358,18 +358,17 @@ impl Reactor {
                     }
                     continue;
                 }
-                let Some(owners) = self.watch_owners.get(&event.wd).cloned() else {
-                    continue;
-                };
                 let dir_gone = event
                     .mask
                     .intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF);
                 if dir_gone {
+                    let Some(owners) = self.watch_owners.remove(&event.wd) else {
+                        continue;
+                    };
                     if event.mask.contains(EventMask::MOVE_SELF) {
                         // The watch follows the moved directory; the path is what we want.
                         let _ = self.watches.remove(event.wd.clone());
                     }
-                    self.watch_owners.remove(&event.wd);
                     for (s, t) in owners {
                         self.streams[s].monitor.unwatched(t);
                         self.streams[s].read_pending = true;
@@ -387,7 +386,7 @@ impl Reactor {
                 } else {
                     Change::Touched
                 };
-                for (s, t) in owners {
+                for &(s, t) in self.watch_owners.get(&event.wd).into_iter().flatten() {
                     self.streams[s].monitor.on_event(t, name, change);
                     self.streams[s].read_pending = true;
                 }

@@ -197,6 +197,19 @@ impl Monitor {
             return;
         };
         let Some(name) = name.to_str() else { return };
+        // A file already followed is found by name, without a glob match or a path
+        // allocation: this runs for every write.
+        let known = self.files.iter_mut().find(|f| {
+            f.path.parent() == Some(target.dir.as_path())
+                && f.path.file_name().is_some_and(|n| n == name)
+        });
+        if let Some(f) = known {
+            f.dirty = true;
+            if change != Change::Written {
+                f.verify = true;
+            }
+            return;
+        }
         if !target.matcher.matches(name) {
             // Possibly the old name of a rotated file (`app.log.1`) whose writer has not
             // reopened yet: look at the files that still hold retired descriptors now
@@ -206,19 +219,10 @@ impl Monitor {
             }
             return;
         }
-        let path = target.dir.join(name);
-        match self.files.iter_mut().find(|f| f.path == path) {
-            Some(f) => {
-                f.dirty = true;
-                if change != Change::Written {
-                    f.verify = true;
-                }
-            }
-            None if change != Change::Gone => {
-                self.files
-                    .push(TailedFile::new(path, t, StartPos::Beginning));
-            }
-            None => {}
+        if change != Change::Gone {
+            let path = target.dir.join(name);
+            self.files
+                .push(TailedFile::new(path, t, StartPos::Beginning));
         }
     }
 
