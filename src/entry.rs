@@ -439,29 +439,30 @@ fn write_json_entry(out: &mut Vec<u8>, line: &[u8], source_json: &[u8], stamp: &
     let Ok(Members(mut members)) = serde_json::from_slice::<Members>(line) else {
         return false;
     };
-    let mut time: Option<[u8; 27]> = None;
-    let mut level: Option<&RawValue> = None;
-    let mut message: Option<&RawValue> = None;
-    let parses_as_time = |v: &RawValue| {
-        is_json_string(v)
-            && serde_json::from_str::<Cow<str>>(v.get())
-                .ok()
-                .and_then(|s| timefmt::parse_rfc3339(&s))
-                .is_some()
+    let time_of = |v: &RawValue| {
+        if !is_json_string(v) {
+            return None;
+        }
+        let text = serde_json::from_str::<Cow<str>>(v.get()).ok()?;
+        timefmt::parse_rfc3339(&text)
     };
-    if let Some(v) = take(&mut members, &["time", "timestamp", "ts"], &parses_as_time) {
-        let micros = serde_json::from_str::<Cow<str>>(v.get())
-            .ok()
-            .and_then(|s| timefmt::parse_rfc3339(&s))
-            .unwrap_or(stamp.micros);
-        time = Some(timefmt::rfc3339_micros(micros));
+    let mut time = None;
+    for key in ["time", "timestamp", "ts"] {
+        let found = members.iter().enumerate().find_map(|(i, (k, v))| {
+            if k == key {
+                time_of(v).map(|m| (i, m))
+            } else {
+                None
+            }
+        });
+        if let Some((i, micros)) = found {
+            members.remove(i);
+            time = Some(timefmt::rfc3339_micros(micros));
+            break;
+        }
     }
-    if let Some(v) = take(&mut members, &["level", "lvl", "severity"], &is_json_string) {
-        level = Some(v);
-    }
-    if let Some(v) = take(&mut members, &["msg", "message"], &is_json_string) {
-        message = Some(v);
-    }
+    let level = take(&mut members, &["level", "lvl", "severity"], &is_json_string);
+    let message = take(&mut members, &["msg", "message"], &is_json_string);
     // A nested `fields` object is merged in; top-level keys win over its duplicates.
     let mut nested = Vec::new();
     if let Some(i) = members
