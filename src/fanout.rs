@@ -469,11 +469,6 @@ impl Subscriber {
             && self.cursor.seq >= ring.next_seq()
     }
 
-    /// Bytes this client holds privately (for memory accounting).
-    pub fn private_bytes(&self) -> usize {
-        self.control.capacity() + self.detached.capacity()
-    }
-
     /// Moves a client that is behind `min_seq` up to it, keeping any half-sent frame
     /// whole. Returns the number of entries skipped.
     pub fn enforce_lag(&mut self, ring: &Ring, planned_base: u64) -> u64 {

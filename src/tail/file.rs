@@ -4,7 +4,7 @@
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::lines::LineSplitter;
 use super::{EntrySink, Pass};
@@ -172,10 +172,6 @@ impl TailedFile {
         let new = self.last_error.as_deref() != Some(message.as_str());
         self.last_error = Some(message);
         new
-    }
-
-    pub fn clear_error(&mut self) {
-        self.last_error = None;
     }
 
     fn emit_rotation<S: EntrySink>(&mut self, kind: Rotation, pass: &mut Pass<S>) {
@@ -479,17 +475,6 @@ fn start_of_last_partial_line(file: &File, size: u64, max_line: usize) -> u64 {
             None => size,
         },
         Err(_) => size,
-    }
-}
-
-/// Stat of a path, `None` when it does not name a regular file (missing, a directory…).
-pub fn stat_regular(path: &Path) -> io::Result<Option<Metadata>> {
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_file() => Ok(Some(m)),
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(None),
-        Err(e) => Err(e),
     }
 }
 

@@ -58,13 +58,6 @@ impl LineSplitter {
         self.partial.len()
     }
 
-    /// Forgets any held partial line.
-    pub fn reset(&mut self) {
-        self.partial.clear();
-        self.discarding = false;
-        self.release();
-    }
-
     fn release(&mut self) {
         if self.partial.capacity() > RETAIN_CAPACITY {
             self.partial = Vec::new();
