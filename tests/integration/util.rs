@@ -167,6 +167,30 @@ pub struct Server {
     stderr: Arc<Mutex<String>>,
     http: HashMap<String, u16>,
     tcp: HashMap<String, u16>,
+    args: Vec<String>,
+}
+
+/// Starts logwisp on `$DIR/logwisp.toml` in `dir`, its output collected in the background.
+/// Its default state dir is under `dir` too, so no test writes to the runner's home
+/// (tests that need state set `state_dir` themselves).
+fn spawn_logwisp(dir: &TempDir, args: &[String]) -> (Child, Arc<Mutex<String>>, Arc<Mutex<String>>) {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(dir.join("logwisp.toml"))
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("LOGWISP_CONFIG")
+        .env_remove("STATE_DIRECTORY")
+        .env("XDG_STATE_HOME", dir.join(".xdg-state"))
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn logwisp");
+    let (stdout, _) = drain(child.stdout.take().unwrap());
+    let (stderr, _) = drain(child.stderr.take().unwrap());
+    (child, stdout, stderr)
 }
 
 impl Server {
@@ -179,22 +203,9 @@ impl Server {
     /// Like [`start`](Self::start), in a prepared dir and with extra arguments.
     pub fn start_in(dir: TempDir, toml: &str, args: &[&str]) -> Server {
         let toml = toml.replace("$DIR", &dir.path().display().to_string());
-        let config = dir.join("logwisp.toml");
-        fs::write(&config, &toml).expect("write config");
-        let expected = expected_listeners(&toml);
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .current_dir(dir.path())
-            .env_remove("LOGWISP_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn logwisp");
-        let (stdout, _) = drain(child.stdout.take().unwrap());
-        let (stderr, _) = drain(child.stderr.take().unwrap());
+        fs::write(dir.join("logwisp.toml"), &toml).expect("write config");
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (child, stdout, stderr) = spawn_logwisp(&dir, &args);
         let mut server = Server {
             dir,
             child,
@@ -202,25 +213,48 @@ impl Server {
             stderr,
             http: HashMap::new(),
             tcp: HashMap::new(),
+            args,
         };
+        server.wait_listening();
+        server
+    }
+
+    /// Starts logwisp again in the same dir, on the same config and arguments (listeners
+    /// on port 0 get new ports). A process still running is killed first.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, stdout, stderr) = spawn_logwisp(&self.dir, &self.args);
+        self.child = child;
+        self.stdout = stdout;
+        self.stderr = stderr;
+        self.http.clear();
+        self.tcp.clear();
+        self.wait_listening();
+    }
+
+    /// Waits until every enabled server has printed where it listens; notes the ports.
+    fn wait_listening(&mut self) {
+        let toml = fs::read_to_string(self.dir.join("logwisp.toml")).expect("read config");
+        let expected = expected_listeners(&toml);
         let ready = wait_until(TIMEOUT, || {
-            if let Ok(Some(status)) = server.child.try_wait() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
                     "logwisp exited during startup ({status})\nstdout:\n{}\nstderr:\n{}",
-                    server.stdout(),
-                    server.stderr()
+                    self.stdout(),
+                    self.stderr()
                 );
             }
-            let out = server.stdout();
+            let out = self.stdout();
             expected.iter().all(|prefix| out.contains(prefix.as_str()))
         });
         assert!(
             ready,
             "logwisp did not print its endpoints in time\nstdout:\n{}\nstderr:\n{}",
-            server.stdout(),
-            server.stderr()
+            self.stdout(),
+            self.stderr()
         );
-        for line in server.stdout().lines() {
+        for line in self.stdout().lines() {
             let Some((head, addr)) = line.split_once(" listening on ") else {
                 continue;
             };
@@ -230,13 +264,29 @@ impl Server {
             };
             let port: u16 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
             let map = if proto == "http" {
-                &mut server.http
+                &mut self.http
             } else {
-                &mut server.tcp
+                &mut self.tcp
             };
             map.insert(name.to_string(), port);
         }
-        server
+    }
+
+    /// The process id of the running logwisp.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident set size so far (`VmHWM` in `/proc/PID/status`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|kib| kib.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmHWM in {path}:\n{status}"))
     }
 
     pub fn http_port(&self, stream: &str) -> u16 {
@@ -974,3 +1024,4 @@ impl Drop for TcpCollector {
         }
     }
 }
+
