@@ -776,12 +776,112 @@ impl Event {
     }
 }
 
-/// An SSE client over a plain socket.
+/// Decodes a `Transfer-Encoding: chunked` body as its bytes arrive (RFC 9112 §7.1), and
+/// panics on bad framing: a test must see exactly the bytes the server framed.
+#[derive(Debug, Default)]
+struct Dechunker {
+    /// Bytes received and not decoded yet (an incomplete size line or CRLF).
+    raw: Vec<u8>,
+    state: Chunk,
+}
+
+#[derive(Debug, Default, PartialEq)]
+enum Chunk {
+    /// Expecting a size line.
+    #[default]
+    Size,
+    /// This many data bytes of the current chunk are still to come.
+    Data(usize),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines up to an empty one.
+    Trailer,
+    /// The body is complete.
+    Done,
+}
+
+impl Dechunker {
+    /// Decodes `input` (and what was held back before) onto `out`.
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        self.raw.extend_from_slice(input);
+        let mut at = 0;
+        loop {
+            let rest = &self.raw[at..];
+            match self.state {
+                Chunk::Size | Chunk::Trailer => {
+                    let Some(eol) = find(rest, b"\r\n") else {
+                        break;
+                    };
+                    let line = std::str::from_utf8(&rest[..eol]).expect("chunk line is ASCII");
+                    at += eol + 2;
+                    if self.state == Chunk::Trailer {
+                        if line.is_empty() {
+                            self.state = Chunk::Done;
+                        }
+                        continue;
+                    }
+                    let hex = line.split(';').next().unwrap().trim_end();
+                    let size = usize::from_str_radix(hex, 16)
+                        .unwrap_or_else(|e| panic!("bad chunk size line {line:?}: {e}"));
+                    self.state = if size == 0 {
+                        Chunk::Trailer
+                    } else {
+                        Chunk::Data(size)
+                    };
+                }
+                Chunk::Data(left) => {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let n = left.min(rest.len());
+                    out.extend_from_slice(&rest[..n]);
+                    at += n;
+                    self.state = if n == left {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(left - n)
+                    };
+                }
+                Chunk::DataEnd => {
+                    if rest.len() < 2 {
+                        break;
+                    }
+                    assert_eq!(&rest[..2], b"\r\n", "chunk data not followed by CRLF");
+                    at += 2;
+                    self.state = Chunk::Size;
+                }
+                Chunk::Done => {
+                    assert!(
+                        rest.is_empty(),
+                        "bytes after the last chunk: {:?}",
+                        String::from_utf8_lossy(rest)
+                    );
+                    break;
+                }
+            }
+        }
+        self.raw.drain(..at);
+    }
+}
+
+/// What one read from a socket gave.
+#[derive(Debug, PartialEq)]
+enum Filled {
+    Bytes,
+    Eof,
+    Timeout,
+}
+
+/// An SSE client over a plain socket. It reads the body as the response head frames it:
+/// chunked when it says `Transfer-Encoding: chunked`, else close-delimited.
 pub struct SseClient {
     stream: TcpStream,
+    /// The decoded body received so far (from `pos` on: not yet returned).
     buf: Vec<u8>,
     /// Start of unread bytes in `buf`.
     pos: usize,
+    /// `Some` for a chunked body.
+    chunks: Option<Dechunker>,
     /// The response head.
     pub head: Response,
 }
@@ -821,12 +921,20 @@ impl SseClient {
             let mut conn = HttpConn { stream, buf };
             return Err(conn.read_response());
         }
-        Ok(SseClient {
+        let chunks = match head.header("Transfer-Encoding") {
+            None => None,
+            Some(te) if te.eq_ignore_ascii_case("chunked") => Some(Dechunker::default()),
+            Some(te) => panic!("unexpected Transfer-Encoding: {te}"),
+        };
+        let mut client = SseClient {
             stream,
-            buf,
-            pos: end + 4,
+            buf: Vec::new(),
+            pos: 0,
+            chunks,
             head,
-        })
+        };
+        client.take(&buf[end + 4..]);
+        Ok(client)
     }
 
     pub fn request(path: &str, extra: &[&str]) -> String {
@@ -840,17 +948,59 @@ impl SseClient {
         req
     }
 
+    /// Whether the body is chunked (else close-delimited).
+    pub fn is_chunked(&self) -> bool {
+        self.chunks.is_some()
+    }
+
+    /// Appends received body bytes to `buf`, decoding them when chunked.
+    fn take(&mut self, bytes: &[u8]) {
+        match &mut self.chunks {
+            Some(d) => d.feed(bytes, &mut self.buf),
+            None => self.buf.extend_from_slice(bytes),
+        }
+    }
+
+    /// One read from the socket, waiting at most until `deadline`.
+    fn fill(&mut self, deadline: Instant) -> Filled {
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Filled::Timeout;
+            }
+            self.stream
+                .set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))))
+                .unwrap();
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Filled::Eof,
+                Ok(n) => {
+                    self.take(&chunk[..n]);
+                    return Filled::Bytes;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => return Filled::Eof, // reset
+            }
+        }
+    }
+
     /// The next event's raw block, or `None` on timeout or EOF.
     pub fn next_block_within(&mut self, timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
-        let pos = self.pos;
-        let ok = read_until(&mut self.stream, &mut self.buf, deadline, |b| {
-            find(&b[pos..], b"\n\n").is_some()
-        });
-        if !ok {
-            return None;
-        }
-        let end = self.pos + find(&self.buf[self.pos..], b"\n\n").unwrap() + 2;
+        let end = loop {
+            if let Some(at) = find(&self.buf[self.pos..], b"\n\n") {
+                break self.pos + at + 2;
+            }
+            if self.fill(deadline) != Filled::Bytes {
+                return None;
+            }
+        };
         let block = String::from_utf8(self.buf[self.pos..end].to_vec()).expect("UTF-8 event");
         self.pos = end;
         if self.pos > 1 << 20 {
@@ -897,9 +1047,27 @@ impl SseClient {
         e.json()
     }
 
+    /// Asserts the server ends the stream (EOF or reset) with no more body bytes; a
+    /// chunked body may end with its last chunk first.
     pub fn expect_closed(&mut self) {
-        let rest = self.buf[self.pos..].to_vec();
-        expect_closed(&mut self.stream, &rest, TIMEOUT);
+        let unread = |c: &SseClient| String::from_utf8_lossy(&c.buf[c.pos..]).into_owned();
+        assert!(
+            self.pos == self.buf.len(),
+            "expected close, but unread bytes are buffered: {:?}",
+            unread(self)
+        );
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match self.fill(deadline) {
+                Filled::Eof => break,
+                Filled::Timeout => panic!("connection was not closed in time"),
+                Filled::Bytes => assert!(
+                    self.pos == self.buf.len(),
+                    "expected close, got bytes: {:?}",
+                    unread(self)
+                ),
+            }
+        }
     }
 }
 
@@ -907,6 +1075,8 @@ impl SseClient {
 pub struct TcpLineClient {
     pub stream: TcpStream,
     buf: Vec<u8>,
+    /// Start of unread bytes in `buf`.
+    pos: usize,
 }
 
 impl TcpLineClient {
@@ -918,27 +1088,34 @@ impl TcpLineClient {
         TcpLineClient {
             stream,
             buf: Vec::new(),
+            pos: 0,
         }
     }
 
     pub fn next_line_within(&mut self, timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
+        let pos = self.pos;
         let ok = read_until(&mut self.stream, &mut self.buf, deadline, |b| {
-            b.contains(&b'\n')
+            b[pos..].contains(&b'\n')
         });
         if !ok {
             return None;
         }
-        let end = self.buf.iter().position(|&b| b == b'\n').unwrap();
-        let line: Vec<u8> = self.buf.drain(..=end).collect();
-        Some(String::from_utf8(line[..end].to_vec()).expect("UTF-8 line"))
+        let end = pos + self.buf[pos..].iter().position(|&b| b == b'\n').unwrap();
+        let line = String::from_utf8(self.buf[pos..end].to_vec()).expect("UTF-8 line");
+        self.pos = end + 1;
+        if self.pos > 1 << 20 || self.pos == self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        Some(line)
     }
 
     pub fn next_line(&mut self) -> String {
         self.next_line_within(TIMEOUT).unwrap_or_else(|| {
             panic!(
                 "no line in time; unread: {:?}",
-                String::from_utf8_lossy(&self.buf)
+                String::from_utf8_lossy(&self.buf[self.pos..])
             )
         })
     }
@@ -956,7 +1133,7 @@ impl TcpLineClient {
     }
 
     pub fn expect_closed(&mut self) {
-        expect_closed(&mut self.stream, &self.buf, TIMEOUT);
+        expect_closed(&mut self.stream, &self.buf[self.pos..], TIMEOUT);
     }
 }
 
@@ -1025,3 +1202,20 @@ impl Drop for TcpCollector {
     }
 }
 
+/// The chunked decoder gives the same body however the bytes are split.
+#[test]
+fn dechunker_decodes_any_split_of_the_input() {
+    let wire = b"5\r\nhello\r\n1;ext=1\r\n \r\n10\r\n0123456789abcdef\r\n0\r\nX-T: 1\r\n\r\n";
+    for cut in 0..=wire.len() {
+        for step in [1, 3, wire.len()] {
+            let mut d = Dechunker::default();
+            let mut out = Vec::new();
+            d.feed(&wire[..cut], &mut out);
+            for piece in wire[cut..].chunks(step) {
+                d.feed(piece, &mut out);
+            }
+            assert_eq!(out, b"hello 0123456789abcdef", "cut {cut} step {step}");
+            assert_eq!(d.state, Chunk::Done, "cut {cut} step {step}");
+        }
+    }
+}
