@@ -173,7 +173,10 @@ pub struct Server {
 /// Starts logwisp on `$DIR/logwisp.toml` in `dir`, its output collected in the background.
 /// Its default state dir is under `dir` too, so no test writes to the runner's home
 /// (tests that need state set `state_dir` themselves).
-fn spawn_logwisp(dir: &TempDir, args: &[String]) -> (Child, Arc<Mutex<String>>, Arc<Mutex<String>>) {
+fn spawn_logwisp(
+    dir: &TempDir,
+    args: &[String],
+) -> (Child, Arc<Mutex<String>>, Arc<Mutex<String>>) {
     let mut child = Command::new(BIN)
         .arg("--config")
         .arg(dir.join("logwisp.toml"))
@@ -538,8 +541,20 @@ fn read_until(
     }
 }
 
+/// Where `needle` (not empty) first occurs in `hay`. A plain loop: the test binary is
+/// built without optimisation, where `windows().position()` costs seconds per million
+/// SSE events.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    let (first, rest) = needle.split_first().expect("empty needle");
+    let last_start = hay.len().checked_sub(needle.len())?;
+    let mut i = 0;
+    while i <= last_start {
+        if hay[i] == *first && hay[i + 1..i + needle.len()] == *rest {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Waits for the peer to close (EOF or reset), failing if bytes arrive instead.
@@ -946,11 +961,6 @@ impl SseClient {
         }
         req.push_str("\r\n");
         req
-    }
-
-    /// Whether the body is chunked (else close-delimited).
-    pub fn is_chunked(&self) -> bool {
-        self.chunks.is_some()
     }
 
     /// Appends received body bytes to `buf`, decoding them when chunked.
