@@ -4,6 +4,7 @@
 mod cli_config;
 mod http;
 mod limits;
+mod resume;
 mod rotation;
 mod router;
 mod streaming;
