@@ -221,8 +221,13 @@ impl Server {
         if let Launch::AsUser(uid, gid) = how {
             cmd.uid(uid).gid(gid);
         }
+        // State (SPEC §11) defaults to $STATE_DIRECTORY, $XDG_STATE_HOME or ~/.local/state:
+        // keep it in the test's dir, never the runner's home.
         cmd.current_dir(&dir.path)
             .env_remove("LOGWISP_CONFIG")
+            .env_remove("STATE_DIRECTORY")
+            .env("XDG_STATE_HOME", dir.join(".xdg-state"))
+            .env("HOME", &dir.path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
