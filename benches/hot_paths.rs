@@ -9,7 +9,7 @@ use std::io::{self, IoSlice, Write};
 use std::time::{Duration, Instant};
 
 use logwisp::entry::{Stamp, detect_level, write_entry, write_json_string};
-use logwisp::fanout::{ControlRenderer, Cursor, Flush, Framing, Ring, Subscriber};
+use logwisp::fanout::{At, ControlRenderer, Flush, Ring, Subscriber, Wire};
 use logwisp::tail::lines::LineSplitter;
 use logwisp::timer::Wheel;
 
@@ -90,8 +90,8 @@ fn sample_lines(n: usize) -> Vec<u8> {
 struct Renderer;
 
 impl ControlRenderer for Renderer {
-    fn dropped(&self, out: &mut Vec<u8>, count: u64) {
-        logwisp::sse::dropped(out, count);
+    fn dropped(&self, out: &mut Vec<u8>, count: u64, _exact: bool) {
+        logwisp::sse::dropped(out, count, true);
     }
     fn heartbeat(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b": heartbeat\n\n");
@@ -150,7 +150,7 @@ fn main() {
         || {
             let mut s = LineSplitter::new(1 << 20);
             let mut n = 0usize;
-            s.feed(black_box(&chunk), &mut |l: &[u8], _cut| {
+            s.feed(black_box(&chunk), &mut |l: &[u8], _cut, _start| {
                 n += l.len();
                 true
             });
@@ -167,7 +167,7 @@ fn main() {
             let mut s = LineSplitter::new(1 << 20);
             let mut n = 0usize;
             for part in chunk.chunks(4096) {
-                s.feed(black_box(part), &mut |l: &[u8], _cut| {
+                s.feed(black_box(part), &mut |l: &[u8], _cut, _start| {
                     n += l.len();
                     true
                 });
@@ -231,12 +231,18 @@ fn main() {
     // --- fan-out ring -------------------------------------------------------------------
     let mut rendered = Vec::new();
     write_entry(&mut rendered, plain, &source, &stamp);
-    for (name, sse, tcp) in [
-        ("ring: push + evict, SSE framing", true, false),
-        ("ring: push + evict, TCP framing", false, true),
-        ("ring: push + evict, SSE + TCP framing", true, true),
+    for (name, wires) in [
+        ("ring: push + evict, SSE framing", &[Wire::Sse][..]),
+        ("ring: push + evict, TCP framing", &[Wire::Ndjson][..]),
+        (
+            "ring: push + evict, SSE + TCP framing",
+            &[Wire::Sse, Wire::Ndjson][..],
+        ),
     ] {
-        let mut ring = Ring::new(1000, sse, tcp);
+        let mut ring = Ring::new(1000, 1);
+        for &w in wires {
+            ring.enable(w);
+        }
         r.case(name, "entry", 1000, rendered.len() as f64, || {
             for _ in 0..1000 {
                 ring.push(|o| o.extend_from_slice(black_box(&rendered)));
@@ -244,7 +250,8 @@ fn main() {
             ring.evict_excess();
         });
     }
-    let mut ring = Ring::new(1000, true, false);
+    let mut ring = Ring::new(1000, 1);
+    ring.enable(Wire::Sse);
     r.case(
         "ring: push(write_entry), SSE framing",
         "entry",
@@ -259,22 +266,20 @@ fn main() {
     );
 
     // --- delivery to one client ---------------------------------------------------------
-    for (name, framing) in [
-        ("flush: 1000 entries to a client, SSE", Framing::Sse),
-        ("flush: 1000 entries to a client, TCP", Framing::Tcp),
+    for (name, wire) in [
+        ("flush: 1000 entries to a client, SSE", Wire::Sse),
+        ("flush: 1000 entries to a client, TCP", Wire::Ndjson),
     ] {
-        let mut ring = Ring::new(1000, framing == Framing::Sse, framing == Framing::Tcp);
+        let mut ring = Ring::new(1000, 1);
+        ring.enable(wire);
         for _ in 0..1000 {
             ring.push(|o| o.extend_from_slice(&rendered));
         }
         let frame_bytes = ring.held_bytes() as f64 / 1000.0;
-        let start = Cursor {
-            seq: ring.base_seq(),
-            offset: 0,
-        };
+        let start = ring.base_seq();
         let mut sink = NullSink { bytes: 0 };
         r.case(name, "entry", 1000, frame_bytes, || {
-            let mut sub = Subscriber::new(framing, start, 1000);
+            let mut sub = Subscriber::new(wire, &ring, start, false);
             let res = sub.flush(&ring, &Renderer, &mut sink, usize::MAX);
             assert_eq!(res.ok(), Some(Flush::Drained));
         });
@@ -287,7 +292,7 @@ fn main() {
             frame_bytes,
             || {
                 vec_out.clear();
-                let mut sub = Subscriber::new(framing, start, 1000);
+                let mut sub = Subscriber::new(wire, &ring, start, false);
                 let res = sub.flush(&ring, &Renderer, &mut vec_out, usize::MAX);
                 assert_eq!(res.ok(), Some(Flush::Drained));
             },
@@ -295,15 +300,13 @@ fn main() {
     }
     // One new entry to each of 1000 caught-up clients: the per-client cost of a fan-out.
     {
-        let mut ring = Ring::new(1000, true, false);
+        let mut ring = Ring::new(1000, 1);
+        ring.enable(Wire::Sse);
         ring.push(|o| o.extend_from_slice(&rendered));
         let mut sink = NullSink { bytes: 0 };
-        let tail = Cursor {
-            seq: ring.base_seq(),
-            offset: 0,
-        };
+        let tail = ring.base_seq();
         let mut subs: Vec<Subscriber> = (0..1000)
-            .map(|_| Subscriber::new(Framing::Sse, tail, 1000))
+            .map(|_| Subscriber::new(Wire::Sse, &ring, tail, false))
             .collect();
         r.case(
             "flush: 1 new entry to each of 1000 clients",
@@ -312,7 +315,10 @@ fn main() {
             0.0,
             || {
                 for s in subs.iter_mut() {
-                    s.cursor = tail;
+                    s.at = At::Live {
+                        seq: tail,
+                        offset: 0,
+                    };
                     let _ = s.flush(&ring, &Renderer, &mut sink, usize::MAX);
                 }
             },

@@ -19,6 +19,9 @@ pub const MAX_MAX_LINE_BYTES: usize = 256 * 1024 * 1024;
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
 pub const DEFAULT_TCP_PORT: u16 = 9090;
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 30;
+/// How long a file renamed away by a rotation is still read (its writer may not have
+/// reopened yet), counted from the rename and from each later write to it.
+pub const DEFAULT_ROTATE_WAIT_MS: u64 = 5_000;
 
 /// Where the config came from; startup prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +55,8 @@ impl fmt::Display for ConfigSource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub streams: Vec<StreamConfig>,
+    /// Where checkpoints and ids are kept (`None`: the default, see `state::default_dir`).
+    pub state_dir: Option<PathBuf>,
     /// Router mode: HTTP streams sharing a port are served by one listener.
     pub router: bool,
 }
@@ -60,6 +65,7 @@ pub struct Config {
 pub struct StreamConfig {
     pub name: String,
     pub check_interval_ms: u64,
+    pub rotate_wait_ms: u64,
     pub targets: Vec<TargetConfig>,
     pub max_line_bytes: usize,
     pub http: Option<HttpConfig>,
@@ -205,6 +211,7 @@ mod raw {
     #[derive(Default)]
     pub struct File {
         pub streams: Option<Vec<Stream>>,
+        pub state_dir: Option<String>,
     }
 
     pub struct Stream {
@@ -217,6 +224,7 @@ mod raw {
 
     pub struct Monitor {
         pub check_interval_ms: Option<i64>,
+        pub rotate_wait_ms: Option<i64>,
         pub targets: Option<Vec<Target>>,
         pub max_line_bytes: Option<i64>,
     }
@@ -507,7 +515,8 @@ mod read {
     }
 
     pub fn file(doc: &DeTable, offsets: &mut Offsets) -> Result<raw::File, Problem> {
-        let root = Table::open(doc, String::new(), &["streams"], offsets)?;
+        let root = Table::open(doc, String::new(), &["streams", "state_dir"], offsets)?;
+        let state_dir = root.string("state_dir")?;
         let Some(streams) = root.tables(
             "streams",
             &[
@@ -520,14 +529,22 @@ mod read {
             offsets,
         )?
         else {
-            return Ok(raw::File::default());
+            return Ok(raw::File {
+                streams: None,
+                state_dir,
+            });
         };
         let mut out = Vec::new();
         for s in streams {
             let o = &mut *offsets;
             let monitor = match s.table(
                 "monitor",
-                &["check_interval_ms", "targets", "max_line_bytes"],
+                &[
+                    "check_interval_ms",
+                    "rotate_wait_ms",
+                    "targets",
+                    "max_line_bytes",
+                ],
                 o,
             )? {
                 None => None,
@@ -553,6 +570,7 @@ mod read {
                     };
                     Some(raw::Monitor {
                         check_interval_ms: m.integer("check_interval_ms")?,
+                        rotate_wait_ms: m.integer("rotate_wait_ms")?,
                         targets,
                         max_line_bytes: m.integer("max_line_bytes")?,
                     })
@@ -608,7 +626,10 @@ mod read {
                 max_line_bytes: s.integer("max_line_bytes")?,
             });
         }
-        Ok(raw::File { streams: Some(out) })
+        Ok(raw::File {
+            streams: Some(out),
+            state_dir,
+        })
     }
 }
 
@@ -760,7 +781,16 @@ fn validate(raw: raw::File, overrides: Overrides) -> Result<Config, Invalid> {
         }
     }
     check_ports(&streams, router, overrides.router_port)?;
-    Ok(Config { streams, router })
+    let state_dir = match raw.state_dir {
+        None => None,
+        Some(d) if d.is_empty() => return Err(invalid("state_dir", "state_dir is empty")),
+        Some(d) => Some(normalize(Path::new(&d))),
+    };
+    Ok(Config {
+        streams,
+        router,
+        state_dir,
+    })
 }
 
 /// No two listeners on one port, except HTTP servers sharing one in router mode.
@@ -871,6 +901,16 @@ fn validate_stream(i: usize, s: raw::Stream) -> Result<StreamConfig, Invalid> {
             ));
         }
     };
+    let rotate_wait_ms = match monitor.rotate_wait_ms {
+        None => DEFAULT_ROTATE_WAIT_MS,
+        Some(v) if (0..=3_600_000).contains(&v) => v as u64,
+        Some(v) => {
+            return Err(invalid(
+                at("monitor.rotate_wait_ms"),
+                format!("{v} is outside 0..=3600000 ms"),
+            ));
+        }
+    };
     let max_line_bytes = match (s.max_line_bytes, monitor.max_line_bytes) {
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -913,6 +953,7 @@ fn validate_stream(i: usize, s: raw::Stream) -> Result<StreamConfig, Invalid> {
     Ok(StreamConfig {
         name,
         check_interval_ms,
+        rotate_wait_ms,
         targets,
         max_line_bytes,
         http,

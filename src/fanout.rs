@@ -1,33 +1,81 @@
 //! Fan-out: one bounded buffer of rendered frames per stream; a client is a position in it.
 //!
-//! Each entry is serialized once, then stored in the framings the stream's servers need:
-//! SSE (`id: N\ndata: {json}\n\n`) and/or TCP (`{json}\n`). Frames are appended back to back
-//! into chunks of about 64 KiB, so a client that is behind by a thousand entries is sent
-//! them with one `writev` of a few slices, and no client ever owns a copy of an entry.
+//! Each entry is serialized once, then framed in every wire format a connected client
+//! uses (SSE `id: N\ndata: {json}\n\n`, NDJSON `{json}\n`); a format nobody uses costs
+//! nothing, and with no client at all an entry is not rendered. Frames are appended back
+//! to back into chunks of about 64 KiB, so a client behind by a thousand entries is sent
+//! them with one `writev` of a few slices, and no client owns a copy of an entry.
 //!
-//! The buffer keeps at most `capacity` entries (the largest `buffer_size` of the stream's
-//! servers) and [`MAX_RING_BYTES`]. Eviction is explicit ([`Ring::evict_excess`]) and the
-//! reactor calls it only after every client has been moved past what will be evicted
-//! ([`Subscriber::enforce_lag`]): a client that falls too far behind skips ahead and counts
-//! what it missed, and a frame it was halfway through is finished from a private copy, so
-//! no client ever receives a torn frame.
+//! The buffer keeps at most `capacity` entries and [`MAX_RING_BYTES`]. Eviction is
+//! explicit ([`Ring::evict_excess`]); before it, every client positioned in what will be
+//! evicted moves to disk ([`Subscriber::fall_behind`]): it is then served from the files
+//! themselves (the stream renders its frames from history) until it rejoins the buffer.
+//! A frame a client was halfway through is finished from a private copy, so no client
+//! ever receives a torn frame.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+
+use crate::tail::SourceRef;
 
 /// Frames are appended to the open chunk until it holds this many bytes.
 const CHUNK_BYTES: usize = 64 * 1024;
 /// Byte ceiling for one stream's buffer, whatever `buffer_size` says: huge lines must not
 /// turn a 1000-entry buffer into a gigabyte.
 pub const MAX_RING_BYTES: usize = 64 * 1024 * 1024;
-/// Slices per `writev`; each is a whole chunk or a control buffer.
+/// Slices per `writev`; each is a whole chunk or a private buffer.
 const MAX_IOV: usize = 64;
+/// Wire formats a buffer can hold at once.
+pub const MAX_WIRES: usize = 2;
+/// Frames rendered from disk for a lagging client are topped up to about this much.
+pub const REFILL_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+/// How entries are laid out on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Wire {
+    /// Server-Sent Events: `id: N\ndata: {json}\n\n`.
     Sse,
-    Tcp,
+    /// Newline-delimited JSON: `{json}\n`.
+    Ndjson,
 }
+
+impl Wire {
+    fn index(self) -> usize {
+        match self {
+            Wire::Sse => 0,
+            Wire::Ndjson => 1,
+        }
+    }
+
+    /// Writes what comes before an entry's payload.
+    pub fn begin(self, out: &mut Vec<u8>, seq: u64) {
+        match self {
+            Wire::Sse => {
+                out.extend_from_slice(b"id: ");
+                push_decimal(out, seq);
+                out.extend_from_slice(b"\ndata: ");
+            }
+            Wire::Ndjson => {}
+        }
+    }
+
+    /// Writes what comes after an entry's payload.
+    pub fn end(self, out: &mut Vec<u8>) {
+        match self {
+            Wire::Sse => out.extend_from_slice(b"\n\n"),
+            Wire::Ndjson => out.push(b'\n'),
+        }
+    }
+
+    /// One whole frame for entry `seq`.
+    pub fn frame(self, out: &mut Vec<u8>, seq: u64, write_json: impl FnOnce(&mut Vec<u8>)) {
+        self.begin(out, seq);
+        write_json(out);
+        self.end(out);
+    }
+}
+
+const WIRES: [Wire; MAX_WIRES] = [Wire::Sse, Wire::Ndjson];
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Span {
@@ -38,70 +86,54 @@ struct Span {
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     chunk: u64,
-    sse: Span,
-    tcp: Span,
-}
-
-impl Slot {
-    fn span(&self, framing: Framing) -> Span {
-        match framing {
-            Framing::Sse => self.sse,
-            Framing::Tcp => self.tcp,
-        }
-    }
+    spans: [Span; MAX_WIRES],
 }
 
 #[derive(Default, Debug)]
 struct Chunk {
-    sse: Vec<u8>,
-    tcp: Vec<u8>,
+    bufs: [Vec<u8>; MAX_WIRES],
 }
 
 impl Chunk {
-    fn bytes(&self, framing: Framing) -> &[u8] {
-        match framing {
-            Framing::Sse => &self.sse,
-            Framing::Tcp => &self.tcp,
-        }
-    }
-
     fn held(&self) -> usize {
-        self.sse.len() + self.tcp.len()
+        self.bufs.iter().map(Vec::len).sum()
     }
+}
+
+/// Who uses a wire format and since which entry it is rendered.
+#[derive(Debug, Clone, Copy)]
+struct WireUse {
+    users: u32,
+    since: u64,
 }
 
 #[derive(Debug)]
 pub struct Ring {
-    /// Sequence number of `slots[0]`; the first entry ever is 1.
+    /// Sequence number of `slots[0]`.
     base_seq: u64,
     slots: VecDeque<Slot>,
     chunks: VecDeque<Chunk>,
     /// Absolute index of `chunks[0]`.
     chunk_base: u64,
     capacity: usize,
-    keep_sse: bool,
-    keep_tcp: bool,
     held_bytes: usize,
-}
-
-/// Where a client is: the next entry to send and how much of its frame already went out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    pub seq: u64,
-    pub offset: u32,
+    wires: [WireUse; MAX_WIRES],
 }
 
 impl Ring {
-    pub fn new(capacity: usize, keep_sse: bool, keep_tcp: bool) -> Ring {
+    /// A buffer of `capacity` entries whose first entry will be `first_seq`.
+    pub fn new(capacity: usize, first_seq: u64) -> Ring {
         Ring {
-            base_seq: 1,
+            base_seq: first_seq,
             slots: VecDeque::new(),
             chunks: VecDeque::new(),
             chunk_base: 0,
             capacity: capacity.max(1),
-            keep_sse,
-            keep_tcp,
             held_bytes: 0,
+            wires: [WireUse {
+                users: 0,
+                since: u64::MAX,
+            }; MAX_WIRES],
         }
     }
 
@@ -131,74 +163,85 @@ impl Ring {
         self.held_bytes
     }
 
-    /// A cursor at the live end: the client gets entries from the next one on.
-    pub fn tail(&self) -> Cursor {
-        Cursor {
-            seq: self.next_seq(),
-            offset: 0,
+    /// A client of `wire` joins: entries from the next one on are framed for it.
+    pub fn enable(&mut self, wire: Wire) {
+        let next = self.next_seq();
+        let u = &mut self.wires[wire.index()];
+        if u.users == 0 {
+            u.since = next;
+        }
+        u.users += 1;
+    }
+
+    /// A client of `wire` left.
+    pub fn disable(&mut self, wire: Wire) {
+        let u = &mut self.wires[wire.index()];
+        u.users = u.users.saturating_sub(1);
+        if u.users == 0 {
+            u.since = u64::MAX;
         }
     }
 
+    /// Whether entry `seq`'s frame in `wire` is here.
+    pub fn holds(&self, wire: Wire, seq: u64) -> bool {
+        let u = self.wires[wire.index()];
+        u.users > 0 && seq >= u.since && seq >= self.base_seq && seq < self.next_seq()
+    }
+
     /// Appends one entry; `write_json` writes its JSON (no newlines) into the buffer it is
-    /// given. Returns the entry's sequence number.
+    /// given, once, and only if some client will read it. Returns its sequence number.
     pub fn push(&mut self, write_json: impl FnOnce(&mut Vec<u8>)) -> u64 {
         let seq = self.next_seq();
+        let active: Vec<usize> = (0..MAX_WIRES)
+            .filter(|&w| self.wires[w].users > 0)
+            .collect();
+        let Some((&first, rest)) = active.split_first() else {
+            let chunk = self.chunk_base + self.chunks.len().saturating_sub(1) as u64;
+            self.slots.push_back(Slot {
+                chunk,
+                spans: [Span::default(); MAX_WIRES],
+            });
+            return seq;
+        };
         let need_new = match self.chunks.back() {
             None => true,
-            Some(c) => c.sse.len() >= CHUNK_BYTES || c.tcp.len() >= CHUNK_BYTES,
+            Some(c) => c.bufs.iter().any(|b| b.len() >= CHUNK_BYTES),
         };
         if need_new {
-            // Full size at once: growing by doubling would copy each chunk several times.
-            let reserve = |keep: bool| {
-                if keep {
-                    Vec::with_capacity(CHUNK_BYTES)
-                } else {
-                    Vec::new()
-                }
-            };
-            self.chunks.push_back(Chunk {
-                sse: reserve(self.keep_sse),
-                tcp: reserve(self.keep_tcp),
-            });
+            let mut chunk = Chunk::default();
+            for &w in &active {
+                // Full size at once: growing by doubling would copy each chunk several times.
+                chunk.bufs[w] = Vec::with_capacity(CHUNK_BYTES);
+            }
+            self.chunks.push_back(chunk);
         }
         let chunk_index = self.chunk_base + self.chunks.len() as u64 - 1;
         let chunk = self.chunks.back_mut().expect("a chunk was just ensured");
         let before = chunk.held();
         let mut slot = Slot {
             chunk: chunk_index,
-            sse: Span::default(),
-            tcp: Span::default(),
+            spans: [Span::default(); MAX_WIRES],
         };
-        if self.keep_sse {
-            let start = chunk.sse.len();
-            chunk.sse.extend_from_slice(b"id: ");
-            push_decimal(&mut chunk.sse, seq);
-            chunk.sse.extend_from_slice(b"\ndata: ");
-            let json_start = chunk.sse.len();
-            write_json(&mut chunk.sse);
-            let json_end = chunk.sse.len();
-            chunk.sse.extend_from_slice(b"\n\n");
-            slot.sse = Span {
+        let buf = &mut chunk.bufs[first];
+        let start = buf.len();
+        WIRES[first].begin(buf, seq);
+        let json_start = buf.len();
+        write_json(buf);
+        let json_end = buf.len();
+        WIRES[first].end(buf);
+        slot.spans[first] = Span {
+            start: start as u32,
+            len: (buf.len() - start) as u32,
+        };
+        for &w in rest {
+            let (src, dst) = split_two(&mut chunk.bufs, first, w);
+            let start = dst.len();
+            WIRES[w].begin(dst, seq);
+            dst.extend_from_slice(&src[json_start..json_end]);
+            WIRES[w].end(dst);
+            slot.spans[w] = Span {
                 start: start as u32,
-                len: (chunk.sse.len() - start) as u32,
-            };
-            if self.keep_tcp {
-                let start = chunk.tcp.len();
-                let (sse, tcp) = (&chunk.sse, &mut chunk.tcp);
-                tcp.extend_from_slice(&sse[json_start..json_end]);
-                chunk.tcp.push(b'\n');
-                slot.tcp = Span {
-                    start: start as u32,
-                    len: (chunk.tcp.len() - start) as u32,
-                };
-            }
-        } else {
-            let start = chunk.tcp.len();
-            write_json(&mut chunk.tcp);
-            chunk.tcp.push(b'\n');
-            slot.tcp = Span {
-                start: start as u32,
-                len: (chunk.tcp.len() - start) as u32,
+                len: (dst.len() - start) as u32,
             };
         }
         self.held_bytes += chunk.held() - before;
@@ -207,7 +250,7 @@ impl Ring {
     }
 
     /// Where the buffer will start after [`evict_excess`](Self::evict_excess): every
-    /// client must be at or past it before that call.
+    /// client must be at or past it, or moved to disk, before that call.
     pub fn planned_base(&self) -> u64 {
         let over_count = self.slots.len().saturating_sub(self.capacity);
         let mut base = self.base_seq + over_count as u64;
@@ -232,6 +275,16 @@ impl Ring {
         base
     }
 
+    /// Entries that may be added before the buffer must evict entry `lead` (the next
+    /// entry of its most advanced client).
+    pub fn room_before(&self, lead: u64) -> usize {
+        let ahead = self.next_seq().saturating_sub(lead) as usize;
+        if self.held_bytes > MAX_RING_BYTES {
+            return 0;
+        }
+        self.capacity.saturating_sub(ahead)
+    }
+
     /// Drops entries (and the chunks they emptied) down to `planned_base`.
     pub fn evict_excess(&mut self) {
         let target = self.planned_base();
@@ -252,57 +305,45 @@ impl Ring {
         }
     }
 
-    /// A cursor that resumes after entry `last_seen` (SSE `Last-Event-ID`), and how many
-    /// entries after it are no longer held.
-    pub fn resume_after(&self, last_seen: u64) -> (Cursor, u64) {
-        let want = last_seen.saturating_add(1);
-        if want > self.next_seq() {
-            // An id from before a restart: everything held is new to this client.
-            return (
-                Cursor {
-                    seq: self.base_seq,
-                    offset: 0,
-                },
-                0,
-            );
-        }
-        let seq = want.max(self.base_seq);
-        (Cursor { seq, offset: 0 }, seq - want)
-    }
-
     fn slot(&self, seq: u64) -> Option<&Slot> {
         let i = seq.checked_sub(self.base_seq)?;
         self.slots.get(usize::try_from(i).ok()?)
     }
 
-    fn chunk(&self, index: u64) -> &Chunk {
-        &self.chunks[(index - self.chunk_base) as usize]
+    fn bytes(&self, chunk: u64, wire: Wire) -> &[u8] {
+        match chunk
+            .checked_sub(self.chunk_base)
+            .and_then(|i| self.chunks.get(i as usize))
+        {
+            Some(c) => &c.bufs[wire.index()],
+            None => &[],
+        }
     }
 
-    /// The unsent part of the frame under the cursor.
-    fn frame_rest(&self, framing: Framing, cursor: Cursor) -> &[u8] {
-        match self.slot(cursor.seq) {
+    /// The unsent part of entry `seq`'s frame, `offset` bytes of which went out.
+    fn frame_rest(&self, wire: Wire, seq: u64, offset: u32) -> &[u8] {
+        match self.slot(seq) {
             None => &[],
             Some(slot) => {
-                let span = slot.span(framing);
-                let start = (span.start + cursor.offset) as usize;
+                let span = slot.spans[wire.index()];
+                let start = (span.start + offset) as usize;
                 let end = (span.start + span.len) as usize;
-                &self.chunk(slot.chunk).bytes(framing)[start.min(end)..end]
+                let bytes = self.bytes(slot.chunk, wire);
+                &bytes[start.min(end).min(bytes.len())..end.min(bytes.len())]
             }
         }
     }
 
-    /// Appends slices covering everything from `cursor` on, at most `room` of them.
-    fn gather<'a>(&'a self, framing: Framing, cursor: Cursor, out: &mut IovList<'a>) {
-        let Some(first) = self.slot(cursor.seq) else {
+    /// Appends slices covering everything from (`seq`, `offset`) on.
+    fn gather<'a>(&'a self, wire: Wire, seq: u64, offset: u32, out: &mut IovList<'a>) {
+        let Some(first) = self.slot(seq) else {
             return;
         };
-        let start = (first.span(framing).start + cursor.offset) as usize;
         let mut chunk = first.chunk;
-        let mut from = start;
+        let mut from = (first.spans[wire.index()].start + offset) as usize;
         let end_chunk = self.chunk_base + self.chunks.len() as u64;
         while chunk < end_chunk && !out.full() {
-            let bytes = self.chunk(chunk).bytes(framing);
+            let bytes = self.bytes(chunk, wire);
             if from < bytes.len() {
                 out.push(&bytes[from..]);
             }
@@ -311,21 +352,33 @@ impl Ring {
         }
     }
 
-    /// Moves `cursor` forward by `n` bytes of frames.
-    fn advance(&self, framing: Framing, cursor: &mut Cursor, mut n: usize) {
+    /// Moves (`seq`, `offset`) forward by `n` bytes of frames.
+    fn advance(&self, wire: Wire, seq: &mut u64, offset: &mut u32, mut n: usize) {
         while n > 0 {
-            let Some(slot) = self.slot(cursor.seq) else {
+            let Some(slot) = self.slot(*seq) else {
                 return;
             };
-            let rest = (slot.span(framing).len - cursor.offset) as usize;
+            let rest = (slot.spans[wire.index()].len - *offset) as usize;
             if n < rest {
-                cursor.offset += n as u32;
+                *offset += n as u32;
                 return;
             }
             n -= rest;
-            cursor.seq += 1;
-            cursor.offset = 0;
+            *seq += 1;
+            *offset = 0;
         }
+    }
+}
+
+/// Two distinct elements of an array, one shared and one mutable.
+fn split_two<T>(items: &mut [T; MAX_WIRES], a: usize, b: usize) -> (&T, &mut T) {
+    assert_ne!(a, b);
+    if a < b {
+        let (left, right) = items.split_at_mut(b);
+        (&left[a], &mut right[0])
+    } else {
+        let (left, right) = items.split_at_mut(a);
+        (&right[0], &mut left[b])
     }
 }
 
@@ -348,27 +401,56 @@ struct IovList<'a> {
     slices: [IoSlice<'a>; MAX_IOV],
     len: usize,
     bytes: usize,
+    /// No more than this many bytes are taken (a chunk in progress).
+    limit: usize,
 }
 
 impl<'a> IovList<'a> {
-    fn new() -> IovList<'a> {
+    fn new(limit: usize) -> IovList<'a> {
         IovList {
             slices: [IoSlice::new(&[]); MAX_IOV],
             len: 0,
             bytes: 0,
+            limit,
         }
     }
 
     fn full(&self) -> bool {
-        self.len == MAX_IOV
+        self.len >= MAX_IOV - 1 || self.bytes >= self.limit
     }
 
-    fn push(&mut self, bytes: &'a [u8]) {
-        if !bytes.is_empty() && !self.full() {
-            self.slices[self.len] = IoSlice::new(bytes);
+    /// Adds `bytes` (cut to the limit); returns how many were taken.
+    fn push(&mut self, bytes: &'a [u8]) -> usize {
+        let take = bytes.len().min(self.limit - self.bytes);
+        if take > 0 && self.len < MAX_IOV - 1 {
+            self.slices[self.len] = IoSlice::new(&bytes[..take]);
             self.len += 1;
-            self.bytes += bytes.len();
+            self.bytes += take;
+            take
+        } else {
+            0
         }
+    }
+
+    /// A place for a slice known later (the chunk head); it does not count to the limit.
+    fn reserve(&mut self) -> usize {
+        self.len += 1;
+        self.len - 1
+    }
+
+    fn set(&mut self, i: usize, bytes: &'a [u8]) {
+        self.slices[i] = IoSlice::new(bytes);
+    }
+
+    /// Adds a slice that does not count to the limit (the chunk's closing CRLF); `full`
+    /// keeps one place free for it.
+    fn set_extra(&mut self, bytes: &'a [u8]) {
+        self.slices[self.len] = IoSlice::new(bytes);
+        self.len += 1;
+    }
+
+    fn total(&self) -> usize {
+        self.slices[..self.len].iter().map(|s| s.len()).sum()
     }
 
     fn as_slice(&self) -> &[IoSlice<'a>] {
@@ -378,8 +460,9 @@ impl<'a> IovList<'a> {
 
 /// What rendering hooks a subscriber needs from its server when it is about to write.
 pub trait ControlRenderer {
-    /// Appends an "entries were skipped" notice (SSE `event: dropped`); TCP has none.
-    fn dropped(&self, out: &mut Vec<u8>, count: u64);
+    /// Appends an "entries were lost" notice (SSE `event: dropped`); TCP has none.
+    /// `exact` is false when the count is only a lower bound (ids of an earlier run).
+    fn dropped(&self, out: &mut Vec<u8>, count: u64, exact: bool);
     /// Appends a heartbeat.
     fn heartbeat(&self, out: &mut Vec<u8>);
 }
@@ -393,53 +476,154 @@ pub enum Flush {
     Blocked,
     /// The per-turn byte budget ran out with more to send and the socket still writable.
     Budget,
+    /// Behind the buffer and everything rendered was sent: render more from disk.
+    Refill,
+}
+
+/// Where a client is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// In the shared buffer: the next entry, and how much of its frame already went out.
+    Live { seq: u64, offset: u32 },
+    /// Behind the buffer: entries from `seq` on are rendered from disk. `hint` is where
+    /// entry `seq` starts in its file, when known.
+    Disk {
+        seq: u64,
+        hint: Option<(SourceRef, u64)>,
+    },
+}
+
+/// Losses not yet told to the client.
+#[derive(Debug, Clone, Copy, Default)]
+struct Drops {
+    count: u64,
+    inexact: bool,
+    any: bool,
+}
+
+/// The framing of a chunked HTTP/1.1 body: each write is one chunk.
+#[derive(Debug, Clone, Copy, Default)]
+struct Chunking {
+    head: [u8; 18],
+    head_len: u8,
+    head_sent: u8,
+    payload_left: usize,
+    tail_left: u8,
+}
+
+impl Chunking {
+    fn in_progress(&self) -> bool {
+        self.head_sent < self.head_len || self.payload_left > 0 || self.tail_left > 0
+    }
+
+    fn start(&mut self, payload: usize) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digits = (usize::BITS - payload.leading_zeros()).div_ceil(4).max(1) as usize;
+        self.head = [0; 18];
+        for i in 0..digits {
+            self.head[digits - 1 - i] = HEX[(payload >> (4 * i)) & 0xf];
+        }
+        self.head[digits] = b'\r';
+        self.head[digits + 1] = b'\n';
+        self.head_len = (digits + 2) as u8;
+        self.head_sent = 0;
+        self.payload_left = payload;
+        self.tail_left = 2;
+    }
 }
 
 /// One streaming client of a stream.
 #[derive(Debug)]
 pub struct Subscriber {
-    pub framing: Framing,
-    pub cursor: Cursor,
-    /// How far behind (in entries) this client may fall: its server's `buffer_size`.
-    pub lag_limit: usize,
-    /// Bytes owed before the next frame: response head, SSE events, heartbeats.
+    pub wire: Wire,
+    pub at: At,
+    /// Written as is, outside any body framing: the response head first, the end of a
+    /// chunked body last.
+    raw: Vec<u8>,
+    raw_sent: usize,
+    /// Whole frames owed before the position: the rest of a frame the buffer evicted
+    /// halfway, or frames rendered from disk.
+    pending: Vec<u8>,
+    pending_sent: usize,
+    /// Events owed at the next frame boundary (connected, dropped, heartbeat, goodbye).
     control: Vec<u8>,
     control_sent: usize,
-    /// The rest of a frame this client was halfway through when it was evicted.
-    detached: Vec<u8>,
-    detached_sent: usize,
-    /// Skipped entries not yet announced to the client.
-    unannounced_drops: u64,
+    chunking: Option<Chunking>,
+    /// The body is over: end it (chunked) once everything is sent.
+    ending: bool,
+    ended: bool,
+    unannounced: Drops,
     heartbeat_due: bool,
-    /// Entries skipped over this client's life.
+    /// Entries lost over this client's life (their bytes were gone from disk).
     pub dropped: u64,
     pub bytes_sent: u64,
 }
 
 #[derive(Clone, Copy, Default)]
 enum Seg {
-    Detached,
+    Raw,
+    ChunkHead,
+    Pending,
     FrameRest,
     Control,
     #[default]
     Frames,
+    ChunkTail,
 }
 
 impl Subscriber {
-    pub fn new(framing: Framing, cursor: Cursor, lag_limit: usize) -> Subscriber {
+    /// A client of `ring` in `wire` whose first entry is `seq`; `chunked` frames its body
+    /// as HTTP/1.1 chunks.
+    pub fn new(wire: Wire, ring: &Ring, seq: u64, chunked: bool) -> Subscriber {
+        let at = if ring.holds(wire, seq) || seq >= ring.next_seq() {
+            At::Live {
+                seq: seq.min(ring.next_seq()),
+                offset: 0,
+            }
+        } else {
+            At::Disk { seq, hint: None }
+        };
         Subscriber {
-            framing,
-            cursor,
-            lag_limit: lag_limit.max(1),
+            wire,
+            at,
+            raw: Vec::new(),
+            raw_sent: 0,
+            pending: Vec::new(),
+            pending_sent: 0,
             control: Vec::new(),
             control_sent: 0,
-            detached: Vec::new(),
-            detached_sent: 0,
-            unannounced_drops: 0,
+            chunking: chunked.then(Chunking::default),
+            ending: false,
+            ended: false,
+            unannounced: Drops::default(),
             heartbeat_due: false,
             dropped: 0,
             bytes_sent: 0,
         }
+    }
+
+    /// The next entry this client will get.
+    pub fn next_seq(&self) -> u64 {
+        match self.at {
+            At::Live { seq, .. } | At::Disk { seq, .. } => seq,
+        }
+    }
+
+    /// The position in the shared buffer, for pacing; `None` while served from disk.
+    pub fn live_seq(&self) -> Option<u64> {
+        match self.at {
+            At::Live { seq, .. } => Some(seq),
+            At::Disk { .. } => None,
+        }
+    }
+
+    pub fn on_disk(&self) -> bool {
+        matches!(self.at, At::Disk { .. })
+    }
+
+    /// Queues bytes to go out as they are, before anything else (the response head).
+    pub fn queue_raw(&mut self, bytes: &[u8]) {
+        self.raw.extend_from_slice(bytes);
     }
 
     /// Queues bytes to go out before the next frame (at a frame boundary).
@@ -447,53 +631,82 @@ impl Subscriber {
         self.control.extend_from_slice(bytes);
     }
 
+    /// Ends the body once everything owed is sent (the last chunk of a chunked body).
+    pub fn end_body(&mut self) {
+        self.ending = true;
+    }
+
     /// Asks for a heartbeat at the next write; several due heartbeats collapse into one.
     pub fn request_heartbeat(&mut self) {
         self.heartbeat_due = true;
     }
 
-    /// Counts entries skipped before the client even started (replay gap).
-    pub fn note_skipped(&mut self, count: u64) {
-        if count > 0 {
+    /// Counts entries this client will never get; it is told at the next frame boundary.
+    pub fn note_lost(&mut self, count: u64, exact: bool) {
+        if count > 0 || !exact {
             self.dropped += count;
-            self.unannounced_drops += count;
+            self.unannounced.count += count;
+            self.unannounced.inexact |= !exact;
+            self.unannounced.any = true;
         }
     }
 
-    /// True when nothing is owed: no control bytes, no frames behind the ring's end.
+    /// Frames rendered from disk still unsent.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len() - self.pending_sent
+    }
+
+    /// Room for frames rendered from disk: a buffer where the caller appends whole frames.
+    pub fn pending_buffer(&mut self) -> &mut Vec<u8> {
+        if self.pending_sent > 0 && self.pending_sent * 2 >= self.pending.len() {
+            self.pending.drain(..self.pending_sent);
+            self.pending_sent = 0;
+        }
+        &mut self.pending
+    }
+
+    /// True when nothing is owed: no bytes queued, nothing behind the buffer's end.
     pub fn is_caught_up(&self, ring: &Ring) -> bool {
-        self.control_sent >= self.control.len()
-            && self.detached_sent >= self.detached.len()
+        self.raw_sent >= self.raw.len()
+            && self.pending_sent >= self.pending.len()
+            && self.control_sent >= self.control.len()
             && !self.heartbeat_due
-            && self.unannounced_drops == 0
-            && self.cursor.seq >= ring.next_seq()
+            && !self.unannounced.any
+            && !self.chunking.is_some_and(|c| c.in_progress())
+            && matches!(self.at, At::Live { seq, .. } if seq >= ring.next_seq())
     }
 
-    /// Moves a client that is behind `min_seq` up to it, keeping any half-sent frame
-    /// whole. Returns the number of entries skipped.
-    pub fn enforce_lag(&mut self, ring: &Ring, planned_base: u64) -> u64 {
-        let limit_floor = ring.next_seq().saturating_sub(self.lag_limit as u64);
-        let min_seq = planned_base.max(limit_floor);
-        if self.cursor.seq >= min_seq {
-            return 0;
+    /// A client in the part of the buffer about to be evicted moves to disk, keeping any
+    /// half-sent frame whole. Returns true when it moved.
+    pub fn fall_behind(&mut self, ring: &Ring, planned_base: u64) -> bool {
+        let At::Live { seq, offset } = self.at else {
+            return false;
+        };
+        if seq >= planned_base {
+            return false;
         }
-        if self.cursor.offset > 0 {
-            // Finish the torn frame from a private copy.
-            self.detached.clear();
-            self.detached
-                .extend_from_slice(ring.frame_rest(self.framing, self.cursor));
-            self.detached_sent = 0;
-            self.cursor.seq += 1;
-            self.cursor.offset = 0;
+        let mut next = seq;
+        if offset > 0 {
+            let rest = ring.frame_rest(self.wire, seq, offset);
+            self.pending_buffer().extend_from_slice(rest);
+            next += 1;
         }
-        if self.cursor.seq >= min_seq {
-            return 0;
+        self.at = At::Disk {
+            seq: next,
+            hint: None,
+        };
+        true
+    }
+
+    /// Back into the shared buffer once the position is held there again.
+    pub fn rejoin(&mut self, ring: &Ring) -> bool {
+        if let At::Disk { seq, .. } = self.at
+            && (ring.holds(self.wire, seq) || seq >= ring.next_seq())
+        {
+            self.at = At::Live { seq, offset: 0 };
+            return true;
         }
-        let skipped = min_seq - self.cursor.seq;
-        self.cursor.seq = min_seq;
-        self.dropped += skipped;
-        self.unannounced_drops += skipped;
-        skipped
+        false
     }
 
     fn render_pending(&mut self, render: &dyn ControlRenderer) {
@@ -504,9 +717,9 @@ impl Subscriber {
                 self.control = Vec::new();
             }
         }
-        if self.unannounced_drops > 0 {
-            render.dropped(&mut self.control, self.unannounced_drops);
-            self.unannounced_drops = 0;
+        if self.unannounced.any {
+            let d = std::mem::take(&mut self.unannounced);
+            render.dropped(&mut self.control, d.count, !d.inexact);
         }
         if self.heartbeat_due {
             render.heartbeat(&mut self.control);
@@ -525,58 +738,114 @@ impl Subscriber {
     ) -> io::Result<Flush> {
         self.render_pending(render);
         loop {
-            let mut iov = IovList::new();
-            let mut segs = SegList::default();
-            let has_control = self.control_sent < self.control.len();
-            // Order on the wire: the rest of a torn frame, control bytes, then frames.
-            let split_frame =
-                self.detached_sent >= self.detached.len() && self.cursor.offset > 0 && has_control;
-            if self.detached_sent < self.detached.len() {
-                let before = iov.bytes;
-                iov.push(&self.detached[self.detached_sent..]);
-                segs.add(Seg::Detached, iov.bytes - before);
-            } else if split_frame {
-                let before = iov.bytes;
-                iov.push(ring.frame_rest(self.framing, self.cursor));
-                segs.add(Seg::FrameRest, iov.bytes - before);
-            }
-            if has_control {
-                let before = iov.bytes;
-                iov.push(&self.control[self.control_sent..]);
-                segs.add(Seg::Control, iov.bytes - before);
-            }
-            let frames_from = if split_frame {
-                Cursor {
-                    seq: self.cursor.seq + 1,
-                    offset: 0,
-                }
-            } else {
-                self.cursor
-            };
-            let before = iov.bytes;
-            ring.gather(self.framing, frames_from, &mut iov);
-            segs.add(Seg::Frames, iov.bytes - before);
-            if iov.len == 0 {
-                return Ok(Flush::Drained);
-            }
             if budget == 0 {
                 return Ok(Flush::Budget);
             }
-            let total = iov.bytes;
+            let in_chunk = self.chunking.is_some_and(|c| c.in_progress());
+            let limit = match self.chunking {
+                Some(c) if in_chunk => c.payload_left,
+                _ => usize::MAX,
+            };
+            // Declared before the slices that borrow it.
+            let head: [u8; 18];
+            let mut iov = IovList::new(limit);
+            let mut segs = SegList::default();
+            if !in_chunk && self.raw_sent < self.raw.len() {
+                segs.add(Seg::Raw, iov.push(&self.raw[self.raw_sent..]));
+            }
+            let head_slot = match self.chunking {
+                Some(c) if !in_chunk || c.head_sent < c.head_len => {
+                    Some((iov.reserve(), segs.reserve()))
+                }
+                _ => None,
+            };
+            let payload_start = iov.bytes;
+            // Order on the wire: owed frames, then the rest of a torn frame when control
+            // bytes wait for its end, control bytes, then frames from the buffer.
+            if self.pending_sent < self.pending.len() {
+                segs.add(Seg::Pending, iov.push(&self.pending[self.pending_sent..]));
+            }
+            let has_control = self.control_sent < self.control.len();
+            let mut frames_from = None;
+            if let At::Live { seq, offset } = self.at {
+                frames_from = Some((seq, offset));
+                if offset > 0 && has_control {
+                    let rest = ring.frame_rest(self.wire, seq, offset);
+                    segs.add(Seg::FrameRest, iov.push(rest));
+                    frames_from = Some((seq + 1, 0));
+                }
+            }
+            if has_control {
+                segs.add(Seg::Control, iov.push(&self.control[self.control_sent..]));
+            }
+            if let Some((seq, offset)) = frames_from {
+                let before = iov.bytes;
+                ring.gather(self.wire, seq, offset, &mut iov);
+                segs.add(Seg::Frames, iov.bytes - before);
+            }
+            let payload = iov.bytes - payload_start;
+            let mut started_chunk = false;
+            if let Some(c) = self.chunking.as_mut() {
+                if !in_chunk && payload > 0 {
+                    c.start(payload);
+                    started_chunk = true;
+                }
+                head = c.head;
+                if let Some((io_slot, seg_slot)) = head_slot {
+                    let rest: &[u8] = if c.in_progress() {
+                        &head[c.head_sent as usize..c.head_len as usize]
+                    } else {
+                        &[]
+                    };
+                    iov.set(io_slot, rest);
+                    segs.set(seg_slot, Seg::ChunkHead, rest.len());
+                }
+                if c.in_progress() && payload >= c.payload_left && c.tail_left > 0 {
+                    let tail = &b"\r\n"[2 - c.tail_left as usize..];
+                    iov.set_extra(tail);
+                    segs.add(Seg::ChunkTail, tail.len());
+                }
+            }
+            let total = iov.total();
+            if total == 0 {
+                if self.ending && !self.ended && !self.on_disk() {
+                    self.ended = true;
+                    if self.chunking.is_some() {
+                        self.raw.extend_from_slice(b"0\r\n\r\n");
+                        continue;
+                    }
+                }
+                return Ok(if self.on_disk() {
+                    Flush::Refill
+                } else {
+                    Flush::Drained
+                });
+            }
             let written = match out.write_vectored(iov.as_slice()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flush::Blocked),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::Interrupted =>
+                {
+                    if started_chunk {
+                        // Nothing of it went out: not a commitment. The next write sizes
+                        // its chunk to what it has then.
+                        self.chunking = Some(Chunking::default());
+                    }
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Ok(Flush::Blocked);
+                }
                 Err(e) => return Err(e),
             };
             self.bytes_sent += written as u64;
             budget = budget.saturating_sub(written);
             self.consume(ring, &segs, written);
-            if written < total {
-                // A short write almost always means the socket is full; one more try
-                // either proves it (WouldBlock) or sends more.
-                continue;
+            if started_chunk && self.chunking.is_some_and(|c| c.head_sent == 0) {
+                // The write ended before the chunk began (in the head before it).
+                self.chunking = Some(Chunking::default());
             }
         }
     }
@@ -586,15 +855,37 @@ impl Subscriber {
         for &(kind, len) in &segs.items[..segs.len] {
             let take = left.min(len);
             match kind {
-                Seg::Detached => {
-                    self.detached_sent += take;
-                    if self.detached_sent >= self.detached.len() {
-                        self.detached.clear();
-                        self.detached_sent = 0;
+                Seg::Raw => {
+                    self.raw_sent += take;
+                    if self.raw_sent >= self.raw.len() {
+                        self.raw = Vec::new();
+                        self.raw_sent = 0;
+                    }
+                }
+                Seg::ChunkHead => {
+                    if let Some(c) = &mut self.chunking {
+                        c.head_sent += take as u8;
+                    }
+                }
+                Seg::ChunkTail => {
+                    if let Some(c) = &mut self.chunking {
+                        c.tail_left -= take as u8;
+                    }
+                }
+                Seg::Pending => {
+                    self.pending_sent += take;
+                    if self.pending_sent >= self.pending.len() {
+                        self.pending.clear();
+                        self.pending_sent = 0;
+                        if self.pending.capacity() > 2 * REFILL_BYTES {
+                            self.pending = Vec::new();
+                        }
                     }
                 }
                 Seg::FrameRest | Seg::Frames => {
-                    ring.advance(self.framing, &mut self.cursor, take);
+                    if let At::Live { seq, offset } = &mut self.at {
+                        ring.advance(self.wire, seq, offset, take);
+                    }
                 }
                 Seg::Control => {
                     self.control_sent += take;
@@ -604,6 +895,13 @@ impl Subscriber {
                         self.control_sent = 0;
                     }
                 }
+            }
+            if matches!(
+                kind,
+                Seg::Pending | Seg::FrameRest | Seg::Control | Seg::Frames
+            ) && let Some(c) = &mut self.chunking
+            {
+                c.payload_left = c.payload_left.saturating_sub(take);
             }
             left -= take;
             if take < len {
@@ -616,7 +914,7 @@ impl Subscriber {
 /// The pieces of one `writev`, in order, to account a partial write.
 #[derive(Default)]
 struct SegList {
-    items: [(Seg, usize); 4],
+    items: [(Seg, usize); 8],
     len: usize,
 }
 
@@ -627,24 +925,35 @@ impl SegList {
             self.len += 1;
         }
     }
+
+    /// A place for an item known later (the chunk head, sized by what follows it).
+    fn reserve(&mut self) -> usize {
+        self.items[self.len] = (Seg::ChunkHead, 0);
+        self.len += 1;
+        self.len - 1
+    }
+
+    fn set(&mut self, i: usize, kind: Seg, bytes: usize) {
+        self.items[i] = (kind, bytes);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    struct NoControl;
-    impl ControlRenderer for NoControl {
-        fn dropped(&self, out: &mut Vec<u8>, count: u64) {
-            out.extend_from_slice(format!("<dropped {count}>").as_bytes());
+    struct Marks;
+    impl ControlRenderer for Marks {
+        fn dropped(&self, out: &mut Vec<u8>, count: u64, exact: bool) {
+            out.extend_from_slice(format!("<dropped {count} {exact}>").as_bytes());
         }
         fn heartbeat(&self, out: &mut Vec<u8>) {
             out.extend_from_slice(b"<hb>");
         }
     }
 
-    /// A socket that accepts at most `room` bytes per call and `cap` in total before
-    /// it reports WouldBlock.
+    /// A socket that accepts at most `room` bytes per call and `cap` in total before it
+    /// reports WouldBlock.
     struct Sink {
         data: Vec<u8>,
         room: usize,
@@ -652,7 +961,6 @@ mod tests {
     }
 
     impl Sink {
-        /// At most `room` bytes per write, `cap` in all before WouldBlock.
         fn new(room: usize, cap: usize) -> Sink {
             Sink {
                 data: Vec::new(),
@@ -687,80 +995,127 @@ mod tests {
         }
     }
 
-    fn ring_with(n: u64, capacity: usize) -> Ring {
-        let mut r = Ring::new(capacity, true, true);
+    fn ring_with(n: u64, capacity: usize, wires: &[Wire]) -> Ring {
+        let mut r = Ring::new(capacity, 1);
+        for &w in wires {
+            r.enable(w);
+        }
         for i in 0..n {
             r.push(|out| out.extend_from_slice(format!("{{\"n\":{}}}", i + 1).as_bytes()));
         }
         r
     }
 
-    fn tcp_lines(range: std::ops::RangeInclusive<u64>) -> String {
+    fn lines(range: std::ops::RangeInclusive<u64>) -> String {
         range.map(|i| format!("{{\"n\":{i}}}\n")).collect()
     }
 
+    /// The payload of a chunked body, checking its framing.
+    fn dechunk(mut body: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        loop {
+            let Some(eol) = body.windows(2).position(|w| w == b"\r\n") else {
+                assert!(body.is_empty(), "stray bytes {body:?}");
+                return (out, false);
+            };
+            let size = usize::from_str_radix(std::str::from_utf8(&body[..eol]).unwrap(), 16)
+                .expect("chunk size");
+            body = &body[eol + 2..];
+            if size == 0 {
+                assert_eq!(body, b"\r\n");
+                return (out, true);
+            }
+            out.extend_from_slice(&body[..size]);
+            assert_eq!(&body[size..size + 2], b"\r\n", "chunk data ends with CRLF");
+            body = &body[size + 2..];
+        }
+    }
+
     #[test]
-    fn frames_are_rendered_once_in_both_framings() {
-        let r = ring_with(2, 10);
-        let mut s = Subscriber::new(Framing::Sse, Cursor { seq: 1, offset: 0 }, 10);
+    fn frames_are_rendered_once_in_each_wire_in_use() {
+        let r = ring_with(2, 10, &[Wire::Sse, Wire::Ndjson]);
+        let mut s = Subscriber::new(Wire::Sse, &r, 1, false);
         let mut sink = Sink::new(usize::MAX, usize::MAX);
         assert_eq!(
-            s.flush(&r, &NoControl, &mut sink, usize::MAX).unwrap(),
+            s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap(),
             Flush::Drained
         );
         assert_eq!(
             String::from_utf8(sink.data).unwrap(),
             "id: 1\ndata: {\"n\":1}\n\nid: 2\ndata: {\"n\":2}\n\n"
         );
-        let mut t = Subscriber::new(Framing::Tcp, Cursor { seq: 1, offset: 0 }, 10);
+        let mut t = Subscriber::new(Wire::Ndjson, &r, 1, false);
         let mut sink = Sink::new(usize::MAX, usize::MAX);
-        t.flush(&r, &NoControl, &mut sink, usize::MAX).unwrap();
-        assert_eq!(String::from_utf8(sink.data).unwrap(), tcp_lines(1..=2));
+        t.flush(&r, &Marks, &mut sink, usize::MAX).unwrap();
+        assert_eq!(String::from_utf8(sink.data).unwrap(), lines(1..=2));
         assert!(t.is_caught_up(&r));
     }
 
     #[test]
+    fn nothing_is_rendered_for_nobody() {
+        let mut r = Ring::new(10, 7);
+        let mut called = false;
+        assert_eq!(r.push(|_| called = true), 7);
+        assert!(!called);
+        assert_eq!((r.next_seq(), r.held_bytes()), (8, 0));
+        r.enable(Wire::Ndjson);
+        assert!(
+            !r.holds(Wire::Ndjson, 7),
+            "rendered only from the next entry on"
+        );
+        r.push(|out| out.push(b'x'));
+        assert!(r.holds(Wire::Ndjson, 8));
+        assert!(!r.holds(Wire::Sse, 8));
+        let s = Subscriber::new(Wire::Ndjson, &r, 7, false);
+        assert!(
+            s.on_disk(),
+            "an entry the buffer has not in this wire comes from disk"
+        );
+    }
+
+    #[test]
     fn tiny_writes_keep_every_byte_in_order() {
-        let r = ring_with(3000, 5000);
-        let mut s = Subscriber::new(Framing::Tcp, Cursor { seq: 1, offset: 0 }, 5000);
-        s.queue_control(b"HEAD\n");
+        let r = ring_with(3000, 5000, &[Wire::Ndjson]);
+        let mut s = Subscriber::new(Wire::Ndjson, &r, 1, false);
+        s.queue_raw(b"HEAD\n");
+        s.queue_control(b"HELLO\n");
         let mut sink = Sink::new(7, usize::MAX);
         assert_eq!(
-            s.flush(&r, &NoControl, &mut sink, usize::MAX).unwrap(),
+            s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap(),
             Flush::Drained
         );
         assert_eq!(
             String::from_utf8(sink.data).unwrap(),
-            format!("HEAD\n{}", tcp_lines(1..=3000))
+            format!("HEAD\nHELLO\n{}", lines(1..=3000))
         );
     }
 
     #[test]
     fn control_waits_for_a_frame_boundary() {
-        let r = ring_with(3, 10);
-        let mut s = Subscriber::new(Framing::Tcp, Cursor { seq: 1, offset: 0 }, 10);
+        let r = ring_with(3, 10, &[Wire::Ndjson]);
+        let mut s = Subscriber::new(Wire::Ndjson, &r, 1, false);
         let mut sink = Sink::new(usize::MAX, 4);
         assert_eq!(
-            s.flush(&r, &NoControl, &mut sink, usize::MAX).unwrap(),
+            s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap(),
             Flush::Blocked
         );
-        assert_eq!(s.cursor, Cursor { seq: 1, offset: 4 });
+        assert_eq!(s.at, At::Live { seq: 1, offset: 4 });
         s.request_heartbeat();
         sink.cap = usize::MAX;
-        s.flush(&r, &NoControl, &mut sink, usize::MAX).unwrap();
+        s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap();
         assert_eq!(
             String::from_utf8(sink.data).unwrap(),
-            format!("{{\"n\":1}}\n<hb>{}", tcp_lines(2..=3))
+            format!("{{\"n\":1}}\n<hb>{}", lines(2..=3))
         );
     }
 
     #[test]
-    fn lagging_client_skips_ahead_and_finishes_its_torn_frame() {
-        let mut r = ring_with(5, 5);
-        let mut s = Subscriber::new(Framing::Tcp, Cursor { seq: 1, offset: 0 }, 5);
+    fn a_client_behind_the_buffer_moves_to_disk_finishing_its_torn_frame() {
+        let mut r = ring_with(5, 5, &[Wire::Ndjson]);
+        let mut s = Subscriber::new(Wire::Ndjson, &r, 1, false);
         let mut sink = Sink::new(usize::MAX, 3);
         assert_eq!(
-            s.flush(&r, &NoControl, &mut sink, usize::MAX).unwrap(),
+            s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap(),
             Flush::Blocked
         );
         for i in 6..=12u64 {
@@ -768,40 +1123,96 @@ mod tests {
         }
         let base = r.planned_base();
         assert_eq!(base, 8);
-        assert_eq!(s.enforce_lag(&r, base), 6, "2..=7 skipped; 1 finishes");
+        assert!(s.fall_behind(&r, base));
+        assert_eq!(s.at, At::Disk { seq: 2, hint: None });
         r.evict_excess();
-        assert_eq!(r.base_seq(), 8);
         sink.cap = usize::MAX;
-        s.flush(&r, &NoControl, &mut sink, usize::MAX).unwrap();
         assert_eq!(
-            String::from_utf8(sink.data).unwrap(),
-            format!("{{\"n\":1}}\n<dropped 6>{}", tcp_lines(8..=12))
+            s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap(),
+            Flush::Refill,
+            "the rest of its frame, then entries 2.. from disk"
         );
-        assert_eq!(s.dropped, 6);
+        assert_eq!(String::from_utf8(sink.data.clone()).unwrap(), lines(1..=1));
+        // What the stream renders from disk goes out before the buffer's frames.
+        s.pending_buffer()
+            .extend_from_slice(lines(2..=7).as_bytes());
+        s.at = At::Disk { seq: 8, hint: None };
+        assert!(s.rejoin(&r));
+        s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap();
+        assert_eq!(String::from_utf8(sink.data).unwrap(), lines(1..=12));
+        assert_eq!(s.dropped, 0);
     }
 
     #[test]
-    fn lag_limit_below_capacity_applies_per_client() {
-        let r = ring_with(100, 100);
-        let mut s = Subscriber::new(Framing::Sse, Cursor { seq: 1, offset: 0 }, 10);
-        assert_eq!(s.enforce_lag(&r, r.planned_base()), 90);
-        assert_eq!(s.cursor.seq, 91);
+    fn losses_are_told_at_a_frame_boundary() {
+        let r = ring_with(2, 10, &[Wire::Sse]);
+        let mut s = Subscriber::new(Wire::Sse, &r, 1, false);
+        s.note_lost(5, false);
+        let mut sink = Sink::new(usize::MAX, usize::MAX);
+        s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap();
+        assert!(
+            String::from_utf8(sink.data)
+                .unwrap()
+                .starts_with("<dropped 5 false>id: 1\n")
+        );
+        assert_eq!(s.dropped, 5);
     }
 
     #[test]
-    fn resume_after_last_event_id() {
-        let mut r = ring_with(20, 10);
-        r.evict_excess();
-        assert_eq!(r.base_seq(), 11);
-        assert_eq!(r.resume_after(15), (Cursor { seq: 16, offset: 0 }, 0));
-        assert_eq!(r.resume_after(5), (Cursor { seq: 11, offset: 0 }, 5));
-        assert_eq!(r.resume_after(20), (Cursor { seq: 21, offset: 0 }, 0));
-        assert_eq!(r.resume_after(999), (Cursor { seq: 11, offset: 0 }, 0));
+    fn a_chunked_body_frames_each_write_whatever_the_socket_takes() {
+        for room in [1, 2, 3, 5, 7, 64, 1000, usize::MAX] {
+            let mut r = ring_with(50, 100, &[Wire::Sse]);
+            let mut s = Subscriber::new(Wire::Sse, &r, 1, true);
+            s.queue_raw(b"HTTP/1.1 200 OK\r\n\r\n");
+            s.queue_control(b"event: connected\n\n");
+            let mut sink = Sink::new(room, usize::MAX);
+            s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap();
+            for i in 51..=60u64 {
+                r.push(|out| out.extend_from_slice(format!("{{\"n\":{i}}}").as_bytes()));
+            }
+            s.request_heartbeat();
+            s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap();
+            s.end_body();
+            assert_eq!(
+                s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap(),
+                Flush::Drained
+            );
+            let text = sink.data;
+            let body = text
+                .strip_prefix(b"HTTP/1.1 200 OK\r\n\r\n".as_slice())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "room {room}: the head goes first, unframed: {:?}",
+                        String::from_utf8_lossy(&text[..60.min(text.len())])
+                    )
+                });
+            let (payload, ended) = dechunk(body);
+            assert!(ended, "room {room}");
+            let want: String = std::iter::once("event: connected\n\n".to_string())
+                .chain((1..=50).map(|i| format!("id: {i}\ndata: {{\"n\":{i}}}\n\n")))
+                .chain(std::iter::once("<hb>".to_string()))
+                .chain((51..=60).map(|i| format!("id: {i}\ndata: {{\"n\":{i}}}\n\n")))
+                .collect();
+            assert_eq!(String::from_utf8(payload).unwrap(), want, "room {room}");
+        }
+    }
+
+    #[test]
+    fn a_chunk_that_was_not_started_is_not_owed() {
+        let r = ring_with(2, 10, &[Wire::Sse]);
+        let mut s = Subscriber::new(Wire::Sse, &r, 1, true);
+        let mut sink = Sink::new(usize::MAX, 0);
+        assert_eq!(
+            s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap(),
+            Flush::Blocked
+        );
+        assert!(!s.chunking.unwrap().in_progress());
     }
 
     #[test]
     fn eviction_frees_chunks_and_bytes() {
-        let mut r = Ring::new(10, false, true);
+        let mut r = Ring::new(10, 1);
+        r.enable(Wire::Ndjson);
         let line = vec![b'x'; 1000];
         for _ in 0..1000 {
             r.push(|out| out.extend_from_slice(&line));
@@ -818,7 +1229,8 @@ mod tests {
 
     #[test]
     fn byte_ceiling_bounds_huge_entries() {
-        let mut r = Ring::new(1000, false, true);
+        let mut r = Ring::new(1000, 1);
+        r.enable(Wire::Ndjson);
         let line = vec![b'x'; 1 << 20];
         for _ in 0..100 {
             r.push(|out| out.extend_from_slice(&line));
@@ -833,14 +1245,18 @@ mod tests {
     }
 
     #[test]
+    fn room_before_paces_reading_to_the_most_advanced_client() {
+        let r = ring_with(8, 10, &[Wire::Ndjson]);
+        assert_eq!(r.room_before(1), 2);
+        assert_eq!(r.room_before(9), 10);
+    }
+
+    #[test]
     fn budget_stops_a_hungry_client() {
-        let r = ring_with(10_000, 10_000);
-        let mut s = Subscriber::new(Framing::Tcp, Cursor { seq: 1, offset: 0 }, 10_000);
+        let r = ring_with(10_000, 10_000, &[Wire::Ndjson]);
+        let mut s = Subscriber::new(Wire::Ndjson, &r, 1, false);
         let mut sink = Sink::new(1000, usize::MAX);
-        assert_eq!(
-            s.flush(&r, &NoControl, &mut sink, 5000).unwrap(),
-            Flush::Budget
-        );
+        assert_eq!(s.flush(&r, &Marks, &mut sink, 5000).unwrap(), Flush::Budget);
         assert_eq!(sink.data.len(), 5000);
     }
 }

@@ -7,6 +7,8 @@
 //! - [`tail`]: inotify-driven file following, rotation, line splitting.
 //! - [`entry`]: a line becomes one JSON object, serialized once.
 //! - [`fanout`]: a bounded buffer of rendered frames per stream; clients are positions.
+//! - [`history`]: where each entry came from, so a client behind the buffer is served
+//!   from the files themselves; [`state`] keeps positions and ids across restarts.
 //! - [`http`], [`sse`], [`tcp`]: the wire protocols; [`ratelimit`] guards them.
 //! - [`reactor`]: the mio event loop that owns every socket, file watch and timer
 //!   ([`timer`]); [`stream`] holds one stream's run-time state, [`stats`] reports on it.
@@ -15,10 +17,12 @@ pub mod cli;
 pub mod config;
 pub mod entry;
 pub mod fanout;
+pub mod history;
 pub mod http;
 pub mod ratelimit;
 pub mod reactor;
 pub mod sse;
+pub mod state;
 pub mod stats;
 pub mod stream;
 pub mod tail;

@@ -6,14 +6,22 @@ use crate::entry::write_json_string;
 use crate::fanout::push_decimal;
 use crate::timefmt;
 
-/// The response head of a stream. The body is delimited by the connection closing.
-pub const RESPONSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
-Content-Type: text/event-stream\r\n\
-Cache-Control: no-cache\r\n\
-Connection: keep-alive\r\n\
-Access-Control-Allow-Origin: *\r\n\
-X-Accel-Buffering: no\r\n\
-Server: logwisp\r\n\r\n";
+/// The response head of a stream. An HTTP/1.1 body is chunked (clients such as urllib3
+/// hold back a body that is neither chunked nor sized); an HTTP/1.0 one ends with the
+/// connection.
+pub fn response_head(out: &mut Vec<u8>, chunked: bool) {
+    out.extend_from_slice(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n",
+    );
+    if chunked {
+        out.extend_from_slice(b"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n");
+    } else {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(
+        b"Access-Control-Allow-Origin: *\r\nX-Accel-Buffering: no\r\nServer: logwisp\r\n\r\n",
+    );
+}
 
 /// Reconnect delay suggested to browsers (ms): prompt, since a reconnect loses nothing.
 pub const RETRY_MS: u64 = 1000;
@@ -52,9 +60,14 @@ pub fn connected(
     out.extend_from_slice(b"}\n\n");
 }
 
-pub fn dropped(out: &mut Vec<u8>, count: u64) {
+/// `count` entries will never reach the client; `exact` is false when more may be
+/// missing than counted (an id from an older run).
+pub fn dropped(out: &mut Vec<u8>, count: u64, exact: bool) {
     out.extend_from_slice(b"event: dropped\ndata: {\"dropped\":");
     push_decimal(out, count);
+    if !exact {
+        out.extend_from_slice(b",\"exact\":false");
+    }
     out.extend_from_slice(b"}\n\n");
 }
 

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::config::{HeartbeatFormat, NameMatcher};
 use crate::ratelimit::Limiter;
 use crate::stream::{ServerState, Stream};
+use crate::tail::source::Phase;
 use crate::version;
 
 /// Integral floats print as integers (`10`, not `10.0`), as the original did.
@@ -75,32 +76,54 @@ fn server_json(server: &ServerState, uptime_secs: u64, router: bool) -> Value {
 /// Status of one stream.
 pub fn stream_status(stream: &Stream, uptime_secs: u64, router: bool) -> Value {
     let m = &stream.monitor;
-    let watchers: Vec<Value> = m
-        .files
+    let mut watchers: Vec<Value> = m
+        .names
         .iter()
-        .map(|f| {
-            let state = if f.alias {
-                "alias"
-            } else if f.open.is_some() {
-                "reading"
-            } else if f.last_error.is_some() {
-                "error"
-            } else {
-                "waiting"
+        .map(|(n, name)| {
+            let source = name.source.and_then(|k| m.sources.get(k));
+            let primary = source.is_some_and(|s| {
+                s.names
+                    .first()
+                    .is_some_and(|(t, b)| *t == name.target && *b == name.base)
+            });
+            let state = match source {
+                Some(_) if !primary => "alias",
+                Some(s) if s.file.is_some() => "reading",
+                Some(_) => "idle",
+                None if name.last_error.is_some() => "error",
+                None => "waiting",
             };
+            let counted = source.filter(|_| primary);
             json!({
-                "path": f.path.display().to_string(),
+                "path": m.name_path(n).display().to_string(),
                 "state": state,
-                "size": f.last_size,
-                "position": f.position(),
-                "entries_read": f.entries_read,
-                "rotations": f.rotations,
-                "truncated_lines": f.truncated_lines,
-                "retired_descriptors": f.retired.len(),
-                "last_error": f.last_error,
+                "size": source.map_or(0, |s| s.last_size),
+                "position": source.map_or(0, |s| s.position()),
+                "entries_read": counted.map_or(0, |s| s.entries_read),
+                "rotations": name.rotations,
+                "truncated_lines": counted.map_or(0, |s| s.truncated_lines),
+                "last_error": name.last_error.as_ref().or(source.and_then(|s| s.last_error.as_ref())),
             })
         })
         .collect();
+    watchers.extend(
+        m.sources
+            .iter()
+            .filter(|(_, s)| matches!(s.phase, Phase::Retired { .. }))
+            .map(|(_, s)| {
+                json!({
+                    "path": s.path.display().to_string(),
+                    "state": "retired",
+                    "size": s.last_size,
+                    "position": s.position(),
+                    "entries_read": s.entries_read,
+                    "rotations": 0,
+                    "truncated_lines": s.truncated_lines,
+                    "last_error": s.last_error,
+                })
+            }),
+    );
+    watchers.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
     let targets: Vec<Value> = m
         .targets
         .iter()
@@ -114,12 +137,13 @@ pub fn stream_status(stream: &Stream, uptime_secs: u64, router: bool) -> Value {
                 "pattern": pattern,
                 "is_file": is_file,
                 "exists": t.dir_exists,
-                "watched": t.watched,
+                "watched": t.watch.is_some(),
+                "polled": t.polled,
                 "last_error": t.last_error,
             })
         })
         .collect();
-    let truncated: u64 = m.files.iter().map(|f| f.truncated_lines).sum();
+    let truncated = m.counters.truncated_lines;
     let sse_clients = stream.http.as_ref().map_or(0, |s| s.active_clients);
     let tcp_clients = stream.tcp.as_ref().map_or(0, |s| s.active_clients);
 
@@ -159,8 +183,14 @@ pub fn stream_status(stream: &Stream, uptime_secs: u64, router: bool) -> Value {
     root.insert(
         "delivery".into(),
         json!({
+            "first_sequence": stream.ids.first,
             "next_sequence": stream.ring.next_seq(),
-            "oldest_sequence": stream.ring.base_seq(),
+            "oldest_sequence": stream.history.first_seq(),
+            "buffer_oldest_sequence": stream.ring.base_seq(),
+            "history_runs": stream.history.runs(),
+            "catching_up_clients": stream.catch_up.clients,
+            "catch_up_max_lag": stream.catch_up.max_lag,
+            "paced": stream.paced,
             "buffered_entries": stream.ring.len(),
             "buffer_capacity": stream.ring.capacity(),
             "buffered_bytes": stream.ring.held_bytes(),

@@ -1,20 +1,26 @@
-//! A stream at run time: its tailer, its fan-out buffer and the state of its servers.
-//! Sockets stay in the reactor; this is the part that has none.
+//! A stream at run time: its tailer, its buffer of rendered entries, the history that maps
+//! entries back to files, and the state of its servers. Sockets stay in the reactor; this
+//! is the part that has none.
+//!
+//! Reading is paced by delivery (SPEC §6): a stream reads no further ahead of its most
+//! advanced client than its buffer holds, so the files on disk are the real buffer. A
+//! client that falls behind the buffer is served from the files through the history.
 
 use std::net::SocketAddr;
 
 use crate::config::{HeartbeatConfig, StreamConfig};
-use crate::fanout::{ControlRenderer, Framing, Ring};
+use crate::entry::{self, Stamp};
+use crate::fanout::{At, ControlRenderer, REFILL_BYTES, Ring, Subscriber, Wire};
+use crate::history::{History, Notice, RunKind};
 use crate::ratelimit::Limiter;
 use crate::sse::{self, HeartbeatStats};
-use crate::tail::{EntrySink, Monitor};
+use crate::tail::{EntrySink, Monitor, ReadBudget, Replay, SourceRef, Watcher};
 use crate::tcp;
 
-impl EntrySink for Ring {
-    fn push_entry(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
-        self.push(write);
-    }
-}
+/// Bytes one stream may read from its files per turn.
+pub const READ_BYTES_PER_TURN: usize = 4 * 1024 * 1024;
+/// Bytes read from a file per step of a client catching up from disk.
+const REPLAY_READ: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -30,10 +36,10 @@ impl Protocol {
         }
     }
 
-    pub fn framing(self) -> Framing {
+    pub fn wire(self) -> Wire {
         match self {
-            Protocol::Http => Framing::Sse,
-            Protocol::Tcp => Framing::Tcp,
+            Protocol::Http => Wire::Sse,
+            Protocol::Tcp => Wire::Ndjson,
         }
     }
 }
@@ -81,11 +87,41 @@ impl ServerState {
     }
 }
 
+/// Sequence numbers (SSE ids) of this run and of the run that saved the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ids {
+    /// The first id of this run: above every id an earlier run handed out.
+    pub first: u64,
+    /// `(first, last)` ids of the earlier run whose checkpoints this run resumed from;
+    /// the entries up to `last` lie before those checkpoints.
+    pub prior: Option<(u64, u64)>,
+}
+
+/// Where a new client starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartPoint {
+    pub seq: u64,
+    /// Entries after the client's last id that no longer exist anywhere.
+    pub lost: u64,
+    /// False when `lost` is only a lower bound (an id of an older run).
+    pub exact: bool,
+}
+
+/// Clients of a stream catching up from disk, for `/status`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CatchUp {
+    pub clients: usize,
+    /// Entries between the slowest of them and the newest entry.
+    pub max_lag: u64,
+}
+
 #[derive(Debug)]
 pub struct Stream {
     pub cfg: StreamConfig,
     pub monitor: Monitor,
     pub ring: Ring,
+    pub history: History,
+    pub ids: Ids,
     pub http: Option<ServerState>,
     pub tcp: Option<ServerState>,
     /// Full paths served for this stream (router-prefixed in router mode).
@@ -93,13 +129,46 @@ pub struct Stream {
     pub status_path: String,
     /// Connection keys of every streaming client (SSE and TCP).
     pub clients: Vec<usize>,
-    /// Entries skipped by clients that fell behind, over all clients ever.
+    /// Entries clients never got because their bytes were gone from disk.
     pub dropped: u64,
     pub bytes_sent: u64,
     /// Entries were added since the last flush to clients.
     pub fresh: bool,
-    /// Tailing has more to read than one turn allowed.
+    /// The tailer has work left (events queued, budget ran out).
     pub read_pending: bool,
+    /// Reading waits until a client takes entries (the buffer is full ahead of the most
+    /// advanced client).
+    pub paced: bool,
+    pub catch_up: CatchUp,
+}
+
+/// Where the tailer's entries go: framed into the buffer once, and noted in the history.
+struct Intake<'a> {
+    ring: &'a mut Ring,
+    history: &'a mut History,
+}
+
+impl EntrySink for Intake<'_> {
+    fn line(&mut self, src: SourceRef, start: u64, line: &[u8], source_json: &[u8], stamp: &Stamp) {
+        let seq = self
+            .ring
+            .push(|out| entry::write_entry(out, line, source_json, stamp));
+        self.history.note_line(seq, src, start, stamp.micros);
+    }
+
+    fn notice(&mut self, source_json: &[u8], message: &str, stamp: &Stamp) {
+        let seq = self
+            .ring
+            .push(|out| entry::write_notice(out, stamp, source_json, "INFO", message));
+        self.history.note_notice(
+            seq,
+            Notice {
+                source_json: source_json.into(),
+                message: message.into(),
+                micros: stamp.micros,
+            },
+        );
+    }
 }
 
 impl Stream {
@@ -107,9 +176,11 @@ impl Stream {
         cfg: StreamConfig,
         http_limiter: Option<Limiter>,
         tcp_limiter: Option<Limiter>,
+        ids: Ids,
+        max_open_files: usize,
     ) -> Stream {
-        let monitor = Monitor::new(&cfg);
-        let ring = Ring::new(cfg.ring_capacity(), cfg.http.is_some(), cfg.tcp.is_some());
+        let monitor = Monitor::new(&cfg, max_open_files);
+        let ring = Ring::new(cfg.ring_capacity(), ids.first);
         let http = cfg
             .http
             .as_ref()
@@ -127,6 +198,8 @@ impl Stream {
             cfg,
             monitor,
             ring,
+            history: History::new(ids.first),
+            ids,
             http,
             tcp,
             stream_path,
@@ -136,6 +209,8 @@ impl Stream {
             bytes_sent: 0,
             fresh: false,
             read_pending: false,
+            paced: false,
+            catch_up: CatchUp::default(),
         }
     }
 
@@ -157,21 +232,192 @@ impl Stream {
         }
     }
 
-    /// Entries produced since start.
+    /// Entries produced by this run.
     pub fn total_entries(&self) -> u64 {
-        self.ring.next_seq() - 1
+        self.ring.next_seq() - self.ids.first
     }
 
-    /// Entries a reading turn may add before clients are flushed: half the smallest
-    /// buffer, so a client that keeps up never lags further than its buffer allows.
-    pub fn entries_per_turn(&self) -> usize {
-        let smallest = [self.http.as_ref(), self.tcp.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(|s| s.buffer_size)
-            .min()
-            .unwrap_or(1);
-        (smallest / 2).max(1)
+    /// Whether the reactor should read for this stream in the coming turn.
+    pub fn wants_read(&self) -> bool {
+        self.read_pending && !self.paced
+    }
+
+    /// Reads the stream's files for one turn, no further ahead of `lead` (the next entry of
+    /// the most advanced client in the buffer; `None` when no client is there) than the
+    /// buffer holds. Returns whether entries were added.
+    pub fn read(
+        &mut self,
+        watcher: &mut dyn Watcher,
+        now: u64,
+        buf: &mut [u8],
+        stamp: Stamp,
+        lead: Option<u64>,
+    ) -> bool {
+        let entries = match lead {
+            None => usize::MAX,
+            Some(seq) => self.ring.room_before(seq),
+        };
+        if entries == 0 {
+            self.paced = true;
+            self.read_pending = self.monitor.has_work();
+            return false;
+        }
+        self.paced = false;
+        let before = self.ring.next_seq();
+        let mut budget = ReadBudget::new(READ_BYTES_PER_TURN, entries);
+        let mut intake = Intake {
+            ring: &mut self.ring,
+            history: &mut self.history,
+        };
+        self.read_pending = self
+            .monitor
+            .poll(watcher, now, buf, &mut budget, stamp, &mut intake);
+        for (key, delta) in self.history.take_ref_changes() {
+            self.monitor.history_ref(key, delta);
+        }
+        if lead.is_some() && budget.entries_left() == 0 && self.read_pending {
+            self.paced = true;
+        }
+        self.ring.next_seq() != before
+    }
+
+    /// Where a client with `Last-Event-ID: last` (or none) starts (SPEC §7).
+    pub fn start_point(&self, last: Option<u64>) -> StartPoint {
+        let next = self.ring.next_seq();
+        let live = StartPoint {
+            seq: next,
+            lost: 0,
+            exact: true,
+        };
+        let Some(last) = last else { return live };
+        let want = last.saturating_add(1);
+        let oldest = self.history.first_seq().min(self.ring.base_seq());
+        if want >= self.ids.first && want <= next {
+            return StartPoint {
+                seq: want.max(oldest),
+                lost: oldest.saturating_sub(want),
+                exact: true,
+            };
+        }
+        // An id of an earlier run (or one never handed out, which could be anything): this
+        // run's entries are all new to the client, and what it missed before them is known
+        // only for the run this one resumed from.
+        let (earlier, exact) = match self.ids.prior {
+            Some((first, last_saved)) if want >= first && want < self.ids.first => {
+                (last_saved.saturating_sub(last), true)
+            }
+            _ => (0, false),
+        };
+        StartPoint {
+            seq: oldest,
+            lost: earlier + (oldest - self.ids.first),
+            exact,
+        }
+    }
+
+    /// A new streaming client of `protocol` starting at `seq`.
+    pub fn subscribe(&mut self, protocol: Protocol, seq: u64, chunked: bool) -> Subscriber {
+        let wire = protocol.wire();
+        self.ring.enable(wire);
+        Subscriber::new(wire, &self.ring, seq, chunked)
+    }
+
+    /// A streaming client left.
+    pub fn unsubscribe(&mut self, sub: &Subscriber) {
+        self.ring.disable(sub.wire);
+    }
+
+    /// Renders frames from disk for a client behind the buffer, until it has about
+    /// [`REFILL_BYTES`] to send or reaches the buffer (where it rejoins).
+    pub fn refill(&mut self, sub: &mut Subscriber, buf: &mut [u8]) {
+        let At::Disk { mut seq, mut hint } = sub.at else {
+            return;
+        };
+        let wire = sub.wire;
+        let n = buf.len().min(REPLAY_READ);
+        let buf = &mut buf[..n];
+        loop {
+            if self.ring.holds(wire, seq) || seq >= self.ring.next_seq() {
+                sub.at = At::Disk { seq, hint };
+                sub.rejoin(&self.ring);
+                return;
+            }
+            if sub.pending_bytes() >= REFILL_BYTES {
+                break;
+            }
+            let Some(run) = self.history.locate(seq) else {
+                // Older than anything still known: lost. (Entries after the history's
+                // start are always found: the history ends where the buffer does.)
+                let first = self.history.first_seq().max(seq + 1);
+                let lost = first - seq;
+                sub.note_lost(lost, true);
+                self.dropped += lost;
+                seq = first;
+                hint = None;
+                continue;
+            };
+            let (run_first, run_end) = (run.first_seq, run.end_seq());
+            match run.kind.clone() {
+                RunKind::Notice(n) => {
+                    let stamp = Stamp::from_micros(n.micros);
+                    wire.frame(sub.pending_buffer(), seq, |out| {
+                        entry::write_notice(out, &stamp, &n.source_json, "INFO", &n.message)
+                    });
+                    seq += 1;
+                    hint = None;
+                }
+                RunKind::File { src, start, micros } => {
+                    let (from, mut skip) = match hint {
+                        Some((h, offset)) if h == src && seq > run_first => (offset, 0),
+                        _ => (start, seq - run_first),
+                    };
+                    let source_json = self
+                        .monitor
+                        .sources
+                        .get(src.key as usize)
+                        .map(|s| s.display.clone())
+                        .unwrap_or_else(|| b"\"\"".to_vec().into_boxed_slice());
+                    let stamp = Stamp::from_micros(micros);
+                    let mut left = run_end - seq;
+                    let mut produced = 0u64;
+                    let pending = sub.pending_buffer();
+                    let target = pending.len() + REFILL_BYTES;
+                    let first_seq = seq;
+                    let result =
+                        self.monitor
+                            .replay(src, from, buf, true, &mut |line, _cut, _start| {
+                                if skip > 0 {
+                                    skip -= 1;
+                                    return true;
+                                }
+                                wire.frame(pending, first_seq + produced, |out| {
+                                    entry::write_entry(out, line, &source_json, &stamp)
+                                });
+                                produced += 1;
+                                left -= 1;
+                                left > 0 && pending.len() < target
+                            });
+                    seq += produced;
+                    match result {
+                        Replay::Read { next, eof } if left > 0 && !eof => {
+                            hint = Some((src, next));
+                        }
+                        Replay::Read { next, .. } if left == 0 => {
+                            hint = Some((src, next));
+                        }
+                        // The file ends (or is gone) before the run does: those bytes
+                        // were truncated or deleted.
+                        _ => {
+                            sub.note_lost(left, true);
+                            self.dropped += left;
+                            seq = run_end;
+                            hint = None;
+                        }
+                    }
+                }
+            }
+        }
+        sub.at = At::Disk { seq, hint };
     }
 
     /// What a client of `protocol` needs to render heartbeats and notices now.
@@ -189,7 +435,7 @@ impl Stream {
     }
 }
 
-/// Renders control output (heartbeats, drop notices) in a server's wire format.
+/// Renders control output (heartbeats, loss notices) in a server's wire format.
 pub struct WireRenderer {
     pub protocol: Protocol,
     pub heartbeat: Option<HeartbeatConfig>,
@@ -197,10 +443,10 @@ pub struct WireRenderer {
 }
 
 impl ControlRenderer for WireRenderer {
-    fn dropped(&self, out: &mut Vec<u8>, count: u64) {
-        // TCP clients have no event channel; their drops show in /status.
+    fn dropped(&self, out: &mut Vec<u8>, count: u64, exact: bool) {
+        // TCP clients have no event channel; their losses show in /status.
         if self.protocol == Protocol::Http {
-            sse::dropped(out, count);
+            sse::dropped(out, count, exact);
         }
     }
 

@@ -987,6 +987,7 @@ pub struct Client {
     pub proto: Proto,
     pub check: Check,
     partial: Vec<u8>,
+    body: Dechunk,
     request: Vec<u8>,
     request_sent: usize,
     pub open: bool,
@@ -995,6 +996,105 @@ pub struct Client {
     counted_warm: bool,
     counted_done: bool,
     counted_connected: bool,
+}
+
+/// Undoes an HTTP/1.1 chunked body, in place, across reads: the response head passes as
+/// it is; after it, a chunked body is reduced to its payload (a head without
+/// `Transfer-Encoding: chunked` leaves everything as it is).
+#[derive(Debug, Default)]
+pub struct Dechunk {
+    state: ChunkState,
+    /// The head so far (to find its end and its framing).
+    head: Vec<u8>,
+    size: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+enum ChunkState {
+    #[default]
+    Head,
+    Identity,
+    Size,
+    Extension,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    Done,
+}
+
+impl Dechunk {
+    /// Decodes `buf` in place; returns the length of what remains.
+    pub fn decode(&mut self, buf: &mut [u8]) -> usize {
+        let mut out = 0;
+        let mut i = 0;
+        while i < buf.len() {
+            let b = buf[i];
+            match self.state {
+                ChunkState::Identity => {
+                    buf.copy_within(i.., out);
+                    return out + (buf.len() - i);
+                }
+                ChunkState::Head => {
+                    buf[out] = b;
+                    out += 1;
+                    self.head.push(b);
+                    if self.head.ends_with(b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&self.head).to_ascii_lowercase();
+                        self.state = if head.contains("\r\ntransfer-encoding: chunked\r\n") {
+                            ChunkState::Size
+                        } else {
+                            ChunkState::Identity
+                        };
+                        self.head = Vec::new();
+                    }
+                }
+                ChunkState::Size => match b {
+                    b'0'..=b'9' => self.size = self.size * 16 + u64::from(b - b'0'),
+                    b'a'..=b'f' => self.size = self.size * 16 + u64::from(b - b'a' + 10),
+                    b'A'..=b'F' => self.size = self.size * 16 + u64::from(b - b'A' + 10),
+                    b';' => self.state = ChunkState::Extension,
+                    b'\r' => self.state = ChunkState::SizeLf,
+                    _ => panic!("bad chunk size byte {b:#x}"),
+                },
+                ChunkState::Extension => {
+                    if b == b'\r' {
+                        self.state = ChunkState::SizeLf;
+                    }
+                }
+                ChunkState::SizeLf => {
+                    assert_eq!(b, b'\n', "chunk size line");
+                    self.state = if self.size == 0 {
+                        ChunkState::Done
+                    } else {
+                        ChunkState::Data
+                    };
+                }
+                ChunkState::Data => {
+                    let take = (self.size as usize).min(buf.len() - i);
+                    buf.copy_within(i..i + take, out);
+                    out += take;
+                    i += take;
+                    self.size -= take as u64;
+                    if self.size == 0 {
+                        self.state = ChunkState::DataCr;
+                    }
+                    continue;
+                }
+                ChunkState::DataCr => {
+                    assert_eq!(b, b'\r', "chunk end");
+                    self.state = ChunkState::DataLf;
+                }
+                ChunkState::DataLf => {
+                    assert_eq!(b, b'\n', "chunk end");
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::Done => {}
+            }
+            i += 1;
+        }
+        out
+    }
 }
 
 /// Clients on one epoll loop with one shared read buffer; a client owns only its
@@ -1062,6 +1162,7 @@ impl Fleet {
             proto,
             check,
             partial: Vec::new(),
+            body: Dechunk::default(),
             request,
             request_sent: 0,
             open: true,
@@ -1090,6 +1191,7 @@ impl Fleet {
             proto,
             check,
             partial: Vec::new(),
+            body: Dechunk::default(),
             request: Vec::new(),
             request_sent: 0,
             open: true,
@@ -1202,6 +1304,7 @@ impl Fleet {
                     break;
                 }
                 Ok(n) => {
+                    let n = c.body.decode(&mut buf[p..p + n]);
                     let data = &buf[..p + n];
                     let rt = if c.check.want_latency {
                         realtime_ns()
@@ -1499,7 +1602,8 @@ pub fn render_block(count: u64, proto: Proto) -> Vec<u8> {
 
 /// The bytes an SSE stream starts with.
 pub fn sse_preamble() -> Vec<u8> {
-    let mut out = logwisp::sse::RESPONSE_HEAD.to_vec();
+    let mut out = Vec::new();
+    logwisp::sse::response_head(&mut out, false);
     logwisp::sse::connected(&mut out, "1", "bench", "/stream", "/status", 1_000_000);
     out
 }

@@ -195,7 +195,11 @@ pub fn line_splitter(input: &[u8]) {
         let mut chunk = &data[offset..(offset + len).min(data.len())];
         offset += chunk.len();
         while !chunk.is_empty() {
-            let used = splitter.feed(chunk, &mut |line: &[u8], cut: bool| {
+            let used = splitter.feed(chunk, &mut |line: &[u8], cut: bool, start: u64| {
+                // Every line starts where the file has its first byte, so reading again
+                // from there gives it back.
+                let at = &data[start as usize..];
+                assert!(at.starts_with(line), "line not at its start offset {start}");
                 got.push((line.to_vec(), cut));
                 seen += 1;
                 *stop_every == 0 || !seen.is_multiple_of(usize::from(*stop_every))
@@ -216,7 +220,8 @@ pub fn line_splitter(input: &[u8]) {
     }
     assert_eq!(splitter.pending(), want_pending, "pending; max {max}");
     let mut flushed: Lines = Vec::new();
-    splitter.flush(&mut |line: &[u8], cut: bool| {
+    splitter.flush(&mut |line: &[u8], cut: bool, start: u64| {
+        assert!(data[start as usize..].starts_with(line));
         flushed.push((line.to_vec(), cut));
         true
     });

@@ -3,6 +3,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 
 use mio::net::TcpStream;
 
@@ -114,6 +115,8 @@ pub struct Conn {
     pub writable: bool,
     /// The peer will send nothing more.
     pub read_closed: bool,
+    /// The kernel reported the connection broken (reset, or closed both ways).
+    pub broken: bool,
     pub timer: Option<TimerId>,
     pub state: ConnState,
 }
@@ -140,6 +143,26 @@ pub fn write_pending(t: &mut Transport, buf: &[u8], sent: &mut usize) -> io::Res
         }
     }
     Ok(Io::Done)
+}
+
+/// Asks a peer that stopped sending whether it is still there: one byte of TCP urgent
+/// data, which a reader does not see in its stream (unless it asked for `SO_OOBINLINE`),
+/// but which a peer that has closed its socket answers with a reset. A half-closed client
+/// (`nc host port < /dev/null`) keeps receiving; a gone one is noticed at once.
+pub fn probe_peer(t: &mut Transport) {
+    let fd = t.socket().as_raw_fd();
+    let byte = 0u8;
+    // SAFETY: `fd` is the connection's open socket, owned by `t` for the whole call; the
+    // buffer is one valid byte on our stack; the flags make the call non-blocking and
+    // keep a closed peer from raising SIGPIPE.
+    unsafe {
+        libc::send(
+            fd,
+            (&byte as *const u8).cast(),
+            1,
+            libc::MSG_OOB | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        );
+    }
 }
 
 /// Reads once into `buf`, retrying on EINTR.

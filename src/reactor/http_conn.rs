@@ -4,7 +4,6 @@
 use super::conn::{self, ConnState, Finish, Io, StreamClient};
 use super::listener::ListenerKind;
 use super::{HEADER_TIMEOUT_MS, Reactor, Timer};
-use crate::fanout::Subscriber;
 use crate::http::request::{self, Body, HttpError, Method, Parse, Request};
 use crate::http::response::{JsonResponse, error_body};
 use crate::http::router::Endpoint;
@@ -338,12 +337,16 @@ impl Reactor {
                     if let Some(c) = self.conns.get_mut(key)
                         && let ConnState::Http(h) = &mut c.state
                     {
-                        h.out.extend_from_slice(sse::RESPONSE_HEAD);
+                        sse::response_head(&mut h.out, !req.http10);
                         h.close_after = true;
                     }
                     return Step::Continue;
                 }
-                self.start_stream(key, s, req.last_event_id.as_deref(), now)
+                let last = req
+                    .last_event_id
+                    .as_deref()
+                    .and_then(|v| v.parse::<u64>().ok());
+                self.start_stream(key, s, last, !req.http10, now)
             }
         }
     }
@@ -375,7 +378,8 @@ impl Reactor {
         &mut self,
         key: usize,
         s: usize,
-        last_event_id: Option<&str>,
+        last_event_id: Option<u64>,
+        chunked: bool,
         now: u64,
     ) -> Step {
         let Some(peer) = self.conns.get(key).map(|c| c.peer) else {
@@ -398,12 +402,11 @@ impl Reactor {
         server.active_clients += 1;
         server.clients_served += 1;
         let buffer_size = server.buffer_size;
-        let (cursor, skipped) = match last_event_id.and_then(|v| v.parse::<u64>().ok()) {
-            Some(id) => stream.ring.resume_after(id),
-            None => (stream.ring.tail(), 0),
-        };
-        let mut sub = Subscriber::new(Protocol::Http.framing(), cursor, buffer_size);
-        sub.queue_control(sse::RESPONSE_HEAD);
+        let start = stream.start_point(last_event_id);
+        let mut sub = stream.subscribe(Protocol::Http, start.seq, chunked);
+        let mut head = Vec::with_capacity(256);
+        sse::response_head(&mut head, chunked);
+        sub.queue_raw(&head);
         let client_id = self.next_client_id.to_string();
         self.next_client_id += 1;
         let mut hello = Vec::with_capacity(256);
@@ -416,8 +419,8 @@ impl Reactor {
             buffer_size,
         );
         sub.queue_control(&hello);
-        sub.note_skipped(skipped);
-        stream.dropped += skipped;
+        sub.note_lost(start.lost, start.exact);
+        stream.dropped += start.lost;
         let index = stream.clients.len();
         stream.clients.push(key);
         let finish = if self.stopping {

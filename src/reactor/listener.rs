@@ -11,7 +11,6 @@ use mio::{Interest, Token};
 
 use super::conn::{Conn, ConnState, Finish, HttpState, StreamClient, Transport};
 use super::{HEADER_TIMEOUT_MS, LISTENER_BASE, Reactor, Timer, report_once};
-use crate::fanout::Subscriber;
 use crate::http::router::Routes;
 use crate::ratelimit::Refusal;
 use crate::stream::Protocol;
@@ -290,6 +289,7 @@ impl Reactor {
             readable: true,
             writable: true,
             read_closed: false,
+            broken: false,
             timer: None,
             state,
         });
@@ -331,11 +331,8 @@ impl Reactor {
         }
         server.active_clients += 1;
         server.clients_served += 1;
-        let sub = Subscriber::new(
-            Protocol::Tcp.framing(),
-            stream.ring.tail(),
-            server.buffer_size,
-        );
+        let start = stream.ring.next_seq();
+        let sub = stream.subscribe(Protocol::Tcp, start, false);
         let index = stream.clients.len();
         stream.clients.push(key);
         Ok(Box::new(StreamClient {

@@ -11,6 +11,7 @@ mod http_conn;
 mod listener;
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -24,13 +25,14 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::config::{Config, ConfigSource};
-use crate::entry::unix_micros_now;
+use crate::entry::{Stamp, unix_micros_now};
 use crate::fanout::Flush;
 use crate::ratelimit::Limiter;
 use crate::sse;
+use crate::state::{self, ID_RESERVE, Store, StreamState};
 use crate::stats;
-use crate::stream::{Protocol, Stream};
-use crate::tail::{Change, DirWatcher, ReadBudget, report};
+use crate::stream::{Ids, Protocol, Stream};
+use crate::tail::{Change, WatchOwner, Watcher, report};
 use crate::timer::{TimerId, Wheel};
 use conn::{Conn, ConnState, Finish, StreamClient};
 use listener::Listener;
@@ -43,8 +45,6 @@ const LISTENER_BASE: usize = usize::MAX - 2;
 
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
-/// Bytes one stream may read from its files per turn.
-const READ_BYTES_PER_TURN: usize = 4 * 1024 * 1024;
 /// Scratch buffer for file reads.
 const FILE_READ_CHUNK: usize = 256 * 1024;
 /// Bytes one client may be sent per turn before others get a go.
@@ -58,6 +58,10 @@ pub const HEADER_TIMEOUT_MS: u64 = 10_000;
 const SHUTDOWN_GRACE_MS: u64 = 1_500;
 const CONSOLE_STATS_MS: u64 = 30_000;
 const LIMITER_SWEEP_MS: u64 = 60_000;
+/// Saved state lags what was read by at most this long.
+const STATE_SAVE_MS: u64 = 1_000;
+/// Descriptors kept free for listeners and clients, whatever the files want.
+const MIN_SOCKET_RESERVE: usize = 64;
 
 /// Milliseconds since the reactor started: the timer wheel's ticks.
 struct Clock {
@@ -84,8 +88,8 @@ impl Clock {
 
 #[derive(Debug, Clone, Copy)]
 enum Timer {
-    /// The stream's `check_interval_ms` rescan.
-    Rescan(usize),
+    /// The stream's tailer asked to be woken (a periodic check, a retired file's grace).
+    StreamWake(usize),
     Heartbeat(usize, Protocol),
     HeaderTimeout {
         key: usize,
@@ -99,33 +103,104 @@ enum Timer {
     ConsoleStats,
     SweepLimiters,
     ResumeAccept(usize),
+    SaveState,
     ShutdownDeadline,
 }
 
-/// Adds inotify watches for one stream and remembers which targets each one serves.
+/// Who an inotify watch serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Owner {
+    stream: usize,
+    what: WatchOwner,
+}
+
+const DIR_MASK: WatchMask = WatchMask::CREATE
+    .union(WatchMask::MODIFY)
+    .union(WatchMask::ATTRIB)
+    .union(WatchMask::MOVED_FROM)
+    .union(WatchMask::MOVED_TO)
+    .union(WatchMask::DELETE)
+    .union(WatchMask::DELETE_SELF)
+    .union(WatchMask::MOVE_SELF)
+    .union(WatchMask::ONLYDIR);
+const FILE_MASK: WatchMask = WatchMask::MODIFY
+    .union(WatchMask::ATTRIB)
+    .union(WatchMask::DELETE_SELF);
+
+/// The inotify watches of every stream, and whom each one serves (several streams, or
+/// several targets of one, may watch one directory).
+struct WatchTable {
+    watches: Watches,
+    owners: HashMap<WatchDescriptor, Vec<Owner>>,
+    by_token: HashMap<u64, WatchDescriptor>,
+}
+
+impl WatchTable {
+    fn add(&mut self, path: &Path, mask: WatchMask, owner: Owner) -> io::Result<u64> {
+        let wd = self.watches.add(path, mask)?;
+        let token = wd.get_watch_descriptor_id() as u64;
+        let owners = self.owners.entry(wd.clone()).or_default();
+        if !owners.contains(&owner) {
+            owners.push(owner);
+        }
+        self.by_token.insert(token, wd);
+        Ok(token)
+    }
+
+    fn remove(&mut self, token: u64, owner: Owner) {
+        let Some(wd) = self.by_token.get(&token).cloned() else {
+            return;
+        };
+        let Some(owners) = self.owners.get_mut(&wd) else {
+            return;
+        };
+        owners.retain(|o| *o != owner);
+        if owners.is_empty() {
+            self.owners.remove(&wd);
+            self.by_token.remove(&token);
+            let _ = self.watches.remove(wd);
+        }
+    }
+
+    /// The kernel dropped the watch (its directory or file is gone): forget it.
+    fn forget(&mut self, wd: &WatchDescriptor) -> Vec<Owner> {
+        self.by_token.remove(&(wd.get_watch_descriptor_id() as u64));
+        self.owners.remove(wd).unwrap_or_default()
+    }
+}
+
+/// Adds and removes watches on behalf of one stream's tailer.
 struct StreamWatcher<'a> {
-    watches: &'a mut Watches,
-    owners: &'a mut HashMap<WatchDescriptor, Vec<(usize, usize)>>,
+    table: &'a mut WatchTable,
     stream: usize,
 }
 
-impl DirWatcher for StreamWatcher<'_> {
-    fn watch(&mut self, dir: &Path, target: usize) -> io::Result<()> {
-        let mask = WatchMask::CREATE
-            | WatchMask::MODIFY
-            | WatchMask::ATTRIB
-            | WatchMask::MOVED_FROM
-            | WatchMask::MOVED_TO
-            | WatchMask::DELETE
-            | WatchMask::DELETE_SELF
-            | WatchMask::MOVE_SELF
-            | WatchMask::ONLYDIR;
-        let wd = self.watches.add(dir, mask)?;
-        let owners = self.owners.entry(wd).or_default();
-        if !owners.contains(&(self.stream, target)) {
-            owners.push((self.stream, target));
-        }
-        Ok(())
+impl Watcher for StreamWatcher<'_> {
+    fn watch_dir(&mut self, dir: &Path, target: usize) -> io::Result<u64> {
+        let owner = Owner {
+            stream: self.stream,
+            what: WatchOwner::Dir(target),
+        };
+        self.table.add(dir, DIR_MASK, owner)
+    }
+
+    fn watch_file(&mut self, file: &File, source: usize) -> io::Result<u64> {
+        // A watch on a file follows its inode wherever it is renamed; the path through
+        // our own descriptor reaches that inode whatever name it has now.
+        let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let owner = Owner {
+            stream: self.stream,
+            what: WatchOwner::File(source),
+        };
+        self.table.add(Path::new(&path), FILE_MASK, owner)
+    }
+
+    fn unwatch(&mut self, token: u64, owner: WatchOwner) {
+        let owner = Owner {
+            stream: self.stream,
+            what: owner,
+        };
+        self.table.remove(token, owner);
     }
 }
 
@@ -139,8 +214,13 @@ pub struct Reactor {
     listeners: Vec<Listener>,
     conns: Slab<Conn>,
     inotify: Inotify,
-    watches: Watches,
-    watch_owners: HashMap<WatchDescriptor, Vec<(usize, usize)>>,
+    watch_table: WatchTable,
+    /// Each stream's pending wake-up (tick and timer), as its tailer asked.
+    wakes: Vec<Option<(u64, TimerId)>>,
+    store: Store,
+    /// Per stream: the next sequence number at the last save, and the id ceiling saved.
+    saved: Vec<(u64, u64)>,
+    save_armed: bool,
     signals: Signals,
     file_buf: Vec<u8>,
     scratch: Vec<u8>,
@@ -159,8 +239,9 @@ pub struct Reactor {
 }
 
 impl Reactor {
-    /// Sets everything up: tailers positioned, listeners bound, timers armed. Prints the
-    /// endpoints. Errors here are startup errors (exit 1).
+    /// Sets everything up: listeners bound, tailers positioned (from saved state where an
+    /// earlier run left it), timers armed. Prints the endpoints. Errors here are startup
+    /// errors (exit 1).
     pub fn new(config: Config, source: &ConfigSource) -> Result<Reactor, StartupError> {
         let poll = Poll::new().map_err(|e| StartupError::new("cannot create the event loop", e))?;
         let inotify =
@@ -179,6 +260,11 @@ impl Reactor {
         };
         let now = clock.now_ms();
         let router = config.router;
+        let store = Store::open(config.state_dir.clone().or_else(state::default_dir));
+        let mut store = store;
+        let files_per_stream = file_budget() / config.streams.len().max(1);
+        let start_micros = unix_micros_now().max(1) as u64;
+        let mut resumes = Vec::new();
         let streams: Vec<Stream> = config
             .streams
             .into_iter()
@@ -193,11 +279,20 @@ impl Reactor {
                     .as_ref()
                     .and_then(|t| t.rate_limit.clone())
                     .map(|r| Limiter::new(r, now));
-                Stream::new(cfg, http_limiter, tcp_limiter)
+                let saved = store.load(&cfg.name);
+                let ids = Ids {
+                    first: saved
+                        .as_ref()
+                        .map_or(start_micros, |st| st.id_ceiling.max(start_micros)),
+                    prior: saved.as_ref().map(|st| (st.first_id, st.last_id)),
+                };
+                resumes.push(saved.map(|st| st.resume()));
+                Stream::new(cfg, http_limiter, tcp_limiter, ids, files_per_stream)
             })
             .collect();
         let watches = inotify.watches();
         let unix_secs = unix_micros_now() / 1_000_000;
+        let stream_count = streams.len();
         let mut reactor = Reactor {
             poll,
             events: Events::with_capacity(EVENTS_CAPACITY),
@@ -208,8 +303,15 @@ impl Reactor {
             listeners: Vec::new(),
             conns: Slab::new(),
             inotify,
-            watches,
-            watch_owners: HashMap::new(),
+            watch_table: WatchTable {
+                watches,
+                owners: HashMap::new(),
+                by_token: HashMap::new(),
+            },
+            wakes: vec![None; stream_count],
+            store,
+            saved: vec![(0, 0); stream_count],
+            save_armed: false,
             signals,
             file_buf: vec![0u8; FILE_READ_CHUNK],
             scratch: vec![0u8; 16 * 1024],
@@ -225,19 +327,24 @@ impl Reactor {
         };
         println!("logwisp {} starting", crate::version::TAG);
         println!("config: {source}");
-        for s in 0..reactor.streams.len() {
+        match &reactor.store.dir {
+            Some(dir) => println!("state: {}", dir.display()),
+            None => println!("state: not kept (positions are not saved across restarts)"),
+        }
+        // Listeners first: a directory of more files than descriptors must not take the
+        // descriptors the listeners need (and a bind error then names its real cause).
+        reactor.bind_all()?;
+        for (s, resume) in resumes.into_iter().enumerate() {
             let mut watcher = StreamWatcher {
-                watches: &mut reactor.watches,
-                owners: &mut reactor.watch_owners,
+                table: &mut reactor.watch_table,
                 stream: s,
             };
-            reactor.streams[s].monitor.start(&mut watcher, now);
+            reactor.streams[s].monitor.start(&mut watcher, now, resume);
+            reactor.streams[s].read_pending = true;
+            reactor.plan_wake(s);
         }
-        reactor.bind_all()?;
         reactor.print_endpoints();
         for s in 0..reactor.streams.len() {
-            let interval = reactor.streams[s].cfg.check_interval_ms;
-            reactor.arm(interval, Timer::Rescan(s));
             for protocol in [Protocol::Http, Protocol::Tcp] {
                 if let Some(hb) = reactor.streams[s]
                     .server(protocol)
@@ -246,6 +353,8 @@ impl Reactor {
                     reactor.arm(hb.interval_secs * 1000, Timer::Heartbeat(s, protocol));
                 }
             }
+            // Ids are reserved before any is handed out.
+            reactor.save_stream(s, false);
         }
         reactor.arm(CONSOLE_STATS_MS, Timer::ConsoleStats);
         reactor.arm(LIMITER_SWEEP_MS, Timer::SweepLimiters);
@@ -263,8 +372,69 @@ impl Reactor {
 
     fn has_pending_work(&self) -> bool {
         !self.ready.is_empty()
-            || (!self.stopping && self.streams.iter().any(|s| s.read_pending))
+            || (!self.stopping && self.streams.iter().any(Stream::wants_read))
             || self.listeners.iter().any(|l| l.readable && !l.paused)
+    }
+
+    /// Keeps one timer per stream at the tick its tailer wants to be woken, if any.
+    fn plan_wake(&mut self, s: usize) {
+        let want = self.streams[s].monitor.next_wakeup();
+        let have = self.wakes[s].map(|(tick, _)| tick);
+        if want == have {
+            return;
+        }
+        if let Some((_, id)) = self.wakes[s].take() {
+            self.timers.cancel(id);
+        }
+        if let Some(tick) = want {
+            let id = self
+                .timers
+                .insert(tick.max(self.timers.elapsed()), Timer::StreamWake(s));
+            self.wakes[s] = Some((tick, id));
+        }
+    }
+
+    /// Writes stream `s`'s positions and ids. `clean`: the last save of this run.
+    fn save_stream(&mut self, s: usize, clean: bool) {
+        let stream = &mut self.streams[s];
+        let next = stream.ring.next_seq();
+        let ceiling = if clean { next } else { next + ID_RESERVE };
+        let state = StreamState {
+            first_id: stream.ids.first,
+            last_id: next - 1,
+            id_ceiling: ceiling,
+            saved_at: self.unix_secs,
+            checkpoints: stream.monitor.checkpoints(),
+        };
+        stream.monitor.checkpoint_dirty = false;
+        let name = stream.cfg.name.clone();
+        if self.store.save(&name, &state) || self.store.dir.is_none() {
+            self.saved[s] = (next, ceiling);
+        }
+    }
+
+    /// Saves, at most about once a second, what moved; at once when ids near the ceiling.
+    fn plan_save(&mut self) {
+        if self.store.dir.is_none() {
+            return;
+        }
+        for s in 0..self.streams.len() {
+            let next = self.streams[s].ring.next_seq();
+            if next + ID_RESERVE / 2 >= self.saved[s].1 {
+                self.save_stream(s, false);
+            }
+        }
+        if self.save_armed {
+            return;
+        }
+        let moved =
+            self.streams.iter().enumerate().any(|(s, st)| {
+                st.monitor.checkpoint_dirty || st.ring.next_seq() != self.saved[s].0
+            });
+        if moved {
+            self.save_armed = true;
+            self.arm(STATE_SAVE_MS, Timer::SaveState);
+        }
     }
 
     /// Runs until SIGINT/SIGTERM and the shutdown that follows.
@@ -286,7 +456,7 @@ impl Reactor {
             for event in events.iter() {
                 match event.token() {
                     SIGNAL_TOKEN => self.handle_signals(now),
-                    INOTIFY_TOKEN => self.handle_inotify(),
+                    INOTIFY_TOKEN => self.handle_inotify(now),
                     Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
                         self.listeners[LISTENER_BASE - t].readable = true;
                     }
@@ -298,6 +468,7 @@ impl Reactor {
                                 event.is_readable() || event.is_read_closed() || event.is_error();
                             conn.writable |=
                                 event.is_writable() || event.is_write_closed() || event.is_error();
+                            conn.broken |= event.is_error() || event.is_write_closed();
                             self.drive(key, now);
                         }
                     }
@@ -312,8 +483,12 @@ impl Reactor {
             self.retry_ready(now);
             if !self.stopping {
                 self.accept_ready(now);
+                self.plan_save();
             }
             if self.stopping && (self.stop_now || self.conns.is_empty()) {
+                for s in 0..self.streams.len() {
+                    self.save_stream(s, true);
+                }
                 return Ok(());
             }
         }
@@ -327,7 +502,7 @@ impl Reactor {
                 SIGHUP => {
                     // No reload: a hang-up asks for an immediate rescan of every target.
                     for s in &mut self.streams {
-                        s.monitor.mark_all();
+                        s.monitor.rescan_all();
                         s.read_pending = true;
                     }
                 }
@@ -336,7 +511,7 @@ impl Reactor {
         }
     }
 
-    fn handle_inotify(&mut self) {
+    fn handle_inotify(&mut self, now: u64) {
         let mut buf = [0u8; 8192];
         loop {
             let events = match self.inotify.read_events(&mut buf) {
@@ -345,6 +520,10 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     eprintln!("logwisp: inotify read failed: {e}; relying on periodic checks");
+                    for s in &mut self.streams {
+                        s.monitor.rescan_all();
+                        s.read_pending = true;
+                    }
                     return;
                 }
             };
@@ -353,42 +532,57 @@ impl Reactor {
                 any = true;
                 if event.mask.contains(EventMask::Q_OVERFLOW) {
                     for s in &mut self.streams {
-                        s.monitor.mark_all();
+                        s.monitor.rescan_all();
                         s.read_pending = true;
                     }
                     continue;
                 }
-                let dir_gone = event
-                    .mask
-                    .intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF);
-                if dir_gone {
-                    let Some(owners) = self.watch_owners.remove(&event.wd) else {
-                        continue;
-                    };
-                    if event.mask.contains(EventMask::MOVE_SELF) {
-                        // The watch follows the moved directory; the path is what we want.
-                        let _ = self.watches.remove(event.wd.clone());
-                    }
-                    for (s, t) in owners {
-                        self.streams[s].monitor.unwatched(t);
-                        self.streams[s].read_pending = true;
+                if event.mask.contains(EventMask::IGNORED) {
+                    for o in self.watch_table.forget(&event.wd) {
+                        let m = &mut self.streams[o.stream].monitor;
+                        match o.what {
+                            WatchOwner::Dir(t) => m.dir_unwatched(t),
+                            WatchOwner::File(k) => m.file_watch_gone(k),
+                        }
+                        self.streams[o.stream].read_pending = true;
                     }
                     continue;
                 }
-                let Some(name) = event.name else { continue };
-                let change = if event
-                    .mask
-                    .intersects(EventMask::DELETE | EventMask::MOVED_FROM)
+                let Some(owners) = self.watch_table.owners.get(&event.wd) else {
+                    continue;
+                };
+                if event.mask.contains(EventMask::MOVE_SELF)
+                    && owners.iter().any(|o| matches!(o.what, WatchOwner::Dir(_)))
                 {
-                    Change::Gone
-                } else if event.mask.contains(EventMask::MODIFY) {
+                    // The watch follows the moved directory; the path is what we want.
+                    let owners = self.watch_table.forget(&event.wd);
+                    let _ = self.watch_table.watches.remove(event.wd.clone());
+                    for o in owners {
+                        if let WatchOwner::Dir(t) = o.what {
+                            self.streams[o.stream].monitor.dir_unwatched(t);
+                            self.streams[o.stream].read_pending = true;
+                        }
+                    }
+                    continue;
+                }
+                let change = if event.mask == EventMask::MODIFY {
                     Change::Written
                 } else {
                     Change::Touched
                 };
-                for &(s, t) in self.watch_owners.get(&event.wd).into_iter().flatten() {
-                    self.streams[s].monitor.on_event(t, name, change);
-                    self.streams[s].read_pending = true;
+                for &o in owners {
+                    let m = &mut self.streams[o.stream].monitor;
+                    match (o.what, event.name) {
+                        (WatchOwner::Dir(t), Some(name)) => m.on_dir_event(t, name, change, now),
+                        (WatchOwner::Dir(t), None)
+                            if event.mask.contains(EventMask::DELETE_SELF) =>
+                        {
+                            m.dir_unwatched(t)
+                        }
+                        (WatchOwner::File(k), _) => m.on_file_event(k),
+                        _ => continue,
+                    }
+                    self.streams[o.stream].read_pending = true;
                 }
             }
             if !any {
@@ -402,11 +596,11 @@ impl Reactor {
         self.timers.advance(now, &mut fired);
         for timer in fired.drain(..) {
             match timer {
-                Timer::Rescan(s) => {
-                    self.streams[s].monitor.mark_all();
+                Timer::StreamWake(s) => {
+                    self.wakes[s] = None;
+                    self.streams[s].monitor.wake(now);
                     self.streams[s].read_pending = true;
-                    let interval = self.streams[s].cfg.check_interval_ms;
-                    self.arm(interval, Timer::Rescan(s));
+                    self.plan_wake(s);
                 }
                 Timer::Heartbeat(s, protocol) => {
                     self.heartbeat(s, protocol, now);
@@ -437,6 +631,7 @@ impl Reactor {
                                 l.sweep(now);
                             }
                         }
+                        s.monitor.sweep(now);
                     }
                     self.arm(LIMITER_SWEEP_MS, Timer::SweepLimiters);
                 }
@@ -446,36 +641,49 @@ impl Reactor {
                         listener.readable = true;
                     }
                 }
+                Timer::SaveState => {
+                    self.save_armed = false;
+                    for s in 0..self.streams.len() {
+                        let st = &self.streams[s];
+                        if st.monitor.checkpoint_dirty || st.ring.next_seq() != self.saved[s].0 {
+                            self.save_stream(s, false);
+                        }
+                    }
+                }
                 Timer::ShutdownDeadline => self.stop_now = true,
             }
         }
         self.fired = fired;
     }
 
+    /// The next entry of stream `s`'s most advanced client in the shared buffer: reading
+    /// may run ahead of it by what the buffer holds, no further.
+    fn lead(&self, s: usize) -> Option<u64> {
+        self.streams[s]
+            .clients
+            .iter()
+            .filter_map(|&key| match self.conns.get(key).map(|c| &c.state) {
+                Some(ConnState::Stream(client)) => client.sub.live_seq(),
+                _ => None,
+            })
+            .max()
+    }
+
     fn read_files(&mut self, now: u64) {
+        let stamp = Stamp::now();
         for s in 0..self.streams.len() {
-            let stream = &mut self.streams[s];
-            if !stream.read_pending {
+            if !self.streams[s].read_pending {
                 continue;
             }
-            let mut budget = ReadBudget::new(READ_BYTES_PER_TURN, stream.entries_per_turn());
-            let before = stream.ring.next_seq();
+            let lead = self.lead(s);
             let mut watcher = StreamWatcher {
-                watches: &mut self.watches,
-                owners: &mut self.watch_owners,
+                table: &mut self.watch_table,
                 stream: s,
             };
-            let more = stream.monitor.poll(
-                &mut watcher,
-                now,
-                &mut self.file_buf,
-                &mut budget,
-                &mut stream.ring,
-            );
-            stream.read_pending = more;
-            if stream.ring.next_seq() != before {
-                stream.fresh = true;
+            if self.streams[s].read(&mut watcher, now, &mut self.file_buf, stamp, lead) {
+                self.streams[s].fresh = true;
             }
+            self.plan_wake(s);
         }
     }
 
@@ -488,12 +696,13 @@ impl Reactor {
         }
     }
 
-    /// Sends new entries to every client of stream `s`: moves clients that fell too far
-    /// behind up to what the buffer keeps, writes to those that can take it, then evicts.
+    /// Sends new entries to every client of stream `s`: moves clients about to lose their
+    /// place in the buffer to disk, writes to those that can take it, then evicts.
     fn flush_stream(&mut self, s: usize, now: u64) {
         let planned_base = self.streams[s].ring.planned_base();
         let keys = std::mem::take(&mut self.streams[s].clients);
         let mut to_close = Vec::new();
+        let mut catch_up = crate::stream::CatchUp::default();
         for &key in &keys {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
@@ -502,16 +711,30 @@ impl Reactor {
                 continue;
             };
             let stream = &mut self.streams[s];
-            stream.dropped += client.sub.enforce_lag(&stream.ring, planned_base);
+            client.sub.fall_behind(&stream.ring, planned_base);
             if conn.writable {
-                match write_client(conn, stream, self.unix_secs, self.started_unix_secs) {
+                match write_client(
+                    conn,
+                    stream,
+                    self.unix_secs,
+                    self.started_unix_secs,
+                    &mut self.file_buf,
+                ) {
                     ClientWrite::Wait => {}
                     ClientWrite::Again => self.ready.push((key, conn.generation)),
                     ClientWrite::Close => to_close.push(key),
                 }
             }
+            if let ConnState::Stream(client) = &conn.state
+                && client.sub.on_disk()
+            {
+                catch_up.clients += 1;
+                let lag = stream.ring.next_seq().saturating_sub(client.sub.next_seq());
+                catch_up.max_lag = catch_up.max_lag.max(lag);
+            }
         }
         self.streams[s].clients = keys;
+        self.streams[s].catch_up = catch_up;
         self.streams[s].ring.evict_excess();
         for key in to_close {
             self.close(key, now);
@@ -559,6 +782,10 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        if conn.broken {
+            self.close(key, now);
+            return;
+        }
         if conn.readable && !conn.read_closed {
             // Whatever a streaming client sends is read and discarded.
             let mut taken = 0;
@@ -575,9 +802,15 @@ impl Reactor {
                         conn.readable = false;
                         break;
                     }
-                    Ok((conn::Io::Eof, _)) | Err(_) => {
-                        // The client went away (or half-closed, which for a one-way
-                        // stream means the same): free its slot now.
+                    // A client that shuts down its sending side still reads the stream:
+                    // only a failed write or a reset ends it.
+                    Ok((conn::Io::Eof, _)) => {
+                        conn.read_closed = true;
+                        conn.readable = false;
+                        conn::probe_peer(&mut conn.transport);
+                        break;
+                    }
+                    Err(_) => {
                         self.close(key, now);
                         return;
                     }
@@ -597,7 +830,13 @@ impl Reactor {
             return;
         };
         let stream = &mut self.streams[client.stream];
-        match write_client(conn, stream, self.unix_secs, self.started_unix_secs) {
+        match write_client(
+            conn,
+            stream,
+            self.unix_secs,
+            self.started_unix_secs,
+            &mut self.file_buf,
+        ) {
             ClientWrite::Wait => {}
             ClientWrite::Again => self.ready.push((key, conn.generation)),
             ClientWrite::Close => self.close(key, now),
@@ -616,6 +855,9 @@ impl Reactor {
         }
         if let ConnState::Stream(client) = conn.state {
             let stream = &mut self.streams[client.stream];
+            stream.unsubscribe(&client.sub);
+            // A client that was the most advanced one may have held reading back.
+            stream.paced = false;
             let idx = client.index;
             if idx < stream.clients.len() && stream.clients[idx] == key {
                 stream.clients.swap_remove(idx);
@@ -671,7 +913,6 @@ impl Reactor {
                 }
             }
         }
-        let _ = now;
     }
 
     fn next_generation(&mut self) -> u64 {
@@ -690,12 +931,20 @@ enum ClientWrite {
     Close,
 }
 
-/// Sends a streaming client what it is owed; handles the shutdown goodbye.
-fn write_client(conn: &mut Conn, stream: &mut Stream, unix_secs: i64, started: i64) -> ClientWrite {
+/// Sends a streaming client what it is owed (rendering it from disk when it is behind the
+/// buffer); handles the shutdown goodbye.
+fn write_client(
+    conn: &mut Conn,
+    stream: &mut Stream,
+    unix_secs: i64,
+    started: i64,
+    scratch: &mut [u8],
+) -> ClientWrite {
     let ConnState::Stream(client) = &mut conn.state else {
         return ClientWrite::Wait;
     };
     let client: &mut StreamClient = client;
+    let mut budget = WRITE_BUDGET;
     loop {
         let renderer = stream.renderer(
             client.protocol,
@@ -705,8 +954,14 @@ fn write_client(conn: &mut Conn, stream: &mut Stream, unix_secs: i64, started: i
         let before = client.sub.bytes_sent;
         let result = client
             .sub
-            .flush(&stream.ring, &renderer, &mut conn.transport, WRITE_BUDGET);
-        stream.bytes_sent += client.sub.bytes_sent - before;
+            .flush(&stream.ring, &renderer, &mut conn.transport, budget);
+        let sent = client.sub.bytes_sent - before;
+        stream.bytes_sent += sent;
+        budget = budget.saturating_sub(sent as usize);
+        if sent > 0 {
+            // Reading may have waited for this client to take entries.
+            stream.paced = false;
+        }
         match result {
             Err(_) => return ClientWrite::Close,
             Ok(Flush::Blocked) => {
@@ -714,20 +969,51 @@ fn write_client(conn: &mut Conn, stream: &mut Stream, unix_secs: i64, started: i
                 return ClientWrite::Wait;
             }
             Ok(Flush::Budget) => return ClientWrite::Again,
+            Ok(Flush::Refill) => {
+                if budget == 0 {
+                    return ClientWrite::Again;
+                }
+                let (seq, pending) = (client.sub.next_seq(), client.sub.pending_bytes());
+                stream.refill(&mut client.sub, scratch);
+                let moved = client.sub.next_seq() != seq
+                    || client.sub.pending_bytes() != pending
+                    || !client.sub.on_disk();
+                if !moved {
+                    return ClientWrite::Wait;
+                }
+            }
             Ok(Flush::Drained) => match client.finish {
                 Finish::Streaming => return ClientWrite::Wait,
                 Finish::Draining => {
                     client.finish = Finish::Closing;
                     if client.protocol == Protocol::Http {
                         client.sub.queue_control(sse::DISCONNECT);
-                        continue;
                     }
-                    return ClientWrite::Close;
+                    client.sub.end_body();
                 }
                 Finish::Closing => return ClientWrite::Close,
             },
         }
     }
+}
+
+/// Descriptors the tailers may hold in all: the open-files limit less room for
+/// listeners, clients and the reactor's own descriptors.
+fn file_budget() -> usize {
+    // SAFETY: getrlimit only writes the `rlimit` struct we pass, a valid local.
+    let limit = unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur as usize
+        } else {
+            1024
+        }
+    };
+    let reserve = MIN_SOCKET_RESERVE.max(limit / 4);
+    limit.saturating_sub(reserve + 16).max(8)
 }
 
 /// Raises the soft open-files limit to the hard limit: each client is a descriptor, and

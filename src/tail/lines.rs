@@ -5,6 +5,10 @@
 //! cut at `max` (backed off to a UTF-8 boundary), delivered at once, and the rest of it up
 //! to the next newline is discarded, so the splitter stays in sync and never holds more
 //! than `max + 2` bytes.
+//!
+//! The splitter knows the file offset of what it is fed, so each line is delivered with
+//! the offset where it starts: a line start is where a reader can begin again with a fresh
+//! splitter and get the same lines (history replay, checkpoints).
 
 /// Keep a big partial-line buffer around only while it is in use.
 const RETAIN_CAPACITY: usize = 64 * 1024;
@@ -15,17 +19,22 @@ pub struct LineSplitter {
     max: usize,
     /// Inside the remainder of a line that was already cut and delivered.
     discarding: bool,
+    /// File offset of the next byte to be fed.
+    next_offset: u64,
+    /// File offset where the line being assembled began.
+    line_start: u64,
 }
 
 /// Receives lines. `cut` is true when the line was longer than the limit and has been
-/// shortened. Returning `false` asks the splitter to stop after this line.
+/// shortened; `start` is the file offset of the line's first byte. Returning `false` asks
+/// the splitter to stop after this line.
 pub trait LineSink {
-    fn line(&mut self, line: &[u8], cut: bool) -> bool;
+    fn line(&mut self, line: &[u8], cut: bool, start: u64) -> bool;
 }
 
-impl<F: FnMut(&[u8], bool) -> bool> LineSink for F {
-    fn line(&mut self, line: &[u8], cut: bool) -> bool {
-        self(line, cut)
+impl<F: FnMut(&[u8], bool, u64) -> bool> LineSink for F {
+    fn line(&mut self, line: &[u8], cut: bool, start: u64) -> bool {
+        self(line, cut, start)
     }
 }
 
@@ -46,11 +55,38 @@ fn cut_point(line: &[u8], max: usize) -> usize {
 
 impl LineSplitter {
     pub fn new(max: usize) -> LineSplitter {
+        LineSplitter::at(max, 0)
+    }
+
+    /// A splitter whose first byte fed is at file offset `offset` (a line start).
+    pub fn at(max: usize, offset: u64) -> LineSplitter {
         LineSplitter {
             partial: Vec::new(),
             max: max.max(1),
             discarding: false,
+            next_offset: offset,
+            line_start: offset,
         }
+    }
+
+    /// File offset of the next byte to feed.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    /// File offset where the unfinished line began: reading again from here with a fresh
+    /// splitter delivers it whole. (After a cut line, the offset of that cut line.)
+    pub fn line_start(&self) -> u64 {
+        self.line_start
+    }
+
+    /// Forgets any held bytes and continues at `offset` (a truncated file read from 0).
+    pub fn restart_at(&mut self, offset: u64) {
+        self.partial.clear();
+        self.release();
+        self.discarding = false;
+        self.next_offset = offset;
+        self.line_start = offset;
     }
 
     /// Bytes held for a line whose newline has not arrived.
@@ -68,12 +104,13 @@ impl LineSplitter {
     pub fn flush(&mut self, sink: &mut impl LineSink) {
         if !self.partial.is_empty() {
             let held = std::mem::take(&mut self.partial);
-            emit(&held, self.max, sink);
+            emit(&held, self.max, self.line_start, sink);
             self.partial = held;
             self.partial.clear();
             self.release();
         }
         self.discarding = false;
+        self.line_start = self.next_offset;
     }
 
     /// Splits `chunk`, continuing any held partial line. Returns how many bytes of `chunk`
@@ -85,6 +122,7 @@ impl LineSplitter {
     /// is longer than `max`.
     pub fn feed(&mut self, chunk: &[u8], sink: &mut impl LineSink) -> usize {
         let max = self.max;
+        let base = self.next_offset;
         let mut rest = chunk;
         while !rest.is_empty() {
             let Some(i) = memchr_newline(rest) else {
@@ -99,21 +137,23 @@ impl LineSplitter {
                         held > max + 1 || (held == max + 1 && self.partial.last() != Some(&b'\r'));
                     if too_long {
                         let view = &self.partial[..max + 1];
-                        sink.line(&view[..cut_point(view, max)], true);
+                        sink.line(&view[..cut_point(view, max)], true, self.line_start);
                         self.partial.clear();
                         self.release();
                         self.discarding = true;
                     }
                 }
+                self.next_offset = base + chunk.len() as u64;
                 return chunk.len();
             };
             let segment = &rest[..i];
             rest = &rest[i + 1..];
+            let start = self.line_start;
             let more = if self.discarding {
                 self.discarding = false;
                 true
             } else if self.partial.is_empty() {
-                emit(segment, max, sink)
+                emit(segment, max, start, sink)
             } else {
                 let total = self.partial.len() + segment.len();
                 let ends_in_cr = match segment.last() {
@@ -126,34 +166,38 @@ impl LineSplitter {
                     self.partial
                         .extend_from_slice(&segment[..segment.len().min(room)]);
                     let view = &self.partial[..max + 1];
-                    sink.line(&view[..cut_point(view, max)], true)
+                    sink.line(&view[..cut_point(view, max)], true, start)
                 } else {
                     self.partial.extend_from_slice(segment);
-                    emit(&self.partial, max, sink)
+                    emit(&self.partial, max, start, sink)
                 };
                 self.partial.clear();
                 self.release();
                 more
             };
+            let used = chunk.len() - rest.len();
+            self.line_start = base + used as u64;
             if !more {
-                return chunk.len() - rest.len();
+                self.next_offset = self.line_start;
+                return used;
             }
         }
+        self.next_offset = base + chunk.len() as u64;
         chunk.len()
     }
 }
 
 /// Delivers one complete line (bytes before its `\n`); returns the sink's wish to continue.
-fn emit(segment: &[u8], max: usize, sink: &mut impl LineSink) -> bool {
+fn emit(segment: &[u8], max: usize, start: u64, sink: &mut impl LineSink) -> bool {
     let line = segment.strip_suffix(b"\r").unwrap_or(segment);
     if line.is_empty() {
         return true;
     }
     if line.len() > max {
         let end = cut_point(line, max);
-        sink.line(&line[..end], true)
+        sink.line(&line[..end], true, start)
     } else {
-        sink.line(line, false)
+        sink.line(line, false, start)
     }
 }
 
@@ -185,7 +229,7 @@ mod tests {
         let mut s = LineSplitter::new(max);
         let mut out = Vec::new();
         for c in chunks {
-            s.feed(c, &mut |l: &[u8], cut| {
+            s.feed(c, &mut |l: &[u8], cut, _start| {
                 out.push((String::from_utf8_lossy(l).into_owned(), cut));
                 true
             });
@@ -270,7 +314,7 @@ mod tests {
         let chunk = vec![b'y'; 4096];
         let mut count = 0;
         for _ in 0..1000 {
-            s.feed(&chunk, &mut |_: &[u8], _| {
+            s.feed(&chunk, &mut |_: &[u8], _, _| {
                 count += 1;
                 true
             });
@@ -283,12 +327,12 @@ mod tests {
     fn flush_delivers_held_line() {
         let mut s = LineSplitter::new(100);
         let mut out = Vec::new();
-        s.feed(b"tail-end", &mut |l: &[u8], _| {
+        s.feed(b"tail-end", &mut |l: &[u8], _, _| {
             out.push(l.to_vec());
             true
         });
         assert!(out.is_empty());
-        s.flush(&mut |l: &[u8], _| {
+        s.flush(&mut |l: &[u8], _, _| {
             out.push(l.to_vec());
             true
         });
@@ -316,7 +360,7 @@ mod tests {
         let input = b"one\ntwo\nthree\nfour";
         let stop_after = |n: usize, s: &mut LineSplitter, input: &[u8], got: &mut Vec<String>| {
             let mut count = 0;
-            s.feed(input, &mut |l: &[u8], _| {
+            s.feed(input, &mut |l: &[u8], _, _| {
                 got.push(String::from_utf8_lossy(l).into_owned());
                 count += 1;
                 count < n
@@ -328,6 +372,54 @@ mod tests {
         assert_eq!(used + used2, input.len());
         assert_eq!(got, ["one", "two", "three"]);
         assert_eq!(s.pending(), 4);
+    }
+
+    #[test]
+    fn lines_carry_their_start_offsets_whatever_the_chunking() {
+        let text = b"ab\n\ncdefghijklmno\r\nxy\nz";
+        let mut whole = Vec::new();
+        let mut s = LineSplitter::at(5, 100);
+        s.feed(text, &mut |l: &[u8], cut, start| {
+            whole.push((l.to_vec(), cut, start));
+            true
+        });
+        assert_eq!(
+            whole,
+            vec![
+                (b"ab".to_vec(), false, 100),
+                (b"cdefg".to_vec(), true, 104),
+                (b"xy".to_vec(), false, 119),
+            ]
+        );
+        assert_eq!(s.line_start(), 122, "the held `z`");
+        assert_eq!(s.next_offset(), 123);
+        for split in 0..text.len() {
+            let mut got = Vec::new();
+            let mut s = LineSplitter::at(5, 100);
+            for part in [&text[..split], &text[split..]] {
+                s.feed(part, &mut |l: &[u8], cut, start| {
+                    got.push((l.to_vec(), cut, start));
+                    true
+                });
+            }
+            assert_eq!(got, whole, "split at {split}");
+            assert_eq!(s.line_start(), 122);
+        }
+        let mut flushed = Vec::new();
+        s.flush(&mut |l: &[u8], _, start| {
+            flushed.push((l.to_vec(), start));
+            true
+        });
+        assert_eq!(flushed, vec![(b"z".to_vec(), 122)]);
+        assert_eq!(s.line_start(), 123);
+    }
+
+    #[test]
+    fn stopping_early_leaves_offsets_at_the_next_line() {
+        let mut s = LineSplitter::at(100, 10);
+        let used = s.feed(b"one\ntwo\nthree\n", &mut |_: &[u8], _, _| false);
+        assert_eq!(used, 4);
+        assert_eq!((s.next_offset(), s.line_start()), (14, 14));
     }
 
     #[test]

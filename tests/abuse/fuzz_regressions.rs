@@ -8,7 +8,7 @@ fn split(max: usize, chunks: &[&[u8]]) -> Vec<(String, bool)> {
     let mut s = LineSplitter::new(max);
     let mut out = Vec::new();
     for c in chunks {
-        s.feed(c, &mut |l: &[u8], cut: bool| {
+        s.feed(c, &mut |l: &[u8], cut: bool, _start: u64| {
             out.push((String::from_utf8_lossy(l).into_owned(), cut));
             true
         });

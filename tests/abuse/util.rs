@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::chunked::Dechunker;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_logwisp");
 /// Default patience for anything that should happen "at once".
 pub const SOON: Duration = Duration::from_secs(5);
@@ -445,12 +447,14 @@ pub enum End {
     Open,
 }
 
-/// A byte reader over a socket that keeps partial lines across timeouts.
+/// A byte reader over a socket that keeps partial lines across timeouts. Once told the
+/// body is chunked, it hands out the decoded body.
 pub struct Conn {
     pub stream: TcpStream,
     buf: Vec<u8>,
     pos: usize,
     pub eof: bool,
+    chunks: Option<Dechunker>,
 }
 
 impl Conn {
@@ -460,7 +464,16 @@ impl Conn {
             buf: Vec::new(),
             pos: 0,
             eof: false,
+            chunks: None,
         }
+    }
+
+    /// What follows (and what is buffered) is a chunked body: decode it from here on.
+    pub fn body_is_chunked(&mut self) {
+        let mut d = Dechunker::default();
+        let raw = self.buf.split_off(self.pos);
+        d.feed(&raw, &mut self.buf);
+        self.chunks = Some(d);
     }
 
     pub fn open(addr: SocketAddr) -> Conn {
@@ -489,7 +502,10 @@ impl Conn {
                 Ok(false)
             }
             Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
+                match &mut self.chunks {
+                    Some(d) => d.feed(&chunk[..n], &mut self.buf),
+                    None => self.buf.extend_from_slice(&chunk[..n]),
+                }
                 Ok(true)
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -652,7 +668,17 @@ impl Sse {
             "{}",
             String::from_utf8_lossy(&status)
         );
-        while !conn.line(deadline).unwrap().expect("SSE head").is_empty() {}
+        let mut chunked = false;
+        loop {
+            let line = conn.line(deadline).unwrap().expect("SSE head");
+            if line.is_empty() {
+                break;
+            }
+            chunked |= line.eq_ignore_ascii_case(b"transfer-encoding: chunked");
+        }
+        if chunked {
+            conn.body_is_chunked();
+        }
         let mut sse = Sse { conn };
         let hello = sse.next(deadline).expect("connected event");
         assert_eq!(hello.event.as_deref(), Some("connected"), "{hello:?}");

@@ -78,7 +78,10 @@ fn status_reports_server_monitor_delivery_and_features() {
     assert_eq!(targets[0]["path"], server.dir.path().display().to_string());
 
     let d = &s["delivery"];
-    assert_eq!(d["next_sequence"], 4);
+    assert_eq!(
+        d["next_sequence"].as_u64().unwrap(),
+        d["first_sequence"].as_u64().unwrap() + 3
+    );
     assert_eq!(d["buffered_entries"], 3);
     assert_eq!(d["sse_clients"], 1);
     assert_eq!(d["tcp_clients"], 1);

@@ -1,6 +1,8 @@
 //! Integration tests: the real `logwisp` binary on free loopback ports, real files in a
 //! temp dir per test, real sockets, exact bytes. Helpers live in `util`.
 
+#[path = "../support/chunked.rs"]
+mod chunked;
 mod cli_config;
 mod http;
 mod limits;

@@ -372,7 +372,6 @@ fn first_run_lines(server: &Server, n: u64) -> Vec<u64> {
 }
 
 #[test]
-#[ignore = "issue 8: file is the buffer"]
 fn a_million_line_burst_reaches_an_sse_and_a_tcp_client_whole_within_16_mib() {
     const N: u64 = 1_000_000;
     let server = stateful(&format!("{HTTP}{TCP}"));
@@ -415,7 +414,6 @@ fn a_million_line_burst_reaches_an_sse_and_a_tcp_client_whole_within_16_mib() {
 }
 
 #[test]
-#[ignore = "issue 8: file is the buffer"]
 fn a_stalled_client_gets_every_line_from_disk_once_it_reads_again() {
     const N: u64 = 200_000;
     let server = stateful(&format!("{HTTP}{TCP}"));
@@ -461,7 +459,6 @@ fn a_stalled_client_gets_every_line_from_disk_once_it_reads_again() {
 }
 
 #[test]
-#[ignore = "issue 8: file is the buffer"]
 fn last_event_id_far_behind_the_buffer_gets_every_missed_line_from_disk() {
     const SEEN: u64 = 10;
     const MISSED: u64 = 20_000;
@@ -502,7 +499,6 @@ fn last_event_id_far_behind_the_buffer_gets_every_missed_line_from_disk() {
 }
 
 #[test]
-#[ignore = "issue 8: file is the buffer"]
 fn a_rename_rotation_while_a_client_catches_up_from_disk_loses_and_repeats_nothing() {
     const OLD: u64 = 100_000;
     const NEW: u64 = 1_000;
@@ -559,7 +555,6 @@ fn a_rename_rotation_while_a_client_catches_up_from_disk_loses_and_repeats_nothi
 }
 
 #[test]
-#[ignore = "issue 8: file is the buffer"]
 fn lines_written_while_logwisp_was_stopped_are_delivered_after_restart() {
     const BEFORE: u64 = 10;
     const DOWN: u64 = 100;
@@ -656,7 +651,6 @@ impl SteadyWriter {
 }
 
 #[test]
-#[ignore = "issue 8: file is the buffer"]
 fn after_sigkill_a_restart_repeats_at_most_the_last_seconds_lines_and_skips_none() {
     /// Repeats are allowed of lines written this long before the kill (SPEC §11: a crash
     /// may repeat up to the last second; checkpoints are written about once a second).
@@ -742,7 +736,6 @@ fn after_sigkill_a_restart_repeats_at_most_the_last_seconds_lines_and_skips_none
 }
 
 #[test]
-#[ignore = "issue 8: file is the buffer"]
 fn a_last_event_id_from_an_earlier_run_never_skips_what_this_run_holds() {
     const BEFORE: u64 = 10;
     const HELD: u64 = 20;

@@ -56,6 +56,7 @@ fn fan_out_20000_lines_reach_3_sse_and_2_tcp_clients_in_order() {
         })
         .collect();
 
+    let first = server.next_id("app");
     let lines: Vec<String> = (0..N).map(|i| format!("fan-out line {i:05} ok")).collect();
     for batch in lines.chunks(500) {
         let mut text = batch.join("\n");
@@ -66,7 +67,7 @@ fn fan_out_20000_lines_reach_3_sse_and_2_tcp_clients_in_order() {
     for (k, r) in sse_readers.into_iter().enumerate() {
         let got = r.join().expect("SSE reader");
         let ids: Vec<u64> = got.iter().map(|(id, _)| *id).collect();
-        let want_ids: Vec<u64> = (1..=N as u64).collect();
+        let want_ids: Vec<u64> = (first..first + N as u64).collect();
         assert_same_seq(&format!("SSE client {k} ids"), &ids, &want_ids);
         let msgs: Vec<String> = got.into_iter().map(|(_, m)| m).collect();
         assert_same_seq(&format!("SSE client {k} messages"), &msgs, &lines);
@@ -94,18 +95,19 @@ fn sse_response_head_and_connected_event_are_exact() {
     ] {
         assert_eq!(c.head.header(name), Some(value), "header {name}");
     }
-    // Close-delimited: neither a length nor chunked framing.
+    // HTTP/1.1: chunked, so clients that hold back an unframed body (urllib3) do not.
     assert_eq!(c.head.header("Content-Length"), None);
-    assert_eq!(c.head.header("Transfer-Encoding"), None);
+    assert_eq!(c.head.header("Transfer-Encoding"), Some("chunked"));
     let first = c.next_block_within(TIMEOUT).expect("connected event");
     assert_eq!(
         first,
         "retry: 1000\nevent: connected\ndata: {\"client_id\":\"1\",\"stream\":\"app\",\
          \"stream_path\":\"/stream\",\"status_path\":\"/status\",\"buffer_size\":1000}\n\n"
     );
+    let first = server.next_id("app");
     append(&server.path("app.log"), "hello\n");
     let (id, v) = c.next_entry();
-    assert_eq!((id, message(&v)), (1, "hello".to_string()));
+    assert_eq!((id, message(&v)), (first, "hello".to_string()));
 }
 
 #[test]
@@ -115,9 +117,10 @@ fn existing_content_is_not_replayed_and_a_half_written_line_arrives_whole() {
     let server = Server::start_in(dir, &one_stream(HTTP), &[]);
     let mut c = SseClient::connect(server.http_port("app"), "/stream", &[]);
     c.skip_connected();
+    let first = server.next_id("app");
     append(&server.path("app.log"), "tten\nnew 1\n");
     let (id, v) = c.next_entry();
-    assert_eq!((id, message(&v)), (1, "half-written".to_string()));
+    assert_eq!((id, message(&v)), (first, "half-written".to_string()));
     assert_eq!(c.next_message(), "new 1");
     let status = server.status("app");
     assert_eq!(status["monitor"]["total_entries"], 2);
@@ -179,9 +182,10 @@ fn partial_line_is_held_until_its_newline() {
         s["monitor"]["watchers"][0]["position"] == 8
     });
     assert_eq!(s["monitor"]["total_entries"], 0, "{s:#}");
+    let first = s["delivery"]["next_sequence"].as_u64().unwrap();
     append(&log, "rld\nnext\n");
     let (id, v) = c.next_entry();
-    assert_eq!((id, message(&v)), (1, "hello world".to_string()));
+    assert_eq!((id, message(&v)), (first, "hello world".to_string()));
     assert_eq!(c.next_message(), "next");
     let s = server.status("app");
     assert_eq!(s["monitor"]["total_entries"], 2);
@@ -362,46 +366,48 @@ fn json_lines_are_parsed_into_time_level_message_and_fields() {
 }
 
 #[test]
-fn last_event_id_replays_what_is_still_buffered_and_reports_the_rest_as_dropped() {
+fn last_event_id_resumes_from_the_buffer_or_from_disk_without_loss() {
     let server = Server::start(&one_stream(&format!("{HTTP}buffer_size = 5\n")));
     let port = server.http_port("app");
     let log = server.path("app.log");
     append(&log, "");
     let mut first = SseClient::connect(port, "/stream", &[]);
     first.skip_connected();
+    let base = server.next_id("app");
+    let id_of = |i: u64| base + i - 1;
     append(&log, &numbered("entry", 1..9));
     for i in 1..9u64 {
         let (id, v) = first.next_entry();
-        assert_eq!((id, message(&v)), (i, format!("entry {i:05}")));
+        assert_eq!((id, message(&v)), (id_of(i), format!("entry {i:05}")));
     }
     drop(first);
 
-    // Entries 6..8 are still held: replayed, then live entries continue the sequence.
-    let mut again = SseClient::connect(port, "/stream", &["Last-Event-ID: 5"]);
+    // Entries 6..8 are still in the buffer: replayed, then live entries continue.
+    let last = format!("Last-Event-ID: {}", id_of(5));
+    let mut again = SseClient::connect(port, "/stream", &[&last]);
     again.skip_connected();
     for i in 6..9u64 {
-        assert_eq!(again.next_entry().0, i);
+        assert_eq!(again.next_entry().0, id_of(i));
     }
     append(&log, &numbered("entry", 9..10));
     let (id, v) = again.next_entry();
-    assert_eq!((id, message(&v)), (9, "entry 00009".to_string()));
+    assert_eq!((id, message(&v)), (id_of(9), "entry 00009".to_string()));
 
-    // The buffer keeps 5 (5..9): after 1, entries 2..4 are gone.
-    let mut late = SseClient::connect(port, "/stream", &["Last-Event-ID: 1"]);
+    // The buffer keeps 5 (5..9); entries 2..4 are read again from the file, whole.
+    let last = format!("Last-Event-ID: {}", id_of(1));
+    let mut late = SseClient::connect(port, "/stream", &[&last]);
     late.skip_connected();
-    let notice = late.next_event();
-    assert_eq!(notice.raw, "event: dropped\ndata: {\"dropped\":3}\n\n");
-    for i in 5..10u64 {
+    for i in 2..10u64 {
         let (id, v) = late.next_entry();
-        assert_eq!((id, message(&v)), (i, format!("entry {i:05}")));
+        assert_eq!((id, message(&v)), (id_of(i), format!("entry {i:05}")));
     }
     let s = server.status("app");
-    assert_eq!(s["monitor"]["dropped_entries"], 3);
-    assert_eq!(s["delivery"]["dropped_entries"], 3);
+    assert_eq!(s["monitor"]["dropped_entries"], 0);
+    assert_eq!(s["delivery"]["dropped_entries"], 0);
 }
 
 #[test]
-fn stalled_client_does_not_slow_a_healthy_one_and_its_drops_are_counted() {
+fn stalled_client_does_not_slow_a_healthy_one_and_catches_up_from_disk() {
     const N: usize = 8_000;
     const BATCH: usize = 25;
     let server = Server::start(&one_stream(&format!("{HTTP}buffer_size = 100\n")));
@@ -417,6 +423,7 @@ fn stalled_client_does_not_slow_a_healthy_one_and_its_drops_are_counted() {
     server.wait_status("app", "2 SSE clients", |s| {
         s["delivery"]["sse_clients"] == 2
     });
+    let first = server.next_id("app");
     let pad = "p".repeat(980);
     let line = |i: usize| format!("stall {i:05} {pad}");
 
@@ -443,50 +450,29 @@ fn stalled_client_does_not_slow_a_healthy_one_and_its_drops_are_counted() {
     let got = reader.join().expect("healthy reader");
     let elapsed = started.elapsed();
     for (k, (id, v)) in got.iter().enumerate() {
-        assert_eq!(*id, k as u64 + 1);
+        assert_eq!(*id, first + k as u64);
         assert_eq!(message(v), line(k));
     }
     assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
     let status = server.status("app");
-    let dropped = status["monitor"]["dropped_entries"].as_u64().unwrap();
-    assert!(
-        dropped > 0,
-        "the stalled client never fell behind: {status:#}"
+    assert_eq!(
+        status["delivery"]["catching_up_clients"], 1,
+        "the stalled client fell behind the buffer: {status:#}"
     );
-    assert_eq!(status["delivery"]["dropped_entries"], dropped);
 
-    // Now the stalled client reads: every gap in its ids is announced, exactly.
+    // Now the stalled client reads: every entry, in order, served from the file.
     let mut late = SseClient::read_head(stalled).unwrap_or_else(|r| panic!("{}", r.text()));
     late.skip_connected();
-    let (mut last, mut announced, mut total_dropped, mut entries) = (0u64, 0u64, 0u64, 0u64);
-    while last < N as u64 {
+    for k in 0..N {
         let e = late.next_event();
-        if e.event.as_deref() == Some("dropped") {
-            let n = e.json()["dropped"].as_u64().unwrap();
-            assert!(n > 0, "{:?}", e.raw);
-            announced += n;
-            total_dropped += n;
-            continue;
-        }
         assert!(e.is_entry(), "unexpected event {:?}", e.raw);
         let id: u64 = e.id.as_deref().unwrap().parse().unwrap();
-        assert_eq!(
-            id - last - 1,
-            announced,
-            "gap before id {id} vs dropped notices"
-        );
-        assert_eq!(message(&e.json()), line(id as usize - 1));
-        announced = 0;
-        last = id;
-        entries += 1;
+        assert_eq!(id, first + k as u64);
+        assert_eq!(message(&e.json()), line(k));
     }
-    assert_eq!(entries + total_dropped, N as u64);
-    assert_eq!(
-        total_dropped, dropped,
-        "only the stalled client dropped entries"
-    );
     let status = server.status("app");
-    assert_eq!(status["monitor"]["dropped_entries"], dropped);
+    assert_eq!(status["monitor"]["dropped_entries"], 0);
+    assert_eq!(status["delivery"]["dropped_entries"], 0);
 }
 
 /// `heartbeat <ts> clients=<n> uptime=<s>s` → (ts, n, s).
@@ -545,11 +531,12 @@ fn sse_comment_heartbeat_has_timestamp_and_stats_and_no_id() {
         );
     }
     // Heartbeats did not use up sequence numbers.
+    let first = server.next_id("app").to_string();
     append(&server.path("app.log"), "after heartbeats\n");
     loop {
         let e = c.next_event();
         if e.comments.is_empty() {
-            assert_eq!(e.id.as_deref(), Some("1"), "{:?}", e.raw);
+            assert_eq!(e.id.as_deref(), Some(first.as_str()), "{:?}", e.raw);
             break;
         }
     }

@@ -1,0 +1,273 @@
+//! What survives a restart (SPEC §11): per stream, where each file was read to and which
+//! ids were handed out, in one small JSON file per stream under `state_dir`. Written
+//! atomically (a temporary file renamed over the old one), at most about once a second
+//! and at shutdown, and only when something moved: an edge box's flash is not worn.
+//!
+//! Ids: each save records a ceiling no id of this run reaches before the next save, so
+//! a restart (even after a crash) starts above every id it ever sent.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::tail::{Checkpoint, FINGERPRINT_BYTES, Resume, source::Fingerprint};
+
+/// Ids reserved ahead of each save, so a crash between saves cannot reuse one.
+pub const ID_RESERVE: u64 = 1 << 32;
+const VERSION: u64 = 1;
+
+/// One stream's saved state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamState {
+    /// First id of the run that saved it.
+    pub first_id: u64,
+    /// Last id whose entry lies before the checkpoints (0: none yet).
+    pub last_id: u64,
+    /// No id of the saving run reached this.
+    pub id_ceiling: u64,
+    /// Unix seconds of the save.
+    pub saved_at: i64,
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+impl StreamState {
+    pub fn resume(&self) -> Resume {
+        Resume {
+            checkpoints: self.checkpoints.clone(),
+            saved_at: self.saved_at,
+        }
+    }
+
+    fn to_json(&self, stream: &str) -> Value {
+        let files: Vec<Value> = self
+            .checkpoints
+            .iter()
+            .map(|c| {
+                json!({
+                    "dev": c.id.0,
+                    "ino": c.id.1,
+                    "fingerprint_len": c.fingerprint.len,
+                    "fingerprint": format!("{:016x}", c.fingerprint.hash),
+                    "offset": c.offset,
+                    "path": c.path.display().to_string(),
+                })
+            })
+            .collect();
+        json!({
+            "version": VERSION,
+            "stream": stream,
+            "first_id": self.first_id,
+            "last_id": self.last_id,
+            "id_ceiling": self.id_ceiling,
+            "saved_at": self.saved_at,
+            "files": files,
+        })
+    }
+
+    fn from_json(v: &Value) -> Result<StreamState, String> {
+        let num = |key: &str| {
+            v.get(key)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| format!("`{key}` is missing or not a number"))
+        };
+        if num("version")? != VERSION {
+            return Err("written by an incompatible version".into());
+        }
+        let mut checkpoints = Vec::new();
+        for f in v
+            .get("files")
+            .and_then(Value::as_array)
+            .ok_or("`files` is missing")?
+        {
+            let field = |key: &str| {
+                f.get(key)
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| format!("a file's `{key}` is missing"))
+            };
+            let hash = f
+                .get("fingerprint")
+                .and_then(Value::as_str)
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+                .ok_or("a file's `fingerprint` is missing")?;
+            let len = field("fingerprint_len")?.min(FINGERPRINT_BYTES as u64) as u32;
+            checkpoints.push(Checkpoint {
+                id: (field("dev")?, field("ino")?),
+                fingerprint: Fingerprint { len, hash },
+                offset: field("offset")?,
+                path: PathBuf::from(f.get("path").and_then(Value::as_str).unwrap_or("")),
+            });
+        }
+        Ok(StreamState {
+            first_id: num("first_id")?,
+            last_id: num("last_id")?,
+            id_ceiling: num("id_ceiling")?,
+            saved_at: v.get("saved_at").and_then(Value::as_i64).unwrap_or(0),
+            checkpoints,
+        })
+    }
+}
+
+/// The default state directory (SPEC §11): `$STATE_DIRECTORY` (systemd's, the first if it
+/// lists several), else `$XDG_STATE_HOME/logwisp`, else `~/.local/state/logwisp`.
+pub fn default_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dirs) = var("STATE_DIRECTORY") {
+        let first = dirs
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if !first.is_empty() {
+            return Some(PathBuf::from(first));
+        }
+    }
+    if let Some(xdg) = var("XDG_STATE_HOME") {
+        return Some(Path::new(&xdg).join("logwisp"));
+    }
+    var("HOME").map(|home| Path::new(&home).join(".local/state/logwisp"))
+}
+
+/// Where state lives, and whether it can be written there.
+#[derive(Debug)]
+pub struct Store {
+    pub dir: Option<PathBuf>,
+    /// The last problem, reported once.
+    pub problem: Option<String>,
+    pub saves: u64,
+    pub save_errors: u64,
+}
+
+impl Store {
+    /// Uses `dir`, creating it; an unusable directory is reported once and logwisp runs
+    /// without persistence.
+    pub fn open(dir: Option<PathBuf>) -> Store {
+        let mut store = Store {
+            dir: None,
+            problem: None,
+            saves: 0,
+            save_errors: 0,
+        };
+        let Some(dir) = dir else {
+            store.report("no state directory (set state_dir, $STATE_DIRECTORY or $HOME)");
+            return store;
+        };
+        let probe = dir.join(".logwisp-probe");
+        let usable = fs::create_dir_all(&dir)
+            .and_then(|()| fs::write(&probe, b""))
+            .and_then(|()| fs::remove_file(&probe));
+        match usable {
+            Ok(()) => store.dir = Some(dir),
+            Err(e) => store.report(&format!(
+                "state directory {} is not usable ({e}); running without saved positions",
+                dir.display()
+            )),
+        }
+        store
+    }
+
+    fn report(&mut self, message: &str) {
+        if self.problem.as_deref() != Some(message) {
+            eprintln!("logwisp: {message}");
+        }
+        self.problem = Some(message.to_string());
+    }
+
+    fn file(&self, stream: &str) -> Option<PathBuf> {
+        Some(self.dir.as_ref()?.join(format!("{stream}.json")))
+    }
+
+    /// The state an earlier run saved for `stream`, if any (a damaged file is reported
+    /// and ignored).
+    pub fn load(&mut self, stream: &str) -> Option<StreamState> {
+        let path = self.file(stream)?;
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                self.report(&format!("cannot read {}: {e}", path.display()));
+                return None;
+            }
+        };
+        let parsed = serde_json::from_slice::<Value>(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|v| StreamState::from_json(&v));
+        match parsed {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.report(&format!("ignoring {}: {e}", path.display()));
+                None
+            }
+        }
+    }
+
+    /// Writes `stream`'s state: a temporary file, then a rename over the old one.
+    pub fn save(&mut self, stream: &str, state: &StreamState) -> bool {
+        let Some(path) = self.file(stream) else {
+            return false;
+        };
+        let tmp = path.with_extension("json.tmp");
+        let body = state.to_json(stream).to_string();
+        let result = fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(body.as_bytes()))
+            .and_then(|()| fs::rename(&tmp, &path));
+        match result {
+            Ok(()) => {
+                self.saves += 1;
+                if self.problem.take().is_some() {
+                    eprintln!("logwisp: state is saved again in {}", path.display());
+                }
+                true
+            }
+            Err(e) => {
+                self.save_errors += 1;
+                let _ = fs::remove_file(&tmp);
+                self.report(&format!("cannot save {}: {e}", path.display()));
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_through_its_file() {
+        let dir = std::env::temp_dir().join(format!("logwisp-state-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut store = Store::open(Some(dir.clone()));
+        assert!(store.dir.is_some());
+        assert_eq!(store.load("app"), None);
+        let state = StreamState {
+            first_id: 100,
+            last_id: 150,
+            id_ceiling: 150 + ID_RESERVE,
+            saved_at: 1_700_000_000,
+            checkpoints: vec![Checkpoint {
+                id: (2049, 77),
+                fingerprint: Fingerprint {
+                    len: 12,
+                    hash: 0xdead_beef,
+                },
+                offset: 4096,
+                path: PathBuf::from("/var/log/app.log"),
+            }],
+        };
+        assert!(store.save("app", &state));
+        assert_eq!(store.load("app"), Some(state));
+        fs::write(dir.join("bad.json"), b"{\"version\":1}").unwrap();
+        assert_eq!(store.load("bad"), None, "damaged state is ignored");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unusable_directory_means_no_persistence() {
+        let store = Store::open(Some(PathBuf::from("/proc/logwisp-cannot-be-here")));
+        assert!(store.dir.is_none());
+        assert!(store.problem.is_some());
+    }
+}
