@@ -6,14 +6,21 @@ use crate::entry::write_json_string;
 use crate::fanout::push_decimal;
 use crate::timefmt;
 
-/// The response head of a stream. The body is delimited by the connection closing.
-pub const RESPONSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
+/// Writes the response head of a stream. The body is delimited by the connection closing.
+/// `date` is the `Date` value ([`timefmt::http_date`] of the reactor's turn).
+pub fn response_head(out: &mut Vec<u8>, date: &[u8; 29]) {
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nDate: ");
+    out.extend_from_slice(date);
+    out.extend_from_slice(
+        b"\r\n\
 Content-Type: text/event-stream\r\n\
 Cache-Control: no-cache\r\n\
 Connection: keep-alive\r\n\
 Access-Control-Allow-Origin: *\r\n\
 X-Accel-Buffering: no\r\n\
-Server: logwisp\r\n\r\n";
+Server: logwisp\r\n\r\n",
+    );
+}
 
 /// Reconnect delay suggested to browsers (ms): prompt, since a reconnect loses nothing.
 pub const RETRY_MS: u64 = 1000;
@@ -143,6 +150,23 @@ mod tests {
         assert_eq!(
             render(&cfg(HeartbeatFormat::Json, true, true)),
             "event: heartbeat\ndata: {\"type\":\"heartbeat\",\"timestamp\":\"2025-01-07T10:30:00Z\",\"active_clients\":5,\"uptime_seconds\":3600}\n\n"
+        );
+    }
+
+    #[test]
+    fn response_head_carries_the_date() {
+        let mut out = Vec::new();
+        response_head(&mut out, b"Tue, 07 Jan 2025 10:30:00 GMT");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\n\
+             Date: Tue, 07 Jan 2025 10:30:00 GMT\r\n\
+             Content-Type: text/event-stream\r\n\
+             Cache-Control: no-cache\r\n\
+             Connection: keep-alive\r\n\
+             Access-Control-Allow-Origin: *\r\n\
+             X-Accel-Buffering: no\r\n\
+             Server: logwisp\r\n\r\n"
         );
     }
 

@@ -1499,7 +1499,8 @@ pub fn render_block(count: u64, proto: Proto) -> Vec<u8> {
 
 /// The bytes an SSE stream starts with.
 pub fn sse_preamble() -> Vec<u8> {
-    let mut out = logwisp::sse::RESPONSE_HEAD.to_vec();
+    let mut out = Vec::new();
+    logwisp::sse::response_head(&mut out, &logwisp::timefmt::http_date(0));
     logwisp::sse::connected(&mut out, "1", "bench", "/stream", "/status", 1_000_000);
     out
 }

@@ -88,6 +88,61 @@ pub fn is_rfc3339_utc(s: &str, frac: usize) -> bool {
         && b[b.len() - 1] == b'Z'
 }
 
+/// Unix seconds of an RFC 9110 IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), checking
+/// its exact shape and that the weekday matches the date.
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let b = s.as_bytes();
+    if b.len() != 29 || &s[3..5] != ", " || &s[25..] != " GMT" {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = &s[r];
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let (day, year) = (num(5..7)?, num(12..16)?);
+    let month = MONTHS.iter().position(|m| *m == &s[8..11])? as i64 + 1;
+    let (h, m, sec) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    if [b[7], b[11], b[16], b[19], b[22]] != [b' ', b' ', b' ', b':', b':'] {
+        return None;
+    }
+    // Days from civil (Howard Hinnant), as logwisp's own timefmt does.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    if DAYS[days.rem_euclid(7) as usize] != &s[0..3] {
+        return None;
+    }
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Asserts `r` has exactly one `Date`, an IMF-fixdate within `[from - 1, to + 1]`.
+pub fn assert_dated(what: &str, r: &Response, from: i64, to: i64) {
+    let date = r
+        .header("Date")
+        .unwrap_or_else(|| panic!("{what}: no Date header in {:?}", r.headers));
+    let t = parse_http_date(date).unwrap_or_else(|| panic!("{what}: bad Date {date:?}"));
+    assert!(
+        (from - 1..=to + 1).contains(&t),
+        "{what}: Date {date} is not now ({from}..={to})"
+    );
+}
+
 /// A fresh directory under the system temp dir, removed on drop.
 pub struct TempDir {
     path: PathBuf,
