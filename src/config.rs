@@ -204,6 +204,7 @@ pub struct Overrides {
 mod raw {
     #[derive(Default)]
     pub struct File {
+        pub router: Option<bool>,
         pub streams: Option<Vec<Stream>>,
     }
 
@@ -507,7 +508,8 @@ mod read {
     }
 
     pub fn file(doc: &DeTable, offsets: &mut Offsets) -> Result<raw::File, Problem> {
-        let root = Table::open(doc, String::new(), &["streams"], offsets)?;
+        let root = Table::open(doc, String::new(), &["router", "streams"], offsets)?;
+        let router = root.boolean("router")?;
         let Some(streams) = root.tables(
             "streams",
             &[
@@ -520,7 +522,10 @@ mod read {
             offsets,
         )?
         else {
-            return Ok(raw::File::default());
+            return Ok(raw::File {
+                router,
+                streams: None,
+            });
         };
         let mut out = Vec::new();
         for s in streams {
@@ -608,7 +613,10 @@ mod read {
                 max_line_bytes: s.integer("max_line_bytes")?,
             });
         }
-        Ok(raw::File { streams: Some(out) })
+        Ok(raw::File {
+            router,
+            streams: Some(out),
+        })
     }
 }
 
@@ -751,7 +759,9 @@ fn validate(raw: raw::File, overrides: Overrides) -> Result<Config, Invalid> {
             ));
         }
     }
-    let router = overrides.router || overrides.router_port.is_some();
+    // A config may declare router mode itself (its streams share a port by design);
+    // `--router` and `--router-port` turn it on for any config.
+    let router = raw.router.unwrap_or(false) || overrides.router || overrides.router_port.is_some();
     if let Some(port) = overrides.router_port {
         for s in &mut streams {
             if let Some(h) = &mut s.http {
@@ -1357,6 +1367,58 @@ port = 9090
         )
         .unwrap_err();
         assert_eq!(forced.key, "streams[1].tcpserver.port");
+    }
+
+    #[test]
+    fn a_config_may_declare_router_mode() {
+        let http = |name: &str| {
+            format!(
+                "[[streams]]\nname = \"{name}\"\n[streams.monitor]\ntargets = [{{ path = \"/tmp\" }}]\n[streams.httpserver]\nenabled = true\nport = 8080\n"
+            )
+        };
+        let shared = format!("{}{}", http("a"), http("b"));
+        assert!(err(&shared).message.contains("router"));
+        let declared = ok(&format!("router = true\n{shared}"));
+        assert!(declared.router);
+        assert!(!ok(&format!("router = false\n{}", http("a"))).router);
+        // The flag turns it on whatever the file says.
+        let forced = parse(
+            &format!("router = false\n{shared}"),
+            "t.toml",
+            Overrides {
+                router: true,
+                router_port: None,
+            },
+        )
+        .unwrap();
+        assert!(forced.router);
+        let e = err(&format!("router = \"yes\"\n{shared}"));
+        assert_eq!((e.key.as_str(), e.line), ("router", Some(1)));
+    }
+
+    #[test]
+    fn router_port_0_is_any_free_port_for_every_http_stream() {
+        let http = |name: &str, port: u16| {
+            format!(
+                "[[streams]]\nname = \"{name}\"\n[streams.monitor]\ntargets = [{{ path = \"/tmp\" }}]\n[streams.httpserver]\nenabled = true\nport = {port}\n"
+            )
+        };
+        let c = parse(
+            &format!("{}{}", http("a", 8080), http("b", 8081)),
+            "t.toml",
+            Overrides {
+                router: false,
+                router_port: Some(0),
+            },
+        )
+        .unwrap();
+        assert!(c.router);
+        let ports: Vec<u16> = c
+            .streams
+            .iter()
+            .map(|s| s.http.as_ref().unwrap().port)
+            .collect();
+        assert_eq!(ports, [0, 0]);
     }
 
     #[test]
