@@ -1122,12 +1122,25 @@ fn validate_tcp(key: &str, t: raw::Tcp) -> Result<TcpConfig, Invalid> {
     })
 }
 
+/// SSE heartbeats are on unless `enabled = false`: a comment every 30 s is invisible to
+/// EventSource and keeps proxies (nginx cuts an idle upstream after 60 s) from closing
+/// quiet streams. TCP heartbeats are data to a client, so they stay off unless enabled.
 fn validate_heartbeat(
     key: &str,
     h: Option<raw::Heartbeat>,
     http: bool,
 ) -> Result<Option<HeartbeatConfig>, Invalid> {
-    let Some(h) = h else { return Ok(None) };
+    let h = match h {
+        Some(h) => h,
+        None if http => raw::Heartbeat {
+            enabled: None,
+            interval_seconds: None,
+            format: None,
+            include_timestamp: None,
+            include_stats: None,
+        },
+        None => return Ok(None),
+    };
     let interval_secs = match h.interval_seconds {
         None => DEFAULT_HEARTBEAT_SECS,
         Some(v) if v >= 1 => v as u64,
@@ -1148,7 +1161,7 @@ fn validate_heartbeat(
             ));
         }
     };
-    if !h.enabled.unwrap_or(false) {
+    if !h.enabled.unwrap_or(http) {
         return Ok(None);
     }
     Ok(Some(HeartbeatConfig {
@@ -1367,6 +1380,43 @@ port = 9090
         )
         .unwrap_err();
         assert_eq!(forced.key, "streams[1].tcpserver.port");
+    }
+
+    #[test]
+    fn sse_heartbeats_are_on_by_default_tcp_ones_off() {
+        let both = |extra: &str| {
+            format!(
+                "[[streams]]\nname = \"a\"\n[streams.monitor]\ntargets = [{{ path = \"/tmp\" }}]\n\
+                 [streams.httpserver]\nenabled = true\nport = 8080\n[streams.tcpserver]\nenabled = true\nport = 9090\n{extra}"
+            )
+        };
+        let default_sse = HeartbeatConfig {
+            interval_secs: 30,
+            format: HeartbeatFormat::Comment,
+            include_timestamp: true,
+            include_stats: false,
+        };
+        let c = ok(&both(""));
+        let s = &c.streams[0];
+        assert_eq!(s.http.as_ref().unwrap().heartbeat, Some(default_sse));
+        assert_eq!(s.tcp.as_ref().unwrap().heartbeat, None);
+        // A table without `enabled`: on for SSE, off for TCP, as before.
+        let c = ok(&both(
+            "[streams.httpserver.heartbeat]\ninterval_seconds = 5\n[streams.tcpserver.heartbeat]\ninterval_seconds = 5\n",
+        ));
+        let s = &c.streams[0];
+        assert_eq!(s.http.as_ref().unwrap().heartbeat.unwrap().interval_secs, 5);
+        assert_eq!(s.tcp.as_ref().unwrap().heartbeat, None);
+        let c = ok(&both("[streams.httpserver.heartbeat]\nenabled = false\n"));
+        assert_eq!(c.streams[0].http.as_ref().unwrap().heartbeat, None);
+        let c = ok(&both("[streams.tcpserver.heartbeat]\nenabled = true\n"));
+        let tcp = c.streams[0].tcp.as_ref().unwrap().heartbeat.unwrap();
+        assert_eq!((tcp.interval_secs, tcp.format), (30, HeartbeatFormat::Json));
+        let built_in = ok(BUILT_IN);
+        assert_eq!(
+            built_in.streams[0].http.as_ref().unwrap().heartbeat,
+            Some(default_sse)
+        );
     }
 
     #[test]

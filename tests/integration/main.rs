@@ -4,6 +4,7 @@
 mod cli_config;
 mod http;
 mod limits;
+mod proxy;
 mod rotation;
 mod router;
 mod streaming;

@@ -775,6 +775,15 @@ impl Event {
         serde_json::from_str(data).unwrap_or_else(|e| panic!("data is not JSON ({e}): {data}"))
     }
 
+    /// Only `:` comment lines (a comment heartbeat).
+    pub fn is_comment_only(&self) -> bool {
+        !self.comments.is_empty()
+            && self.event.is_none()
+            && self.id.is_none()
+            && self.data.is_none()
+            && self.retry.is_none()
+    }
+
     /// A log entry: `id:` and `data:` and nothing else.
     pub fn is_entry(&self) -> bool {
         self.id.is_some() && self.event.is_none() && self.comments.is_empty()
@@ -879,9 +888,13 @@ impl SseClient {
         })
     }
 
-    /// The next event, which must be a log entry: its id and JSON.
+    /// The next event, which must be a log entry: its id and JSON. Heartbeat comments
+    /// (on by default every 30 s, and ignored by EventSource) are skipped.
     pub fn next_entry(&mut self) -> (u64, Value) {
-        let e = self.next_event();
+        let mut e = self.next_event();
+        while e.is_comment_only() {
+            e = self.next_event();
+        }
         assert!(e.is_entry(), "expected an entry, got {:?}", e.raw);
         (
             e.id.as_ref().unwrap().parse().expect("numeric id"),
