@@ -271,6 +271,35 @@ fn deploy_configs() -> Vec<PathBuf> {
     files
 }
 
+/// A start that fails says what failed and nothing else: one line on stderr, no
+/// "shutting down" (nothing was running), no endpoints on stdout, exit 1. The failure
+/// comes after another listener was already bound, the latest point a start can fail.
+#[test]
+fn a_failed_start_prints_only_its_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = TempDir::new();
+    let text = format!(
+        "[[streams]]\nname = \"first\"\n[streams.monitor]\ntargets = [{{ path = \"{d}\" }}]\n\
+         [streams.httpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\n\
+         [[streams]]\nname = \"busy\"\n[streams.monitor]\ntargets = [{{ path = \"{d}\" }}]\n\
+         [streams.tcpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = {port}\n",
+        d = dir.path().display()
+    );
+    let path = write_config(&dir, &text);
+    let r = run(&["--config", path.to_str().unwrap()], dir.path());
+    assert_eq!(r.code, Some(1), "{r:?}");
+    let want =
+        format!("logwisp: stream `busy` tcp server: cannot listen on port {port} (127.0.0.1): ");
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr: {:?}", r.stderr);
+    assert!(lines[0].starts_with(&want), "{:?}", lines[0]);
+    assert!(lines[0].contains("in use"), "{:?}", lines[0]);
+    assert!(!r.stdout.contains("listening"), "{}", r.stdout);
+    assert!(!format!("{}{}", r.stdout, r.stderr).contains("shutting down"));
+    drop(taken);
+}
+
 #[test]
 fn check_passes_on_every_deploy_config() {
     let files = deploy_configs();
