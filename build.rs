@@ -1,5 +1,8 @@
 //! Stamps the binary with its version tag, commit and build time for `--version`.
 //! Every value has a fallback, so a build from a tarball without git still works.
+//! Where git cannot answer (a Docker build context has no `.git`) or would answer for the
+//! wrong repository (a vendored copy), `LOGWISP_VERSION_TAG`, `LOGWISP_COMMIT` and
+//! `SOURCE_DATE_EPOCH` in the build environment give the values; when set they win.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,6 +18,13 @@ fn git(args: &[&str]) -> Option<String> {
     }
     let text = String::from_utf8(out.stdout).ok()?.trim().to_string();
     (!text.is_empty()).then_some(text)
+}
+
+/// A value given in the build environment: trimmed, non-empty, printable.
+fn given(name: &str) -> Option<String> {
+    println!("cargo:rerun-if-env-changed={name}");
+    let v = std::env::var(name).ok()?.trim().to_string();
+    (!v.is_empty() && !v.chars().any(char::is_control)).then_some(v)
 }
 
 fn watch_git_state() {
@@ -43,8 +53,12 @@ fn main() {
     watch_git_state();
 
     let fallback = format!("v{}", env!("CARGO_PKG_VERSION"));
-    let tag = git(&["describe", "--tags", "--abbrev=0"]).unwrap_or(fallback);
-    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let tag = given("LOGWISP_VERSION_TAG")
+        .or_else(|| git(&["describe", "--tags", "--abbrev=0"]))
+        .unwrap_or(fallback);
+    let commit = given("LOGWISP_COMMIT")
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".into());
     let epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.parse::<i64>().ok())

@@ -248,16 +248,16 @@ fn main() {
             }
         }
     }
-    if ctx.opts.wants("floor") {
-        if let Err(e) = floor(&mut ctx, scale(4_000_000, 200_000)) {
-            ctx.row(
-                "floor · `tail -n0 -F` piped into `socat`, 1 TCP client".into(),
-                format!("failed: {e}"),
-                "—",
-                Met::No,
-                "floor",
-            );
-        }
+    if ctx.opts.wants("floor")
+        && let Err(e) = floor(&mut ctx, scale(4_000_000, 200_000))
+    {
+        ctx.row(
+            "floor · `tail -n0 -F` piped into `socat`, 1 TCP client".into(),
+            format!("failed: {e}"),
+            "—",
+            Met::No,
+            "floor",
+        );
     }
     if let (Some(lw), Some(fl)) = (ctx.tcp1_rate, ctx.floor_rate) {
         let r = lw / fl;
@@ -338,7 +338,7 @@ fn group_thousands(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(' ');
         }
         out.push(ch);

@@ -16,7 +16,7 @@ options:
                     else the built-in default: ./*.log on http://localhost:8080/stream)
   --router          serve HTTP streams that share a port from one listener,
                     at /{stream}{stream_path} and /{stream}{status_path}, plus /status
-  --router-port N   router mode with every HTTP stream on port N
+  --router-port N   router mode with every HTTP stream on port N (0: one free port)
   --check           load and validate the config, print its streams, exit
   --version         print version, commit and build time
   --help            print this help
@@ -70,12 +70,12 @@ where
             Long("router-port") => {
                 let raw = parser.value()?;
                 let text = raw.to_string_lossy().into_owned();
+                // 0 is allowed, as `port = 0` is: one free port for every HTTP stream.
                 let port: u16 = text.parse().map_err(|_| {
-                    UsageError(format!("--router-port: `{text}` is not a port (1-65535)"))
+                    UsageError(format!(
+                        "--router-port: `{text}` is not a port (1-65535, or 0 for any free port)"
+                    ))
                 })?;
-                if port == 0 {
-                    return Err(UsageError("--router-port: port must be 1-65535".into()));
-                }
                 out.router_port = Some(port);
                 out.router = true;
             }
@@ -108,14 +108,16 @@ mod tests {
         );
         assert!(p(&["--version"]).unwrap().version);
         assert!(p(&["--help"]).unwrap().help);
+        let any = p(&["--router-port", "0"]).unwrap();
+        assert_eq!((any.router_port, any.router), (Some(0), true));
     }
 
     #[test]
     fn rejects_bad_input() {
         assert!(p(&["--bogus"]).is_err());
         assert!(p(&["--config"]).is_err());
-        assert!(p(&["--router-port", "0"]).is_err());
         assert!(p(&["--router-port", "70000"]).is_err());
+        assert!(p(&["--router-port", "-1"]).is_err());
         assert!(p(&["stray"]).is_err());
     }
 }

@@ -210,6 +210,7 @@ pub struct Overrides {
 mod raw {
     #[derive(Default)]
     pub struct File {
+        pub router: Option<bool>,
         pub streams: Option<Vec<Stream>>,
         pub state_dir: Option<String>,
     }
@@ -515,7 +516,13 @@ mod read {
     }
 
     pub fn file(doc: &DeTable, offsets: &mut Offsets) -> Result<raw::File, Problem> {
-        let root = Table::open(doc, String::new(), &["streams", "state_dir"], offsets)?;
+        let root = Table::open(
+            doc,
+            String::new(),
+            &["router", "state_dir", "streams"],
+            offsets,
+        )?;
+        let router = root.boolean("router")?;
         let state_dir = root.string("state_dir")?;
         let Some(streams) = root.tables(
             "streams",
@@ -530,6 +537,7 @@ mod read {
         )?
         else {
             return Ok(raw::File {
+                router,
                 streams: None,
                 state_dir,
             });
@@ -627,6 +635,7 @@ mod read {
             });
         }
         Ok(raw::File {
+            router,
             streams: Some(out),
             state_dir,
         })
@@ -772,7 +781,9 @@ fn validate(raw: raw::File, overrides: Overrides) -> Result<Config, Invalid> {
             ));
         }
     }
-    let router = overrides.router || overrides.router_port.is_some();
+    // A config may declare router mode itself (its streams share a port by design);
+    // `--router` and `--router-port` turn it on for any config.
+    let router = raw.router.unwrap_or(false) || overrides.router || overrides.router_port.is_some();
     if let Some(port) = overrides.router_port {
         for s in &mut streams {
             if let Some(h) = &mut s.http {
@@ -1153,12 +1164,25 @@ fn validate_tcp(key: &str, t: raw::Tcp) -> Result<TcpConfig, Invalid> {
     })
 }
 
+/// SSE heartbeats are on unless `enabled = false`: a comment every 30 s is invisible to
+/// EventSource and keeps proxies (nginx cuts an idle upstream after 60 s) from closing
+/// quiet streams. TCP heartbeats are data to a client, so they stay off unless enabled.
 fn validate_heartbeat(
     key: &str,
     h: Option<raw::Heartbeat>,
     http: bool,
 ) -> Result<Option<HeartbeatConfig>, Invalid> {
-    let Some(h) = h else { return Ok(None) };
+    let h = match h {
+        Some(h) => h,
+        None if http => raw::Heartbeat {
+            enabled: None,
+            interval_seconds: None,
+            format: None,
+            include_timestamp: None,
+            include_stats: None,
+        },
+        None => return Ok(None),
+    };
     let interval_secs = match h.interval_seconds {
         None => DEFAULT_HEARTBEAT_SECS,
         Some(v) if v >= 1 => v as u64,
@@ -1179,7 +1203,7 @@ fn validate_heartbeat(
             ));
         }
     };
-    if !h.enabled.unwrap_or(false) {
+    if !h.enabled.unwrap_or(http) {
         return Ok(None);
     }
     Ok(Some(HeartbeatConfig {
@@ -1398,6 +1422,95 @@ port = 9090
         )
         .unwrap_err();
         assert_eq!(forced.key, "streams[1].tcpserver.port");
+    }
+
+    #[test]
+    fn sse_heartbeats_are_on_by_default_tcp_ones_off() {
+        let both = |extra: &str| {
+            format!(
+                "[[streams]]\nname = \"a\"\n[streams.monitor]\ntargets = [{{ path = \"/tmp\" }}]\n\
+                 [streams.httpserver]\nenabled = true\nport = 8080\n[streams.tcpserver]\nenabled = true\nport = 9090\n{extra}"
+            )
+        };
+        let default_sse = HeartbeatConfig {
+            interval_secs: 30,
+            format: HeartbeatFormat::Comment,
+            include_timestamp: true,
+            include_stats: false,
+        };
+        let c = ok(&both(""));
+        let s = &c.streams[0];
+        assert_eq!(s.http.as_ref().unwrap().heartbeat, Some(default_sse));
+        assert_eq!(s.tcp.as_ref().unwrap().heartbeat, None);
+        // A table without `enabled`: on for SSE, off for TCP, as before.
+        let c = ok(&both(
+            "[streams.httpserver.heartbeat]\ninterval_seconds = 5\n[streams.tcpserver.heartbeat]\ninterval_seconds = 5\n",
+        ));
+        let s = &c.streams[0];
+        assert_eq!(s.http.as_ref().unwrap().heartbeat.unwrap().interval_secs, 5);
+        assert_eq!(s.tcp.as_ref().unwrap().heartbeat, None);
+        let c = ok(&both("[streams.httpserver.heartbeat]\nenabled = false\n"));
+        assert_eq!(c.streams[0].http.as_ref().unwrap().heartbeat, None);
+        let c = ok(&both("[streams.tcpserver.heartbeat]\nenabled = true\n"));
+        let tcp = c.streams[0].tcp.as_ref().unwrap().heartbeat.unwrap();
+        assert_eq!((tcp.interval_secs, tcp.format), (30, HeartbeatFormat::Json));
+        let built_in = ok(BUILT_IN);
+        assert_eq!(
+            built_in.streams[0].http.as_ref().unwrap().heartbeat,
+            Some(default_sse)
+        );
+    }
+
+    #[test]
+    fn a_config_may_declare_router_mode() {
+        let http = |name: &str| {
+            format!(
+                "[[streams]]\nname = \"{name}\"\n[streams.monitor]\ntargets = [{{ path = \"/tmp\" }}]\n[streams.httpserver]\nenabled = true\nport = 8080\n"
+            )
+        };
+        let shared = format!("{}{}", http("a"), http("b"));
+        assert!(err(&shared).message.contains("router"));
+        let declared = ok(&format!("router = true\n{shared}"));
+        assert!(declared.router);
+        assert!(!ok(&format!("router = false\n{}", http("a"))).router);
+        // The flag turns it on whatever the file says.
+        let forced = parse(
+            &format!("router = false\n{shared}"),
+            "t.toml",
+            Overrides {
+                router: true,
+                router_port: None,
+            },
+        )
+        .unwrap();
+        assert!(forced.router);
+        let e = err(&format!("router = \"yes\"\n{shared}"));
+        assert_eq!((e.key.as_str(), e.line), ("router", Some(1)));
+    }
+
+    #[test]
+    fn router_port_0_is_any_free_port_for_every_http_stream() {
+        let http = |name: &str, port: u16| {
+            format!(
+                "[[streams]]\nname = \"{name}\"\n[streams.monitor]\ntargets = [{{ path = \"/tmp\" }}]\n[streams.httpserver]\nenabled = true\nport = {port}\n"
+            )
+        };
+        let c = parse(
+            &format!("{}{}", http("a", 8080), http("b", 8081)),
+            "t.toml",
+            Overrides {
+                router: false,
+                router_port: Some(0),
+            },
+        )
+        .unwrap();
+        assert!(c.router);
+        let ports: Vec<u16> = c
+            .streams
+            .iter()
+            .map(|s| s.http.as_ref().unwrap().port)
+            .collect();
+        assert_eq!(ports, [0, 0]);
     }
 
     #[test]

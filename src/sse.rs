@@ -6,13 +6,14 @@ use crate::entry::write_json_string;
 use crate::fanout::push_decimal;
 use crate::timefmt;
 
-/// The response head of a stream. An HTTP/1.1 body is chunked (clients such as urllib3
-/// hold back a body that is neither chunked nor sized); an HTTP/1.0 one ends with the
-/// connection.
-pub fn response_head(out: &mut Vec<u8>, chunked: bool) {
-    out.extend_from_slice(
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n",
-    );
+/// Writes the response head of a stream. An HTTP/1.1 body is chunked (clients such as
+/// urllib3 hold back a body that is neither chunked nor sized); an HTTP/1.0 one ends with
+/// the connection. `date` is the `Date` value ([`timefmt::http_date`] of the reactor's
+/// turn).
+pub fn response_head(out: &mut Vec<u8>, date: &[u8; 29], chunked: bool) {
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nDate: ");
+    out.extend_from_slice(date);
+    out.extend_from_slice(b"\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
     if chunked {
         out.extend_from_slice(b"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n");
     } else {
@@ -156,6 +157,31 @@ mod tests {
         assert_eq!(
             render(&cfg(HeartbeatFormat::Json, true, true)),
             "event: heartbeat\ndata: {\"type\":\"heartbeat\",\"timestamp\":\"2025-01-07T10:30:00Z\",\"active_clients\":5,\"uptime_seconds\":3600}\n\n"
+        );
+    }
+
+    #[test]
+    fn response_head_carries_the_date() {
+        let mut out = Vec::new();
+        response_head(&mut out, b"Tue, 07 Jan 2025 10:30:00 GMT", true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\n\
+             Date: Tue, 07 Jan 2025 10:30:00 GMT\r\n\
+             Content-Type: text/event-stream\r\n\
+             Cache-Control: no-cache\r\n\
+             Connection: keep-alive\r\n\
+             Transfer-Encoding: chunked\r\n\
+             Access-Control-Allow-Origin: *\r\n\
+             X-Accel-Buffering: no\r\n\
+             Server: logwisp\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        response_head(&mut out, b"Tue, 07 Jan 2025 10:30:00 GMT", false);
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains("\r\nConnection: close\r\n")
         );
     }
 

@@ -90,6 +90,30 @@ pub fn rfc3339_seconds(unix_secs: i64) -> [u8; 20] {
     out
 }
 
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (29 bytes): RFC 9110's IMF-fixdate, for `Date`.
+/// Years outside 0..=9999 are clamped, as in [`rfc3339_micros`].
+pub fn http_date(unix_secs: i64) -> [u8; 29] {
+    const DAYS: [&[u8; 3]; 7] = [b"Sun", b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let c = Civil::from_unix_micros(unix_secs.saturating_mul(1_000_000));
+    // 1970-01-01 was a Thursday.
+    let weekday = (unix_secs.div_euclid(86_400) + 4).rem_euclid(7) as usize;
+    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    out[0..3].copy_from_slice(DAYS[weekday]);
+    put2(&mut out, 5, c.day);
+    out[8..11].copy_from_slice(MONTHS[(c.month - 1) as usize]);
+    let year = c.year.clamp(0, 9999) as u32;
+    put2(&mut out, 12, year / 100);
+    put2(&mut out, 14, year % 100);
+    put2(&mut out, 17, c.hour);
+    put2(&mut out, 20, c.minute);
+    put2(&mut out, 23, c.second);
+    out
+}
+
 fn digits(s: &[u8]) -> Option<u32> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
@@ -187,6 +211,43 @@ mod tests {
         let t = (days_from_civil(2024, 2, 29) * 86_400 + 86_399) * 1_000_000 + 123_456;
         assert_eq!(&rfc3339_micros(t), b"2024-02-29T23:59:59.123456Z");
         assert_eq!(&rfc3339_seconds(t / 1_000_000), b"2024-02-29T23:59:59Z");
+    }
+
+    #[test]
+    fn http_dates_are_imf_fixdate() {
+        let cases: &[(i64, &[u8; 29])] = &[
+            (0, b"Thu, 01 Jan 1970 00:00:00 GMT"),
+            // RFC 9110's own example.
+            (784_111_777, b"Sun, 06 Nov 1994 08:49:37 GMT"),
+            (951_782_400, b"Tue, 29 Feb 2000 00:00:00 GMT"),
+            (1_736_245_800, b"Tue, 07 Jan 2025 10:30:00 GMT"),
+            (1_709_251_199, b"Thu, 29 Feb 2024 23:59:59 GMT"),
+            (4_102_444_800, b"Fri, 01 Jan 2100 00:00:00 GMT"),
+            (-1, b"Wed, 31 Dec 1969 23:59:59 GMT"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(
+                &http_date(*secs),
+                *want,
+                "{secs}: {}",
+                String::from_utf8_lossy(&http_date(*secs))
+            );
+        }
+        // Each weekday and each month name.
+        let field = |secs: i64, at: std::ops::Range<usize>| {
+            String::from_utf8_lossy(&http_date(secs)[at]).into_owned()
+        };
+        let week: Vec<String> = (0..7).map(|d| field(d * 86_400, 0..3)).collect();
+        assert_eq!(week, ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]);
+        let months: Vec<String> = (1..=12)
+            .map(|m| field(days_from_civil(2025, m, 1) * 86_400, 8..11))
+            .collect();
+        assert_eq!(
+            months,
+            [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+            ]
+        );
     }
 
     #[test]

@@ -1603,7 +1603,7 @@ pub fn render_block(count: u64, proto: Proto) -> Vec<u8> {
 /// The bytes an SSE stream starts with.
 pub fn sse_preamble() -> Vec<u8> {
     let mut out = Vec::new();
-    logwisp::sse::response_head(&mut out, false);
+    logwisp::sse::response_head(&mut out, &logwisp::timefmt::http_date(0), false);
     logwisp::sse::connected(&mut out, "1", "bench", "/stream", "/status", 1_000_000);
     out
 }

@@ -3,7 +3,7 @@
 
 use logwisp::config::{self, Overrides};
 use logwisp::entry::{self, Stamp};
-use logwisp::http::request::{self, Body, MAX_BODY, MAX_HEAD, Parse};
+use logwisp::http::request::{self, Body, MAX_BODY, MAX_HEAD, Method, Parse};
 use logwisp::http::router::{Endpoint, Routes};
 use logwisp::tail::lines::LineSplitter;
 use serde_json::Value;
@@ -45,6 +45,10 @@ pub fn http_head(data: &[u8]) {
         Parse::Done(req) => {
             assert!(req.head_len > 0 && req.head_len <= data.len(), "{req:?}");
             assert!(req.path.starts_with('/') || req.path == "*", "{req:?}");
+            assert!(
+                req.path != "*" || req.method == Method::Options,
+                "asterisk form on {req:?}"
+            );
             if let Body::Length(n) = req.body {
                 assert!(n > 0 && n <= MAX_BODY, "{req:?}");
             }
@@ -95,7 +99,8 @@ pub fn config(data: &[u8]) {
             }
             Ok(cfg) => {
                 assert!(!cfg.streams.is_empty());
-                assert_eq!(cfg.router, overrides.router);
+                // The flag turns router mode on; a config may also declare it itself.
+                assert!(cfg.router || !overrides.router);
                 for s in &cfg.streams {
                     assert!(!s.name.is_empty());
                     assert!(s.check_interval_ms >= config::MIN_CHECK_INTERVAL_MS);

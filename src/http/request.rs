@@ -21,6 +21,7 @@ pub const MAX_HEAD: usize = MAX_TARGET + MAX_HEADER_BYTES + 64;
 pub enum Method {
     Get,
     Head,
+    Options,
     Other,
 }
 
@@ -39,6 +40,8 @@ pub struct Request {
     pub http10: bool,
     pub keep_alive: bool,
     pub last_event_id: Option<String>,
+    /// A CORS preflight's `Access-Control-Request-Headers`, when it is a list of tokens.
+    pub cors_request_headers: Option<String>,
     pub body: Body,
     /// Bytes of the head, including its final empty line.
     pub head_len: usize,
@@ -100,22 +103,30 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-fn is_http_version_like(v: &[u8]) -> bool {
-    match v.strip_prefix(b"HTTP/") {
-        Some([d]) => d.is_ascii_digit(),
-        Some([a, b'.', b]) => a.is_ascii_digit() && b.is_ascii_digit(),
-        _ => false,
-    }
+/// RFC 9112 §2.3: `HTTP/` DIGIT `.` DIGIT, the only well-formed version.
+fn is_well_formed_version(v: &[u8]) -> bool {
+    matches!(v.strip_prefix(b"HTTP/"), Some([a, b'.', b]) if a.is_ascii_digit() && b.is_ascii_digit())
 }
 
-/// Checks the request line on its own, before `httparse`, to tell 414/505 from 400.
+/// Checks the request line on its own, before `httparse`, to tell 414/505 from 400 and to
+/// apply what `httparse` lets through.
 fn check_request_line(line: &[u8]) -> Result<(), HttpError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // RFC 9112 §3: the parts are separated by single spaces. A tab, a stray CR or any
+    // other control byte is not a separator to guess at (a proxy may split differently).
+    if line.iter().any(u8::is_ascii_control) {
+        return Err(HttpError::BadRequest(
+            "control character in the request line",
+        ));
+    }
     let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
     match parts.as_slice() {
-        [method, target] if !method.is_empty() && !target.is_empty() => {
+        [method, second] if !method.is_empty() && !second.is_empty() => {
+            if second.starts_with(b"HTTP/") {
+                return Err(HttpError::BadRequest("request line without a target"));
+            }
             // `GET /path` with no version: HTTP/0.9.
-            if target.len() > MAX_TARGET {
+            if second.len() > MAX_TARGET {
                 Err(HttpError::UriTooLong)
             } else {
                 Err(HttpError::VersionNotSupported)
@@ -132,13 +143,87 @@ fn check_request_line(line: &[u8]) -> Result<(), HttpError> {
                 return Err(HttpError::BadRequest("empty request target"));
             }
             match *version {
-                b"HTTP/1.1" | b"HTTP/1.0" => Ok(()),
-                v if is_http_version_like(v) => Err(HttpError::VersionNotSupported),
-                _ => Err(HttpError::BadRequest("malformed HTTP version")),
+                b"HTTP/1.1" | b"HTTP/1.0" => {}
+                v if is_well_formed_version(v) => return Err(HttpError::VersionNotSupported),
+                _ => return Err(HttpError::BadRequest("malformed HTTP version")),
             }
+            check_target(method, target)
         }
         _ => Err(HttpError::BadRequest("malformed request line")),
     }
+}
+
+/// What RFC 9112 §3.2 and RFC 3986 forbid in any request target: a fragment, bytes
+/// outside ASCII, and the asterisk form on anything but OPTIONS.
+fn check_target(method: &[u8], target: &[u8]) -> Result<(), HttpError> {
+    if !target.is_ascii() {
+        return Err(HttpError::BadRequest(
+            "non-ASCII byte in the request target",
+        ));
+    }
+    if target.contains(&b'#') {
+        return Err(HttpError::BadRequest("fragment in the request target"));
+    }
+    if target == b"*" && method != b"OPTIONS" {
+        return Err(HttpError::BadRequest(
+            "the asterisk form is only for OPTIONS",
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 9110 §7.2: a Host value is `uri-host [ ":" port ]` (RFC 3986 §3.2.2), so no
+/// userinfo, path, empty value or list. A reg-name may hold sub-delims, but a comma in a
+/// singleton field is two values run together, so it is refused too.
+fn valid_host(v: &[u8]) -> bool {
+    let (host_ok, rest) = match v.strip_prefix(b"[") {
+        Some(inner) => match inner.iter().position(|&b| b == b']') {
+            Some(end) => (
+                end > 0
+                    && inner[..end]
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+                &inner[end + 1..],
+            ),
+            None => return false,
+        },
+        None => {
+            let end = v.iter().position(|&b| b == b':').unwrap_or(v.len());
+            (end > 0 && is_reg_name(&v[..end]), &v[end..])
+        }
+    };
+    host_ok
+        && match rest {
+            [] => true,
+            [b':', port @ ..] => port.iter().all(u8::is_ascii_digit),
+            _ => false,
+        }
+}
+
+/// unreserved / pct-encoded / sub-delims except `,` (RFC 3986 §3.2.2).
+fn is_reg_name(h: &[u8]) -> bool {
+    let mut i = 0;
+    while i < h.len() {
+        match h[i] {
+            b'%' => {
+                let hex = h.get(i + 1..i + 3);
+                if !hex.is_some_and(|x| x.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=".contains(&b) => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    true
+}
+
+/// `token *( OWS "," OWS token )`, the shape of `Access-Control-Request-Headers`.
+fn is_token_list(v: &[u8]) -> bool {
+    !v.is_empty() && header_tokens(v).all(|t| !t.is_empty() && t.iter().all(|&b| is_tchar(b)))
 }
 
 /// An over-long first line: a long target (414) if it starts like a request, else 400.
@@ -217,18 +302,22 @@ fn interpret(req: &httparse::Request, head_len: usize) -> Result<Request, HttpEr
     let method = match req.method {
         Some("GET") => Method::Get,
         Some("HEAD") => Method::Head,
+        Some("OPTIONS") => Method::Options,
         _ => Method::Other,
     };
     let mut hosts = 0;
+    let mut host_valid = true;
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding = false;
     let mut close = false;
     let mut keep_alive_token = false;
     let mut last_event_id = None;
+    let mut cors_request_headers = None;
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+            host_valid &= valid_host(h.value.trim_ascii());
         } else if name.eq_ignore_ascii_case("content-length") {
             if content_length.is_some() {
                 return Err(HttpError::BadRequest("duplicate Content-Length"));
@@ -251,6 +340,10 @@ fn interpret(req: &httparse::Request, head_len: usize) -> Result<Request, HttpEr
             }
         } else if name.eq_ignore_ascii_case("last-event-id") {
             last_event_id = Some(String::from_utf8_lossy(h.value.trim_ascii()).into_owned());
+        } else if name.eq_ignore_ascii_case("access-control-request-headers") {
+            let v = h.value.trim_ascii();
+            cors_request_headers =
+                is_token_list(v).then(|| String::from_utf8_lossy(v).into_owned());
         }
     }
     if !http10 && hosts == 0 {
@@ -258,6 +351,9 @@ fn interpret(req: &httparse::Request, head_len: usize) -> Result<Request, HttpEr
     }
     if hosts > 1 {
         return Err(HttpError::BadRequest("duplicate Host header"));
+    }
+    if !host_valid {
+        return Err(HttpError::BadRequest("invalid Host header"));
     }
     if transfer_encoding && content_length.is_some() {
         return Err(HttpError::BadRequest(
@@ -305,6 +401,7 @@ fn interpret(req: &httparse::Request, head_len: usize) -> Result<Request, HttpEr
         http10,
         keep_alive,
         last_event_id,
+        cors_request_headers,
         body,
         head_len,
     })
@@ -385,9 +482,89 @@ mod tests {
             (b"GET /\r\n", 505),
             (b"GET / FTP/1.0\r\n\r\n", 400),
             (b"GET nopath HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            // Host: RFC 9110 §7.2 (uri-host and port, once).
+            (b"GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n", 200),
+            (b"GET / HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n", 200),
+            (b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", 200),
+            (b"GET / HTTP/1.1\r\nHost: [::1]\r\n\r\n", 200),
+            (b"GET / HTTP/1.1\r\nHost: xn--bcher-kva.example\r\n\r\n", 200),
+            (b"GET / HTTP/1.1\r\nHost: a%2Db\r\n\r\n", 200),
+            (b"GET / HTTP/1.1\r\nHost: a:\r\n\r\n", 200),
+            (b"GET / HTTP/1.0\r\n\r\n", 200),
+            (b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: user:pw@a:80\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a/path\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a?q\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: \r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a,b\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a:80x\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: :80\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: [zz]\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a%2\r\n\r\n", 400),
+            (b"GET / HTTP/1.0\r\nHost: u@a\r\n\r\n", 400),
+            // Request line: RFC 9112 §3.
+            (b"GET HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET  HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400),
+            (b"GET / http/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1x\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/2\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/11.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/\r\nHost: a\r\n\r\n", 400),
+            (b"GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET /\tHTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\t\r\nHost: a\r\n\r\n", 400),
+            (b"GET /\r HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET /\x7f HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            // Request target: RFC 9112 §3.2.
+            (b"GET /#frag HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET /stream?x=1#f HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET http://a/#f HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET /%C3%A9 HTTP/1.1\r\nHost: a\r\n\r\n", 200),
+            (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"HEAD * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"POST * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"options * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 200),
+            (b"OPTIONS /stream HTTP/1.1\r\nHost: a\r\n\r\n", 200),
+            // Well-formed but unsupported stays 505, whatever the method and target.
+            (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+            (b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505),
+            (b"GET / HTTP/9.9\r\nHost: a\r\n\r\n", 505),
         ];
         for (raw, want) in cases {
             assert_eq!(status(raw), Some(*want), "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn options_and_cors_request_headers() {
+        let r = done("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!((r.method, r.path.as_str()), (Method::Options, "*"));
+        assert_eq!(r.cors_request_headers, None);
+        let r = done(
+            "OPTIONS /stream HTTP/1.1\r\nHost: a\r\nOrigin: http://b\r\n\
+             Access-Control-Request-Method: GET\r\n\
+             Access-Control-Request-Headers: last-event-id, authorization,x-custom\r\n\r\n",
+        );
+        assert_eq!(r.method, Method::Options);
+        assert_eq!(
+            r.cors_request_headers.as_deref(),
+            Some("last-event-id, authorization,x-custom")
+        );
+        // Not a token list: not echoed (the fixed list is answered instead).
+        for bad in ["a b", "a,,b", "", "a;b", "\"x\""] {
+            let raw = format!(
+                "OPTIONS /stream HTTP/1.1\r\nHost: a\r\nAccess-Control-Request-Headers: {bad}\r\n\r\n"
+            );
+            assert_eq!(done(&raw).cors_request_headers, None, "{bad:?}");
         }
     }
 

@@ -34,31 +34,41 @@ pub struct JsonResponse<'a> {
     /// HEAD: the same head, no body.
     pub head_only: bool,
     pub extra_headers: &'a [(&'a str, &'a str)],
+    /// The `Date` value, from [`crate::timefmt::http_date`] of the reactor's turn.
+    pub date: [u8; 29],
 }
 
 impl JsonResponse<'_> {
     pub fn write(&self, out: &mut Vec<u8>) {
+        // RFC 9110 §6.4.1 and §8.6: a 204 has no content and no Content-Length.
+        let no_content = self.status == 204;
         out.extend_from_slice(b"HTTP/1.1 ");
         push_decimal(out, u64::from(self.status));
         out.push(b' ');
         out.extend_from_slice(reason(self.status).as_bytes());
-        out.extend_from_slice(
-            b"\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\nServer: logwisp\r\n",
-        );
+        out.extend_from_slice(b"\r\nDate: ");
+        out.extend_from_slice(&self.date);
+        if !no_content {
+            out.extend_from_slice(b"\r\nContent-Type: application/json\r\nCache-Control: no-store");
+        }
+        out.extend_from_slice(b"\r\nAccess-Control-Allow-Origin: *\r\nServer: logwisp\r\n");
         for (name, value) in self.extra_headers {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(b"Content-Length: ");
-        push_decimal(out, self.body.len() as u64);
+        if !no_content {
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, self.body.len() as u64);
+            out.extend_from_slice(b"\r\n");
+        }
         out.extend_from_slice(if self.keep_alive {
-            b"\r\nConnection: keep-alive\r\n\r\n".as_slice()
+            b"Connection: keep-alive\r\n\r\n".as_slice()
         } else {
-            b"\r\nConnection: close\r\n\r\n".as_slice()
+            b"Connection: close\r\n\r\n".as_slice()
         });
-        if !self.head_only {
+        if !self.head_only && !no_content {
             out.extend_from_slice(self.body);
         }
     }
@@ -87,10 +97,13 @@ mod tests {
             keep_alive: false,
             head_only: false,
             extra_headers: &[("Retry-After", "2")],
+            date: *b"Tue, 07 Jan 2025 10:30:00 GMT",
         }
         .write(&mut out);
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
+        assert!(text.starts_with(
+            "HTTP/1.1 429 Too Many Requests\r\nDate: Tue, 07 Jan 2025 10:30:00 GMT\r\n"
+        ));
         assert!(text.contains("\r\nRetry-After: 2\r\n"));
         assert!(text.contains("\r\nContent-Length: 31\r\nConnection: close\r\n\r\n"));
         assert!(text.ends_with(r#"{"error":"Rate limit exceeded"}"#));
@@ -105,8 +118,32 @@ mod tests {
             keep_alive: true,
             head_only: true,
             extra_headers: &[],
+            date: *b"Thu, 01 Jan 1970 00:00:00 GMT",
         }
         .write(&mut out);
         assert!(out.ends_with(b"Content-Length: 2\r\nConnection: keep-alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn no_content_has_neither_body_nor_length() {
+        let mut out = Vec::new();
+        JsonResponse {
+            status: 204,
+            body: b"{}",
+            keep_alive: true,
+            head_only: false,
+            extra_headers: &[("Allow", "GET, HEAD, OPTIONS")],
+            date: *b"Thu, 01 Jan 1970 00:00:00 GMT",
+        }
+        .write(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 204 No Content\r\n\
+             Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
+             Access-Control-Allow-Origin: *\r\n\
+             Server: logwisp\r\n\
+             Allow: GET, HEAD, OPTIONS\r\n\
+             Connection: keep-alive\r\n\r\n"
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::ratelimit::Refusal;
 use crate::sse;
 use crate::stats;
 use crate::stream::Protocol;
+use crate::timefmt;
 
 /// Bytes read from an HTTP connection per read call.
 const READ_CHUNK: usize = 4096;
@@ -20,6 +21,14 @@ const HTTP_STEPS_PER_TURN: usize = 64;
 const LINGER_MS: u64 = 2_000;
 /// Bytes discarded from a lingering connection per turn.
 const LINGER_READ_BUDGET: usize = 256 * 1024;
+/// Methods every endpoint answers (`Allow` of 405s and OPTIONS).
+const ALLOW: &str = "GET, HEAD, OPTIONS";
+/// Request headers a CORS preflight is told it may send when it names none we can echo:
+/// what EventSource and fetch-based SSE clients add.
+const CORS_ALLOW_HEADERS: &str =
+    "Last-Event-ID, Cache-Control, Accept, Content-Type, Authorization";
+/// How long a browser may cache a preflight answer (seconds; browsers cap it lower).
+const CORS_MAX_AGE: &str = "86400";
 
 enum Step {
     /// Something was done; go round again (write the response, look for the next request).
@@ -216,6 +225,7 @@ impl Reactor {
                 keep_alive,
                 head_only,
                 extra_headers: extra,
+                date: timefmt::http_date(self.unix_secs),
             }
             .write(&mut h.out);
             if !keep_alive {
@@ -306,18 +316,43 @@ impl Reactor {
         }
         self.re_arm_header_timer(key);
         let head_only = req.method == Method::Head;
+        if req.method == Method::Options && req.path == "*" {
+            // RFC 9110 §9.3.7: OPTIONS * asks about the server as a whole.
+            self.queue(key, 204, b"", req.keep_alive, false, &[("Allow", ALLOW)]);
+            return Step::Continue;
+        }
         let Some(endpoint) = endpoint else {
             let body = self.not_found_body(listener, &req.path);
             self.queue(key, 404, &body, req.keep_alive, head_only, &[]);
             return Step::Continue;
         };
-        if req.method == Method::Other {
-            let body = error_body(
-                "Method Not Allowed",
-                Some("only GET and HEAD are supported"),
-            );
-            self.queue(key, 405, &body, false, false, &[("Allow", "GET, HEAD")]);
-            return Step::Continue;
+        match req.method {
+            Method::Get | Method::Head => {}
+            Method::Options => {
+                // A CORS preflight (a cross-origin fetch that adds Last-Event-ID or
+                // Authorization) must succeed before the browser sends the real GET.
+                let allow_headers = req
+                    .cors_request_headers
+                    .as_deref()
+                    .unwrap_or(CORS_ALLOW_HEADERS);
+                let headers = [
+                    ("Allow", ALLOW),
+                    ("Access-Control-Allow-Methods", ALLOW),
+                    ("Access-Control-Allow-Headers", allow_headers),
+                    ("Access-Control-Max-Age", CORS_MAX_AGE),
+                    ("Vary", "Access-Control-Request-Headers"),
+                ];
+                self.queue(key, 204, b"", req.keep_alive, false, &headers);
+                return Step::Continue;
+            }
+            Method::Other => {
+                let body = error_body(
+                    "Method Not Allowed",
+                    Some("only GET, HEAD and OPTIONS are supported"),
+                );
+                self.queue(key, 405, &body, false, false, &[("Allow", ALLOW)]);
+                return Step::Continue;
+            }
         }
         match endpoint {
             Endpoint::Status(s) => {
@@ -334,10 +369,11 @@ impl Reactor {
             }
             Endpoint::Stream(s) => {
                 if head_only {
+                    let date = timefmt::http_date(self.unix_secs);
                     if let Some(c) = self.conns.get_mut(key)
                         && let ConnState::Http(h) = &mut c.state
                     {
-                        sse::response_head(&mut h.out, !req.http10);
+                        sse::response_head(&mut h.out, &date, !req.http10);
                         h.close_after = true;
                     }
                     return Step::Continue;
@@ -405,7 +441,7 @@ impl Reactor {
         let start = stream.start_point(last_event_id);
         let mut sub = stream.subscribe(Protocol::Http, start.seq, chunked);
         let mut head = Vec::with_capacity(256);
-        sse::response_head(&mut head, chunked);
+        sse::response_head(&mut head, &timefmt::http_date(self.unix_secs), chunked);
         sub.queue_raw(&head);
         let client_id = self.next_client_id.to_string();
         self.next_client_id += 1;

@@ -52,7 +52,10 @@ pub enum ListenerKind {
 
 pub struct Listener {
     pub socket: TcpListener,
+    /// Where it is bound (the kernel's choice of port when `requested` has port 0).
     pub addr: SocketAddr,
+    /// The address and port from the config, by which router mode groups HTTP streams.
+    pub requested: SocketAddr,
     pub kind: ListenerKind,
     /// Connections may be waiting (edge-triggered: set by an event, cleared by WouldBlock).
     pub readable: bool,
@@ -103,6 +106,7 @@ impl Reactor {
         self.listeners.push(Listener {
             socket,
             addr: bound,
+            requested: addr,
             kind,
             readable: true,
             paused: false,
@@ -116,9 +120,11 @@ impl Reactor {
             let name = self.streams[s].name().to_string();
             if let Some(h) = self.streams[s].cfg.http.clone() {
                 let addr = SocketAddr::new(h.address, h.port);
-                let shared = if self.router && h.port != 0 {
+                // Grouped by the configured port, so streams that share port 0
+                // (`--router-port 0`) share one free port, like any other.
+                let shared = if self.router {
                     self.listeners.iter().position(|l| {
-                        matches!(l.kind, ListenerKind::Http(_)) && l.addr.port() == h.port
+                        matches!(l.kind, ListenerKind::Http(_)) && l.requested == addr
                     })
                 } else {
                     None

@@ -170,6 +170,28 @@ pub enum Launch {
     AsUser(u32, u32),
 }
 
+/// The binary as another user can run it. The build sits in the checkout, which may be
+/// under a directory only its owner can enter (CI clones into a mode 0700 home), so the
+/// other user could not exec it there: it gets a copy in the test's directory, which that
+/// user must reach anyway to read the test's files.
+fn binary_for(uid: u32, dir: &TempDir) -> PathBuf {
+    for ancestor in dir.path.ancestors() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(ancestor).unwrap().permissions().mode();
+        assert!(
+            mode & 0o001 != 0,
+            "uid {uid} cannot enter {} (mode {:o}): point TMPDIR at a world-searchable \
+             directory",
+            ancestor.display(),
+            mode & 0o7777
+        );
+    }
+    let copy = dir.join("logwisp");
+    std::fs::copy(BIN, &copy).unwrap();
+    chmod(&copy, 0o755);
+    copy
+}
+
 pub struct Server {
     child: Child,
     pub http: SocketAddr,
@@ -214,8 +236,13 @@ impl Server {
                     .arg(&config);
                 c
             }
-            Launch::Direct | Launch::AsUser(..) => {
+            Launch::Direct => {
                 let mut c = Command::new(BIN);
+                c.arg("--config").arg(&config);
+                c
+            }
+            Launch::AsUser(uid, _) => {
+                let mut c = Command::new(binary_for(uid, &dir));
                 c.arg("--config").arg(&config);
                 c
             }

@@ -92,7 +92,7 @@ fn bad_flags_exit_2_with_one_error_line_and_the_usage() {
     let dir = TempDir::new();
     for args in [
         &["--bogus"][..],
-        &["--router-port", "0"],
+        &["--router-port", "-1"],
         &["--router-port", "70000"],
         &["--router-port", "x"],
         &["--config"],
@@ -260,8 +260,7 @@ fn bind_conflict_exits_1_naming_stream_protocol_and_port() {
     drop(taken);
 }
 
-#[test]
-fn check_passes_on_every_deploy_config() {
+fn deploy_configs() -> Vec<PathBuf> {
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/config");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&deploy)
         .unwrap()
@@ -269,6 +268,41 @@ fn check_passes_on_every_deploy_config() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
+    files
+}
+
+/// A start that fails says what failed and nothing else: one line on stderr, no
+/// "shutting down" (nothing was running), no endpoints on stdout, exit 1. The failure
+/// comes after another listener was already bound, the latest point a start can fail.
+#[test]
+fn a_failed_start_prints_only_its_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = TempDir::new();
+    let text = format!(
+        "[[streams]]\nname = \"first\"\n[streams.monitor]\ntargets = [{{ path = \"{d}\" }}]\n\
+         [streams.httpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\n\
+         [[streams]]\nname = \"busy\"\n[streams.monitor]\ntargets = [{{ path = \"{d}\" }}]\n\
+         [streams.tcpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = {port}\n",
+        d = dir.path().display()
+    );
+    let path = write_config(&dir, &text);
+    let r = run(&["--config", path.to_str().unwrap()], dir.path());
+    assert_eq!(r.code, Some(1), "{r:?}");
+    let want =
+        format!("logwisp: stream `busy` tcp server: cannot listen on port {port} (127.0.0.1): ");
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr: {:?}", r.stderr);
+    assert!(lines[0].starts_with(&want), "{:?}", lines[0]);
+    assert!(lines[0].contains("in use"), "{:?}", lines[0]);
+    assert!(!r.stdout.contains("listening"), "{}", r.stdout);
+    assert!(!format!("{}{}", r.stdout, r.stderr).contains("shutting down"));
+    drop(taken);
+}
+
+#[test]
+fn check_passes_on_every_deploy_config() {
+    let files = deploy_configs();
     let names: Vec<&str> = files
         .iter()
         .map(|p| p.file_name().unwrap().to_str().unwrap())
@@ -277,14 +311,10 @@ fn check_passes_on_every_deploy_config() {
         assert!(names.contains(&known), "{known} missing from {names:?}");
     }
     let cwd = TempDir::new();
+    // As they are, without flags: router.toml declares its router mode itself.
     for file in &files {
         let path = file.to_str().unwrap();
-        let router = file.ends_with("router.toml");
-        let mut args = vec!["--check", "--config", path];
-        if router {
-            args.push("--router");
-        }
-        let r = run(&args, cwd.path());
+        let r = run(&["--check", "--config", path], cwd.path());
         assert_eq!(r.code, Some(0), "{path}: {r:?}");
         assert!(r.stdout.starts_with("config OK"), "{path}: {}", r.stdout);
         assert!(
@@ -292,12 +322,52 @@ fn check_passes_on_every_deploy_config() {
             "--check must not bind: {}",
             r.stdout
         );
-        if router {
-            // Its streams share port 8080, which only router mode allows.
-            let r = run(&["--check", "--config", path], cwd.path());
-            assert_eq!(r.code, Some(1), "router.toml without --router: {r:?}");
-            assert!(r.stderr.contains("router"), "{}", r.stderr);
+        if file.ends_with("router.toml") {
+            // Both streams on 8080, reached under their names.
+            for route in ["/app/stream", "/system/logs"] {
+                assert!(r.stdout.contains(route), "{route}: {}", r.stdout);
+            }
         }
+    }
+}
+
+/// Every `logwisp … deploy/config/…` command README.md shows passes `--check` as written.
+#[test]
+fn readme_commands_on_deploy_configs_pass_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let commands: Vec<&str> = readme
+        .lines()
+        .map(|l| l.split(" #").next().unwrap().trim())
+        .filter(|l| l.starts_with("logwisp ") && l.contains("deploy/config/"))
+        .collect();
+    let mut checked = Vec::new();
+    for command in &commands {
+        let mut args: Vec<String> = command
+            .split_whitespace()
+            .skip(1)
+            .map(|a| match a.strip_prefix("deploy/config/") {
+                Some(_) => root.join(a).display().to_string(),
+                None => a.to_string(),
+            })
+            .collect();
+        if !args.iter().any(|a| a == "--check") {
+            args.insert(0, "--check".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let cwd = TempDir::new();
+        let r = run(&args, cwd.path());
+        assert_eq!(r.code, Some(0), "README: `{command}`: {r:?}");
+        checked.push(command.to_string());
+    }
+    for file in deploy_configs() {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        assert!(
+            checked
+                .iter()
+                .any(|c| c.contains(&format!("deploy/config/{name}"))),
+            "README shows no command for deploy/config/{name}: {checked:?}"
+        );
     }
 }
 

@@ -133,17 +133,141 @@ fn other_methods_get_405_with_allow_and_a_close() {
     for raw in [
         "POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
         "DELETE /stream HTTP/1.1\r\nHost: x\r\n\r\n",
-        "OPTIONS /status HTTP/1.1\r\nHost: x\r\n\r\n",
+        "PUT /stream HTTP/1.1\r\nHost: x\r\n\r\n",
     ] {
         let mut conn = HttpConn::connect(server.http_port("app"));
         conn.send(raw.as_bytes());
         let r = conn.read_response();
         assert_eq!(r.status, 405, "{raw:?}: {}", r.text());
-        assert_eq!(r.header("Allow"), Some("GET, HEAD"));
+        assert_eq!(r.header("Allow"), Some("GET, HEAD, OPTIONS"));
         assert_eq!(r.header("Connection"), Some("close"));
         assert!(r.json()["error"].is_string());
         conn.expect_closed();
     }
+}
+
+/// `OPTIONS *` and `OPTIONS` on a known path: 204 with `Allow`, no body, keep-alive kept;
+/// on the endpoints, what a browser's CORS preflight needs before a cross-origin GET that
+/// adds `Last-Event-ID` or `Authorization` (SPEC §7).
+#[test]
+fn options_answers_204_with_allow_and_cors_preflight_headers() {
+    let server = Server::start(&one_stream(HTTP));
+    let mut conn = HttpConn::connect(server.http_port("app"));
+    conn.send(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = conn.read_head_only();
+    assert_eq!((r.status, r.reason.as_str()), (204, "No Content"));
+    assert_eq!(r.header("Allow"), Some("GET, HEAD, OPTIONS"));
+    assert_eq!(
+        r.header("Content-Length"),
+        None,
+        "a 204 has no Content-Length"
+    );
+    assert_eq!(r.header("Connection"), Some("keep-alive"));
+
+    // A preflight as Chrome and Firefox send it: the requested headers are echoed.
+    conn.send(
+        b"OPTIONS /stream HTTP/1.1\r\nHost: x\r\nOrigin: http://dashboard.example\r\n\
+          Access-Control-Request-Method: GET\r\n\
+          Access-Control-Request-Headers: authorization,last-event-id\r\n\r\n",
+    );
+    let r = conn.read_head_only();
+    assert_eq!(r.status, 204);
+    let want = [
+        ("Allow", "GET, HEAD, OPTIONS"),
+        ("Access-Control-Allow-Origin", "*"),
+        ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
+        (
+            "Access-Control-Allow-Headers",
+            "authorization,last-event-id",
+        ),
+        ("Access-Control-Max-Age", "86400"),
+    ];
+    for (name, value) in want {
+        assert_eq!(r.header(name), Some(value), "{name}: {:?}", r.headers);
+    }
+    assert_eq!(r.header("Content-Length"), None);
+
+    // Without a list to echo, the headers SSE clients send are allowed.
+    conn.send(b"OPTIONS /status HTTP/1.1\r\nHost: x\r\nOrigin: http://o\r\n\r\n");
+    let r = conn.read_head_only();
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("Access-Control-Allow-Headers"),
+        Some("Last-Event-ID, Cache-Control, Accept, Content-Type, Authorization")
+    );
+
+    // Nothing but the heads came: the next response on the connection is whole.
+    conn.send(b"OPTIONS /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(conn.read_response().status, 404);
+    conn.send(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r = conn.read_response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["stream"], "app");
+    conn.expect_closed();
+}
+
+/// RFC 9110 §6.6.1: an origin server with a clock sends `Date` in every response.
+#[test]
+fn every_response_carries_a_date() {
+    let toml = one_stream(&format!(
+        "{HTTP}[streams.httpserver.rate_limit]\nenabled = true\nrequests_per_second = 0.01\nburst_size = 10\n"
+    ));
+    let server = Server::start(&toml);
+    let port = server.http_port("app");
+    let from = unix_now();
+    let cases: &[(&str, &[u8], u16)] = &[
+        ("status", b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n", 200),
+        ("404", b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+        ("405", b"POST /status HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        ("400", b"GET /status HTTP/1.1\r\nHost: u@x\r\n\r\n", 400),
+        ("505", b"GET /status HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    ];
+    for (what, raw, status) in cases {
+        let r = http_request(port, raw);
+        assert_eq!(r.status, *status, "{what}: {}", r.text());
+        assert_dated(what, &r, from, unix_now());
+    }
+    let mut conn = HttpConn::connect(port);
+    conn.send(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_dated("204", &conn.read_head_only(), from, unix_now());
+    conn.send(b"HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = conn.read_head_only();
+    assert_eq!(head.header("Content-Type"), Some("text/event-stream"));
+    assert_dated("HEAD of the stream", &head, from, unix_now());
+
+    // The SSE head, byte for byte: Date after the status line, a chunked body.
+    let mut sse = SseClient::connect(port, "/stream", &[]);
+    assert_dated("SSE", &sse.head, from, unix_now());
+    let date = sse.head.header("Date").unwrap().to_string();
+    let names: Vec<(&str, &str)> = sse
+        .head
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("Date", date.as_str()),
+            ("Content-Type", "text/event-stream"),
+            ("Cache-Control", "no-cache"),
+            ("Connection", "keep-alive"),
+            ("Transfer-Encoding", "chunked"),
+            ("Access-Control-Allow-Origin", "*"),
+            ("X-Accel-Buffering", "no"),
+            ("Server", "logwisp"),
+        ]
+    );
+    sse.skip_connected();
+
+    // The bucket (10 requests, 8 taken above) empties within a few more: the refusal is
+    // dated too.
+    let r = (0..20)
+        .map(|_| http_get(port, "/status"))
+        .find(|r| r.status == 429)
+        .expect("a 429 within 20 requests");
+    assert!(r.header("Retry-After").is_some(), "{:?}", r.headers);
+    assert_dated("429", &r, from, unix_now());
 }
 
 #[test]
@@ -178,6 +302,18 @@ fn malformed_and_oversized_requests_get_their_status_and_a_close() {
         ("65 header fields", format!("GET /status HTTP/1.1\r\nHost: x\r\n{many}\r\n"), 431),
         ("HTTP/2.0", "GET /status HTTP/2.0\r\nHost: x\r\n\r\n".into(), 505),
         ("HTTP/0.9", "GET /status\r\n".into(), 505),
+        // RFC 9112 strictness (SPEC §7): 400, not 505 and not 200.
+        ("Host with userinfo", "GET /status HTTP/1.1\r\nHost: user@x\r\n\r\n".into(), 400),
+        ("Host with a path", "GET /status HTTP/1.1\r\nHost: x/status\r\n\r\n".into(), 400),
+        ("empty Host", "GET /status HTTP/1.1\r\nHost: \r\n\r\n".into(), 400),
+        ("Host list", "GET /status HTTP/1.1\r\nHost: x, y\r\n\r\n".into(), 400),
+        ("no target", "GET HTTP/1.1\r\nHost: x\r\n\r\n".into(), 400),
+        ("malformed version", "GET /status HTTP/1.1x\r\nHost: x\r\n\r\n".into(), 400),
+        ("lower-case version", "GET /status http/1.1\r\nHost: x\r\n\r\n".into(), 400),
+        ("tab in the request line", "GET\t/status HTTP/1.1\r\nHost: x\r\n\r\n".into(), 400),
+        ("fragment", "GET /status#top HTTP/1.1\r\nHost: x\r\n\r\n".into(), 400),
+        ("non-ASCII target", "GET /st\u{e4}tus HTTP/1.1\r\nHost: x\r\n\r\n".into(), 400),
+        ("asterisk form on GET", "GET * HTTP/1.1\r\nHost: x\r\n\r\n".into(), 400),
     ];
     let server = Server::start(&one_stream(HTTP));
     for (what, raw, status) in cases {

@@ -6,6 +6,7 @@ mod chunked;
 mod cli_config;
 mod http;
 mod limits;
+mod proxy;
 mod resume;
 mod rotation;
 mod router;

@@ -130,3 +130,25 @@ fn router_port_puts_every_http_stream_on_that_port() {
     assert_eq!(all["streams"]["app"]["server"]["port"], port);
     assert_eq!(all["streams"]["sys"]["server"]["port"], port);
 }
+
+/// `--router-port 0` is accepted like `port = 0`: every HTTP stream on one free port.
+#[test]
+fn router_port_0_puts_every_http_stream_on_one_free_port() {
+    // The configured ports are overridden, so they are never bound.
+    let server = Server::start_in(dirs(), &two_streams(18081, 18082), &["--router-port", "0"]);
+    let port = server.http_port("app");
+    assert_ne!(port, 0);
+    assert_eq!(server.http_port("sys"), port, "{}", server.stdout());
+    let mut app = SseClient::connect(port, "/app/stream", &[]);
+    app.skip_connected();
+    let mut sys = SseClient::connect(port, "/sys/logs", &[]);
+    sys.skip_connected();
+    append(&server.path("app/a.log"), "to app\n");
+    append(&server.path("sys/s.log"), "to sys\n");
+    assert_eq!(app.next_message(), "to app");
+    assert_eq!(sys.next_message(), "to sys");
+    let all = http_get(port, "/status").json();
+    assert_eq!(all["mode"], "router");
+    assert_eq!(all["streams"]["app"]["server"]["port"], port);
+    assert_eq!(all["streams"]["sys"]["server"]["port"], port);
+}

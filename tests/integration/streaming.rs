@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::util::*;
 
@@ -501,6 +501,33 @@ fn heartbeat_config(table: &str, keys: &str) -> String {
             "tcpserver"
         }
     ))
+}
+
+/// Without a heartbeat table, SSE streams get comment heartbeats every 30 s (invisible to
+/// EventSource; they keep proxies from cutting idle streams) and TCP clients get none.
+#[test]
+fn heartbeats_default_to_sse_comments_every_30s_and_tcp_off() {
+    let server = Server::start(&one_stream(&format!("{HTTP}{TCP}")));
+    let s = server.status("app");
+    assert_eq!(
+        s["server"]["heartbeat"],
+        json!({
+            "enabled": true,
+            "interval": 30,
+            "format": "comment",
+            "include_timestamp": true,
+            "include_stats": false,
+        })
+    );
+    assert_eq!(s["tcp_server"]["heartbeat"], json!({ "enabled": false }));
+    // `enabled = false` still turns them off.
+    let off = Server::start(&one_stream(&format!(
+        "{HTTP}[streams.httpserver.heartbeat]\nenabled = false\n"
+    )));
+    assert_eq!(
+        off.status("app")["server"]["heartbeat"],
+        json!({ "enabled": false })
+    );
 }
 
 #[test]

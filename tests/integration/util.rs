@@ -90,6 +90,61 @@ pub fn is_rfc3339_utc(s: &str, frac: usize) -> bool {
         && b[b.len() - 1] == b'Z'
 }
 
+/// Unix seconds of an RFC 9110 IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), checking
+/// its exact shape and that the weekday matches the date.
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let b = s.as_bytes();
+    if b.len() != 29 || &s[3..5] != ", " || &s[25..] != " GMT" {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = &s[r];
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let (day, year) = (num(5..7)?, num(12..16)?);
+    let month = MONTHS.iter().position(|m| *m == &s[8..11])? as i64 + 1;
+    let (h, m, sec) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    if [b[7], b[11], b[16], b[19], b[22]] != [b' ', b' ', b' ', b':', b':'] {
+        return None;
+    }
+    // Days from civil (Howard Hinnant), as logwisp's own timefmt does.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    if DAYS[days.rem_euclid(7) as usize] != &s[0..3] {
+        return None;
+    }
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Asserts `r` has exactly one `Date`, an IMF-fixdate within `[from - 1, to + 1]`.
+pub fn assert_dated(what: &str, r: &Response, from: i64, to: i64) {
+    let date = r
+        .header("Date")
+        .unwrap_or_else(|| panic!("{what}: no Date header in {:?}", r.headers));
+    let t = parse_http_date(date).unwrap_or_else(|| panic!("{what}: bad Date {date:?}"));
+    assert!(
+        (from - 1..=to + 1).contains(&t),
+        "{what}: Date {date} is not now ({from}..={to})"
+    );
+}
+
 /// A fresh directory under the system temp dir, removed on drop.
 pub struct TempDir {
     path: PathBuf,
@@ -795,6 +850,15 @@ impl Event {
         serde_json::from_str(data).unwrap_or_else(|e| panic!("data is not JSON ({e}): {data}"))
     }
 
+    /// Only `:` comment lines (a comment heartbeat).
+    pub fn is_comment_only(&self) -> bool {
+        !self.comments.is_empty()
+            && self.event.is_none()
+            && self.id.is_none()
+            && self.data.is_none()
+            && self.retry.is_none()
+    }
+
     /// A log entry: `id:` and `data:` and nothing else.
     pub fn is_entry(&self) -> bool {
         self.id.is_some() && self.event.is_none() && self.comments.is_empty()
@@ -956,9 +1020,13 @@ impl SseClient {
         })
     }
 
-    /// The next event, which must be a log entry: its id and JSON.
+    /// The next event, which must be a log entry: its id and JSON. Heartbeat comments
+    /// (on by default every 30 s, and ignored by EventSource) are skipped.
     pub fn next_entry(&mut self) -> (u64, Value) {
-        let e = self.next_event();
+        let mut e = self.next_event();
+        while e.is_comment_only() {
+            e = self.next_event();
+        }
         assert!(e.is_entry(), "expected an entry, got {:?}", e.raw);
         (
             e.id.as_ref().unwrap().parse().expect("numeric id"),
