@@ -74,6 +74,10 @@ fn main() -> ExitCode {
     };
     if args.check {
         print!("config OK: {source}\n{}", describe(&cfg));
+        match cfg.state_dir.clone().or_else(logwisp::state::default_dir) {
+            Some(dir) => println!("state kept in {}", dir.display()),
+            None => println!("state: no directory (positions are not kept across restarts)"),
+        }
         return ExitCode::SUCCESS;
     }
     reactor::raise_fd_limit();

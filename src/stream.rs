@@ -60,6 +60,8 @@ pub struct ServerState {
     pub clients_served: u64,
     /// Requests answered (HTTP) or connections accepted (TCP).
     pub requests: u64,
+    /// A heartbeat timer is pending.
+    pub heartbeat_armed: bool,
 }
 
 impl ServerState {
@@ -79,6 +81,7 @@ impl ServerState {
             active_clients: 0,
             clients_served: 0,
             requests: 0,
+            heartbeat_armed: false,
         }
     }
 

@@ -478,6 +478,7 @@ impl Reactor {
             counted,
             finish,
         }));
+        self.arm_heartbeat(s, Protocol::Http);
         self.write_stream_client(key, now);
         Step::Handed
     }

@@ -277,7 +277,10 @@ impl Reactor {
         let state = match self.listeners[l].kind {
             ListenerKind::Http(_) => ConnState::Http(HttpState::default()),
             ListenerKind::Tcp(s) => match self.admit_tcp(s, key, peer_ip, now) {
-                Ok(client) => ConnState::Stream(client),
+                Ok(client) => {
+                    self.arm_heartbeat(s, Protocol::Tcp);
+                    ConnState::Stream(client)
+                }
                 Err(line) => ConnState::Http(HttpState {
                     out: line,
                     close_after: true,

@@ -53,6 +53,8 @@ const WRITE_BUDGET: usize = 4 * 1024 * 1024;
 const DISCARD_BUDGET: usize = 64 * 1024;
 /// A request head must arrive within this long (and an idle keep-alive is closed after it).
 pub const HEADER_TIMEOUT_MS: u64 = 10_000;
+/// How often a half-closed streaming client is asked whether it is still there.
+const PROBE_MS: u64 = 10_000;
 /// How long shutdown waits for clients to take their last bytes.
 /// (The spec allows 2 s; the margin covers process teardown.)
 const SHUTDOWN_GRACE_MS: u64 = 1_500;
@@ -97,6 +99,11 @@ enum Timer {
     },
     /// A lingering close gives up waiting for the peer.
     Linger {
+        key: usize,
+        generation: u64,
+    },
+    /// Asks a half-closed streaming client whether it is still there.
+    Probe {
         key: usize,
         generation: u64,
     },
@@ -345,14 +352,6 @@ impl Reactor {
         }
         reactor.print_endpoints();
         for s in 0..reactor.streams.len() {
-            for protocol in [Protocol::Http, Protocol::Tcp] {
-                if let Some(hb) = reactor.streams[s]
-                    .server(protocol)
-                    .and_then(|v| v.heartbeat)
-                {
-                    reactor.arm(hb.interval_secs * 1000, Timer::Heartbeat(s, protocol));
-                }
-            }
             // Ids are reserved before any is handed out.
             reactor.save_stream(s, false);
         }
@@ -374,6 +373,20 @@ impl Reactor {
         !self.ready.is_empty()
             || (!self.stopping && self.streams.iter().any(Stream::wants_read))
             || self.listeners.iter().any(|l| l.readable && !l.paused)
+    }
+
+    /// Heartbeats tick while a server has clients, so an idle logwisp is not woken for
+    /// nobody.
+    fn arm_heartbeat(&mut self, s: usize, protocol: Protocol) {
+        let Some(server) = self.streams[s].server_mut(protocol) else {
+            return;
+        };
+        let Some(hb) = server.heartbeat else { return };
+        if server.heartbeat_armed || server.active_clients == 0 {
+            return;
+        }
+        server.heartbeat_armed = true;
+        self.arm(hb.interval_secs * 1000, Timer::Heartbeat(s, protocol));
     }
 
     /// Keeps one timer per stream at the tick its tailer wants to be woken, if any.
@@ -603,10 +616,11 @@ impl Reactor {
                     self.plan_wake(s);
                 }
                 Timer::Heartbeat(s, protocol) => {
-                    self.heartbeat(s, protocol, now);
-                    if let Some(hb) = self.streams[s].server(protocol).and_then(|v| v.heartbeat) {
-                        self.arm(hb.interval_secs * 1000, Timer::Heartbeat(s, protocol));
+                    if let Some(server) = self.streams[s].server_mut(protocol) {
+                        server.heartbeat_armed = false;
                     }
+                    self.heartbeat(s, protocol, now);
+                    self.arm_heartbeat(s, protocol);
                 }
                 Timer::HeaderTimeout { key, generation } => {
                     self.header_timeout(key, generation, now)
@@ -618,6 +632,17 @@ impl Reactor {
                         .is_some_and(|c| c.generation == generation)
                     {
                         self.close(key, now);
+                    }
+                }
+                Timer::Probe { key, generation } => {
+                    // A half-closed client that closed for good since sends nothing more
+                    // (its FIN is already in): only a probe tells it is gone.
+                    if let Some(c) = self.conns.get_mut(key)
+                        && c.generation == generation
+                    {
+                        conn::probe_peer(&mut c.transport);
+                        let t = self.arm(PROBE_MS, Timer::Probe { key, generation });
+                        self.conns[key].timer = Some(t);
                     }
                 }
                 Timer::ConsoleStats => {
@@ -808,6 +833,9 @@ impl Reactor {
                         conn.read_closed = true;
                         conn.readable = false;
                         conn::probe_peer(&mut conn.transport);
+                        let generation = conn.generation;
+                        let t = self.arm(PROBE_MS, Timer::Probe { key, generation });
+                        self.conns[key].timer = Some(t);
                         break;
                     }
                     Err(_) => {

@@ -238,6 +238,12 @@ fn fingerprint_matches(file: &File, fp: Fingerprint) -> bool {
     fp.len > 0 && Fingerprint::read(file, fp.len as usize).ok().flatten() == Some(fp)
 }
 
+/// Whether `file` is the one a checkpoint was taken of, as far as its first bytes tell
+/// (a checkpoint of an empty file has nothing to compare).
+fn checkpoint_matches(file: &File, cp: &Checkpoint) -> bool {
+    cp.fingerprint.len == 0 || fingerprint_matches(file, cp.fingerprint)
+}
+
 /// Whether the source's file still has a name somewhere (not deleted).
 fn linked(s: &Source) -> bool {
     s.file
@@ -470,24 +476,11 @@ impl Monitor {
             if self.by_id.contains_key(&cp.id) {
                 continue;
             }
-            let dirs: Vec<PathBuf> = self.targets.iter().map(|t| t.dir.clone()).collect();
-            let found = dirs.iter().find_map(|dir| {
-                std::fs::read_dir(dir)
-                    .ok()?
-                    .flatten()
-                    .find_map(|e| (e.ino() == cp.id.1).then(|| e.path()))
-            });
-            let Some(path) = found else { continue };
-            let Ok((file, meta)) = open_regular(&path) else {
+            let Some((file, path)) = self.find_by_inode(cp.id) else {
                 continue;
             };
-            if file_id(&meta) != cp.id
-                || Fingerprint::read(&file, cp.fingerprint.len as usize)
-                    .ok()
-                    .flatten()
-                    != Some(cp.fingerprint)
-                || meta.len() < cp.offset
-            {
+            let Ok(meta) = file.metadata() else { continue };
+            if !checkpoint_matches(&file, cp) || meta.len() < cp.offset {
                 continue;
             }
             let mut s = Source::new(cp.id, path, cp.offset, self.max_line);
@@ -1105,10 +1098,7 @@ impl Monitor {
             if let Some(cp) = resume.checkpoints.iter().find(|c| c.id == id)
                 && let Some((file, m)) = &opened
                 && m.len() >= cp.offset
-                && Fingerprint::read(file, cp.fingerprint.len as usize)
-                    .ok()
-                    .flatten()
-                    == Some(cp.fingerprint)
+                && checkpoint_matches(file, cp)
             {
                 let (file, _) = opened.expect("checked above");
                 return (cp.offset, Some(cp.fingerprint), Some(file));
@@ -1166,7 +1156,16 @@ impl Monitor {
                 true
             }
             Ok(_) => {
-                // The path now holds another file; its names will find out.
+                // The path now holds another file: this one was renamed while its
+                // descriptor was closed. Find it by inode to finish reading it; its names
+                // will find out about the new file.
+                if self.sources[k].phase != Phase::Finished
+                    && let Some((file, path)) = self.find_by_inode(self.sources[k].id)
+                {
+                    self.sources[k].path = path;
+                    self.adopt_descriptor(k, file);
+                    return true;
+                }
                 let names: Vec<source::NameRef> = self.sources[k].names.clone();
                 for (t, base) in names {
                     if let Some(&n) = self.targets[t].by_name.get(&base) {
@@ -1183,6 +1182,21 @@ impl Monitor {
                 false
             }
         }
+    }
+
+    /// The file `id`, wherever it is in the watched directories now.
+    fn find_by_inode(&self, id: FileId) -> Option<(File, PathBuf)> {
+        self.targets.iter().find_map(|t| {
+            let entries = std::fs::read_dir(&t.dir).ok()?;
+            entries.flatten().find_map(|e| {
+                if e.ino() != id.1 {
+                    return None;
+                }
+                let path = e.path();
+                let (file, meta) = open_regular(&path).ok()?;
+                (file_id(&meta) == id).then_some((file, path))
+            })
+        })
     }
 
     fn close_descriptor(&mut self, k: usize) {

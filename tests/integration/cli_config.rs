@@ -385,6 +385,13 @@ fn check_prints_streams_and_endpoints() {
     for want in ["web", "app", "18081", "19091", "/stream", "/status"] {
         assert!(r.stdout.contains(want), "{want} missing: {}", r.stdout);
     }
+    // Where positions are kept: state_dir when given, else the documented default.
+    let with_state = format!("state_dir = \"{}/st\"\n{text}", dir.path().display());
+    let path = write_config(&dir, &with_state);
+    let r = run(&["--check", "--config", path.to_str().unwrap()], dir.path());
+    let want = format!("state kept in {}/st\n", dir.path().display());
+    assert!(r.stdout.contains(&want), "{want:?} missing: {}", r.stdout);
+    assert!(!dir.join("st").exists(), "--check creates nothing");
 }
 
 #[test]
@@ -439,4 +446,37 @@ fn config_is_looked_up_from_flag_then_env_then_home_then_built_in() {
     );
     let out = check(&[], &[("HOME", empty_home.as_os_str())]);
     assert!(out.contains("default") && out.contains("8080"), "{out}");
+}
+
+/// A target that does not exist yet, or matches nothing yet, is said once at startup
+/// (and still waited for).
+#[test]
+fn missing_or_empty_targets_are_announced_once_and_waited_for() {
+    let toml = "[[streams]]\nname = \"app\"\n[streams.monitor]\n\
+        targets = [{ path = \"$DIR/later\", pattern = \"*.log\" }, { path = \"$DIR\", pattern = \"*.txt\" }]\n"
+        .to_string()
+        + HTTP;
+    let server = Server::start(&toml);
+    let said = |needle: &str| server.stderr().matches(needle).count();
+    assert!(
+        wait_until(TIMEOUT, || said("does not exist yet") == 1
+            && said("no file matches") == 1),
+        "stderr: {}",
+        server.stderr()
+    );
+    let err = server.stderr();
+    assert!(
+        err.contains(&format!("{}/later", server.dir.path().display())),
+        "{err}"
+    );
+    assert!(err.contains("(pattern *.txt)"), "{err}");
+    // Both are still followed once they appear.
+    let mut c = SseClient::connect(server.http_port("app"), "/stream", &[]);
+    c.skip_connected();
+    std::fs::create_dir(server.path("later")).unwrap();
+    append(&server.path("later/a.log"), "from the new dir\n");
+    assert_eq!(c.next_message(), "from the new dir");
+    append(&server.path("b.txt"), "from the new file\n");
+    assert_eq!(c.next_message(), "from the new file");
+    assert_eq!(said("does not exist yet"), 1);
 }

@@ -441,3 +441,56 @@ fn head_of_the_stream_path_is_the_sse_head_only() {
     let s: Value = server.status("app");
     assert_eq!(s["delivery"]["sse_clients"], 0);
 }
+
+/// A client outside this code base reads the stream as it comes: Python's `http.client`
+/// (what urllib3 and requests build on) de-chunks the body and hands each event over at
+/// once, rather than waiting for a body end that never comes.
+#[test]
+fn python_http_client_reads_events_as_they_arrive() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let server = Server::start(&one_stream(HTTP));
+    let log = server.path("app.log");
+    append(&log, "");
+    let script = r#"
+import http.client, json, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+c.request("GET", "/stream", headers={"Accept": "text/event-stream"})
+r = c.getresponse()
+print(r.status, r.getheader("Transfer-Encoding"), flush=True)
+while True:
+    line = r.readline()
+    if not line:
+        break
+    if line.startswith(b"data: ") and b"client_id" not in line:
+        print(json.loads(line[6:])["message"], flush=True)
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(server.http_port("app").to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for this test");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), "200 chunked");
+    server.wait_status("app", "the Python client", |s| {
+        s["delivery"]["sse_clients"] == 1
+    });
+    for i in 0..20 {
+        // One at a time: each must arrive before the next is written.
+        let text = format!("event {i}");
+        append(&log, &format!("{text}\n"));
+        assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), text);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -644,3 +644,34 @@ fn tcp_heartbeat_is_a_json_line() {
         }
     }
 }
+
+/// A client that shuts down its sending side (`nc -N`, `nc host port < /dev/null`) keeps
+/// receiving, on SSE and on TCP.
+#[test]
+fn half_closed_clients_keep_receiving() {
+    let server = Server::start(&one_stream(&format!("{HTTP}{TCP}")));
+    let log = server.path("app.log");
+    append(&log, "");
+    let mut sse_sock = connect_tcp(None, None, server.http_port("app"));
+    sse_sock
+        .write_all(SseClient::request("/stream", &[]).as_bytes())
+        .unwrap();
+    sse_sock.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut sse = SseClient::read_head(sse_sock).unwrap_or_else(|r| panic!("{}", r.text()));
+    sse.skip_connected();
+    let tcp_sock = connect_tcp(None, None, server.tcp_port("app"));
+    tcp_sock.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut tcp = TcpLineClient::from_stream(tcp_sock);
+    server.wait_status("app", "1 SSE and 1 TCP client", |s| {
+        s["delivery"]["sse_clients"] == 1 && s["delivery"]["tcp_clients"] == 1
+    });
+    append(&log, "after half-close\n");
+    assert_eq!(sse.next_message(), "after half-close");
+    // Nothing but the entry reaches the TCP reader: the liveness probe is out of band.
+    let line = tcp.next_line();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    assert_eq!(v["message"], "after half-close");
+    append(&log, "second\n");
+    assert_eq!(sse.next_message(), "second");
+    assert_eq!(tcp.next_message(), "second");
+}
