@@ -57,7 +57,7 @@ fn heartbeat_json(server: &ServerState) -> Value {
 
 fn server_json(server: &ServerState, uptime_secs: u64, router: bool) -> Value {
     let mut v = json!({
-        "type": server.protocol.name(),
+        "type": server.kind.name(),
         "port": server.bound.map_or(0, |a| a.port()),
         "address": server.bound.map(|a| a.ip().to_string()),
         "active_clients": server.active_clients,
@@ -67,7 +67,7 @@ fn server_json(server: &ServerState, uptime_secs: u64, router: bool) -> Value {
         "heartbeat": heartbeat_json(server),
         "rate_limit": rate_limit_json(server.limiter.as_ref()),
     });
-    if server.protocol == crate::stream::Protocol::Http {
+    if server.kind == crate::stream::ServerKind::Http {
         v["mode"] = json!({ "standalone": !router, "router": router });
     }
     v

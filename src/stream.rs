@@ -23,23 +23,23 @@ pub const READ_BYTES_PER_TURN: usize = 4 * 1024 * 1024;
 const REPLAY_READ: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
+pub enum ServerKind {
     Http,
     Tcp,
 }
 
-impl Protocol {
+impl ServerKind {
     pub fn name(self) -> &'static str {
         match self {
-            Protocol::Http => "http",
-            Protocol::Tcp => "tcp",
+            ServerKind::Http => "http",
+            ServerKind::Tcp => "tcp",
         }
     }
 
     pub fn wire(self) -> Wire {
         match self {
-            Protocol::Http => Wire::Sse,
-            Protocol::Tcp => Wire::Ndjson,
+            ServerKind::Http => Wire::Sse,
+            ServerKind::Tcp => Wire::Ndjson,
         }
     }
 }
@@ -47,7 +47,7 @@ impl Protocol {
 /// One server (HTTP/SSE or TCP) of a stream.
 #[derive(Debug)]
 pub struct ServerState {
-    pub protocol: Protocol,
+    pub kind: ServerKind,
     /// Index of the listener serving it (shared between streams in router mode).
     pub listener: usize,
     pub bound: Option<SocketAddr>,
@@ -66,13 +66,13 @@ pub struct ServerState {
 
 impl ServerState {
     pub fn new(
-        protocol: Protocol,
+        kind: ServerKind,
         buffer_size: usize,
         heartbeat: Option<HeartbeatConfig>,
         limiter: Option<Limiter>,
     ) -> ServerState {
         ServerState {
-            protocol,
+            kind,
             listener: usize::MAX,
             bound: None,
             buffer_size,
@@ -187,11 +187,11 @@ impl Stream {
         let http = cfg
             .http
             .as_ref()
-            .map(|h| ServerState::new(Protocol::Http, h.buffer_size, h.heartbeat, http_limiter));
+            .map(|h| ServerState::new(ServerKind::Http, h.buffer_size, h.heartbeat, http_limiter));
         let tcp = cfg
             .tcp
             .as_ref()
-            .map(|t| ServerState::new(Protocol::Tcp, t.buffer_size, t.heartbeat, tcp_limiter));
+            .map(|t| ServerState::new(ServerKind::Tcp, t.buffer_size, t.heartbeat, tcp_limiter));
         let (stream_path, status_path) = cfg
             .http
             .as_ref()
@@ -221,17 +221,17 @@ impl Stream {
         &self.cfg.name
     }
 
-    pub fn server(&self, protocol: Protocol) -> Option<&ServerState> {
-        match protocol {
-            Protocol::Http => self.http.as_ref(),
-            Protocol::Tcp => self.tcp.as_ref(),
+    pub fn server(&self, kind: ServerKind) -> Option<&ServerState> {
+        match kind {
+            ServerKind::Http => self.http.as_ref(),
+            ServerKind::Tcp => self.tcp.as_ref(),
         }
     }
 
-    pub fn server_mut(&mut self, protocol: Protocol) -> Option<&mut ServerState> {
-        match protocol {
-            Protocol::Http => self.http.as_mut(),
-            Protocol::Tcp => self.tcp.as_mut(),
+    pub fn server_mut(&mut self, kind: ServerKind) -> Option<&mut ServerState> {
+        match kind {
+            ServerKind::Http => self.http.as_mut(),
+            ServerKind::Tcp => self.tcp.as_mut(),
         }
     }
 
@@ -318,9 +318,9 @@ impl Stream {
         }
     }
 
-    /// A new streaming client of `protocol` starting at `seq`.
-    pub fn subscribe(&mut self, protocol: Protocol, seq: u64, chunked: bool) -> Subscriber {
-        let wire = protocol.wire();
+    /// A new streaming client of `kind` starting at `seq`.
+    pub fn subscribe(&mut self, kind: ServerKind, seq: u64, chunked: bool) -> Subscriber {
+        let wire = kind.wire();
         self.ring.enable(wire);
         Subscriber::new(wire, &self.ring, seq, chunked)
     }
@@ -423,11 +423,11 @@ impl Stream {
         sub.at = At::Disk { seq, hint };
     }
 
-    /// What a client of `protocol` needs to render heartbeats and notices now.
-    pub fn renderer(&self, protocol: Protocol, unix_secs: i64, uptime_secs: u64) -> WireRenderer {
-        let server = self.server(protocol);
+    /// What a client of `kind` needs to render heartbeats and notices now.
+    pub fn renderer(&self, kind: ServerKind, unix_secs: i64, uptime_secs: u64) -> WireRenderer {
+        let server = self.server(kind);
         WireRenderer {
-            protocol,
+            kind,
             heartbeat: server.and_then(|s| s.heartbeat),
             stats: HeartbeatStats {
                 unix_secs,
@@ -440,7 +440,7 @@ impl Stream {
 
 /// Renders control output (heartbeats, loss notices) in a server's wire format.
 pub struct WireRenderer {
-    pub protocol: Protocol,
+    pub kind: ServerKind,
     pub heartbeat: Option<HeartbeatConfig>,
     pub stats: HeartbeatStats,
 }
@@ -448,16 +448,16 @@ pub struct WireRenderer {
 impl ControlRenderer for WireRenderer {
     fn dropped(&self, out: &mut Vec<u8>, count: u64, exact: bool) {
         // TCP clients have no event channel; their losses show in /status.
-        if self.protocol == Protocol::Http {
+        if self.kind == ServerKind::Http {
             sse::dropped(out, count, exact);
         }
     }
 
     fn heartbeat(&self, out: &mut Vec<u8>) {
         if let Some(cfg) = &self.heartbeat {
-            match self.protocol {
-                Protocol::Http => sse::heartbeat(out, cfg, self.stats),
-                Protocol::Tcp => tcp::heartbeat(out, cfg, self.stats),
+            match self.kind {
+                ServerKind::Http => sse::heartbeat(out, cfg, self.stats),
+                ServerKind::Tcp => tcp::heartbeat(out, cfg, self.stats),
             }
         }
     }

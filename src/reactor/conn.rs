@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use mio::net::TcpStream;
 
 use crate::fanout::Subscriber;
-use crate::stream::Protocol;
+use crate::stream::ServerKind;
 use crate::timer::TimerId;
 
 /// The byte pipe under a connection. One variant today; a TLS session driven from the
@@ -89,7 +89,7 @@ pub enum Finish {
 #[derive(Debug)]
 pub struct StreamClient {
     pub stream: usize,
-    pub protocol: Protocol,
+    pub kind: ServerKind,
     pub sub: Subscriber,
     /// Position in the stream's client list (kept in sync on removal).
     pub index: usize,

@@ -10,7 +10,7 @@ use crate::http::router::Endpoint;
 use crate::ratelimit::Refusal;
 use crate::sse;
 use crate::stats;
-use crate::stream::Protocol;
+use crate::stream::ServerKind;
 use crate::timefmt;
 
 /// Bytes read from an HTTP connection per read call.
@@ -439,7 +439,7 @@ impl Reactor {
         server.clients_served += 1;
         let buffer_size = server.buffer_size;
         let start = stream.start_point(last_event_id);
-        let mut sub = stream.subscribe(Protocol::Http, start.seq, chunked);
+        let mut sub = stream.subscribe(ServerKind::Http, start.seq, chunked);
         let mut head = Vec::with_capacity(256);
         sse::response_head(&mut head, &timefmt::http_date(self.unix_secs), chunked);
         sub.queue_raw(&head);
@@ -472,13 +472,13 @@ impl Reactor {
         }
         c.state = ConnState::Stream(Box::new(StreamClient {
             stream: s,
-            protocol: Protocol::Http,
+            kind: ServerKind::Http,
             sub,
             index,
             counted,
             finish,
         }));
-        self.arm_heartbeat(s, Protocol::Http);
+        self.arm_heartbeat(s, ServerKind::Http);
         self.write_stream_client(key, now);
         Step::Handed
     }

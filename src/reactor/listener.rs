@@ -13,7 +13,7 @@ use super::conn::{Conn, ConnState, Finish, HttpState, StreamClient, Transport};
 use super::{HEADER_TIMEOUT_MS, LISTENER_BASE, Reactor, Timer, report_once};
 use crate::http::router::Routes;
 use crate::ratelimit::Refusal;
-use crate::stream::Protocol;
+use crate::stream::ServerKind;
 use crate::tcp;
 
 /// Pending-connection queue per listener (the kernel caps it at net.core.somaxconn).
@@ -278,7 +278,7 @@ impl Reactor {
             ListenerKind::Http(_) => ConnState::Http(HttpState::default()),
             ListenerKind::Tcp(s) => match self.admit_tcp(s, key, peer_ip, now) {
                 Ok(client) => {
-                    self.arm_heartbeat(s, Protocol::Tcp);
+                    self.arm_heartbeat(s, ServerKind::Tcp);
                     ConnState::Stream(client)
                 }
                 Err(line) => ConnState::Http(HttpState {
@@ -341,12 +341,12 @@ impl Reactor {
         server.active_clients += 1;
         server.clients_served += 1;
         let start = stream.ring.next_seq();
-        let sub = stream.subscribe(Protocol::Tcp, start, false);
+        let sub = stream.subscribe(ServerKind::Tcp, start, false);
         let index = stream.clients.len();
         stream.clients.push(key);
         Ok(Box::new(StreamClient {
             stream: s,
-            protocol: Protocol::Tcp,
+            kind: ServerKind::Tcp,
             sub,
             index,
             counted,

@@ -31,7 +31,7 @@ use crate::ratelimit::Limiter;
 use crate::sse;
 use crate::state::{self, ID_RESERVE, Store, StreamState};
 use crate::stats;
-use crate::stream::{Ids, Protocol, Stream};
+use crate::stream::{Ids, ServerKind, Stream};
 use crate::tail::{Change, WatchOwner, Watcher, report};
 use crate::timer::{TimerId, Wheel};
 use conn::{Conn, ConnState, Finish, StreamClient};
@@ -92,7 +92,7 @@ impl Clock {
 enum Timer {
     /// The stream's tailer asked to be woken (a periodic check, a retired file's grace).
     StreamWake(usize),
-    Heartbeat(usize, Protocol),
+    Heartbeat(usize, ServerKind),
     HeaderTimeout {
         key: usize,
         generation: u64,
@@ -377,8 +377,8 @@ impl Reactor {
 
     /// Heartbeats tick while a server has clients, so an idle logwisp is not woken for
     /// nobody.
-    fn arm_heartbeat(&mut self, s: usize, protocol: Protocol) {
-        let Some(server) = self.streams[s].server_mut(protocol) else {
+    fn arm_heartbeat(&mut self, s: usize, kind: ServerKind) {
+        let Some(server) = self.streams[s].server_mut(kind) else {
             return;
         };
         let Some(hb) = server.heartbeat else { return };
@@ -386,7 +386,7 @@ impl Reactor {
             return;
         }
         server.heartbeat_armed = true;
-        self.arm(hb.interval_secs * 1000, Timer::Heartbeat(s, protocol));
+        self.arm(hb.interval_secs * 1000, Timer::Heartbeat(s, kind));
     }
 
     /// Keeps one timer per stream at the tick its tailer wants to be woken, if any.
@@ -615,12 +615,12 @@ impl Reactor {
                     self.streams[s].read_pending = true;
                     self.plan_wake(s);
                 }
-                Timer::Heartbeat(s, protocol) => {
-                    if let Some(server) = self.streams[s].server_mut(protocol) {
+                Timer::Heartbeat(s, kind) => {
+                    if let Some(server) = self.streams[s].server_mut(kind) {
                         server.heartbeat_armed = false;
                     }
-                    self.heartbeat(s, protocol, now);
-                    self.arm_heartbeat(s, protocol);
+                    self.heartbeat(s, kind, now);
+                    self.arm_heartbeat(s, kind);
                 }
                 Timer::HeaderTimeout { key, generation } => {
                     self.header_timeout(key, generation, now)
@@ -766,12 +766,12 @@ impl Reactor {
         }
     }
 
-    fn heartbeat(&mut self, s: usize, protocol: Protocol, now: u64) {
+    fn heartbeat(&mut self, s: usize, kind: ServerKind, now: u64) {
         let keys = self.streams[s].clients.clone();
         for key in keys {
             if let Some(conn) = self.conns.get_mut(key)
                 && let ConnState::Stream(client) = &mut conn.state
-                && client.protocol == protocol
+                && client.kind == kind
             {
                 client.sub.request_heartbeat();
                 if conn.writable {
@@ -896,7 +896,7 @@ impl Reactor {
                     m.index = idx;
                 }
             }
-            if let Some(server) = stream.server_mut(client.protocol) {
+            if let Some(server) = stream.server_mut(client.kind) {
                 server.active_clients = server.active_clients.saturating_sub(1);
                 if client.counted
                     && let Some(l) = server.limiter.as_mut()
@@ -974,11 +974,7 @@ fn write_client(
     let client: &mut StreamClient = client;
     let mut budget = WRITE_BUDGET;
     loop {
-        let renderer = stream.renderer(
-            client.protocol,
-            unix_secs,
-            (unix_secs - started).max(0) as u64,
-        );
+        let renderer = stream.renderer(client.kind, unix_secs, (unix_secs - started).max(0) as u64);
         let before = client.sub.bytes_sent;
         let result = client
             .sub
@@ -1014,7 +1010,7 @@ fn write_client(
                 Finish::Streaming => return ClientWrite::Wait,
                 Finish::Draining => {
                     client.finish = Finish::Closing;
-                    if client.protocol == Protocol::Http {
+                    if client.kind == ServerKind::Http {
                         client.sub.queue_control(sse::DISCONNECT);
                     }
                     client.sub.end_body();
