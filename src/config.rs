@@ -57,6 +57,8 @@ pub struct Config {
     pub streams: Vec<StreamConfig>,
     /// Where checkpoints and ids are kept (`None`: the default, see `state::default_dir`).
     pub state_dir: Option<PathBuf>,
+    /// Reload when the config file changes (as on SIGHUP).
+    pub config_auto_reload: bool,
     /// Router mode: HTTP streams sharing a port are served by one listener.
     pub router: bool,
 }
@@ -73,6 +75,14 @@ pub struct StreamConfig {
 }
 
 impl StreamConfig {
+    /// Whether `other` tails the same files the same way (a reload keeps the tailer).
+    pub fn same_monitor(&self, other: &StreamConfig) -> bool {
+        self.check_interval_ms == other.check_interval_ms
+            && self.rotate_wait_ms == other.rotate_wait_ms
+            && self.targets == other.targets
+            && self.max_line_bytes == other.max_line_bytes
+    }
+
     /// Entries the shared buffer must hold: the deepest lag any of its servers allows.
     pub fn ring_capacity(&self) -> usize {
         let http = self.http.as_ref().map_or(0, |h| h.buffer_size);
@@ -801,6 +811,7 @@ fn validate(raw: raw::File, overrides: Overrides) -> Result<Config, Invalid> {
         streams,
         router,
         state_dir,
+        config_auto_reload: false,
     })
 }
 

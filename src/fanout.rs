@@ -159,6 +159,11 @@ impl Ring {
         self.capacity
     }
 
+    /// A new capacity (a reload changed `buffer_size`); excess goes at the next eviction.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+    }
+
     pub fn held_bytes(&self) -> usize {
         self.held_bytes
     }

@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     reactor::raise_fd_limit();
-    let mut service = match reactor::Reactor::new(cfg, &source) {
+    let mut service = match reactor::Reactor::new(cfg, &source, overrides) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("logwisp: {e}");

@@ -27,7 +27,10 @@ pub fn response_head(out: &mut Vec<u8>, date: &[u8; 29], chunked: bool) {
 /// Reconnect delay suggested to browsers (ms): prompt, since a reconnect loses nothing.
 pub const RETRY_MS: u64 = 1000;
 
+/// The goodbye at shutdown.
 pub const DISCONNECT: &[u8] = b"event: disconnect\ndata: {\"reason\":\"server_shutdown\"}\n\n";
+/// The goodbye when a reload removes the stream (or its HTTP server).
+pub const STREAM_REMOVED: &[u8] = b"event: disconnect\ndata: {\"reason\":\"stream_removed\"}\n\n";
 
 /// Counters a heartbeat may carry.
 #[derive(Debug, Clone, Copy)]

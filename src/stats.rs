@@ -221,7 +221,7 @@ pub fn stream_status(stream: &Stream, uptime_secs: u64, router: bool) -> Value {
 }
 
 /// Router mode `/status`: every stream.
-pub fn global_status(streams: &[Stream], uptime_secs: u64) -> Value {
+pub fn global_status(streams: &[&Stream], uptime_secs: u64) -> Value {
     let mut all = Map::new();
     for s in streams {
         all.insert(s.name().to_string(), stream_status(s, uptime_secs, true));
@@ -267,7 +267,7 @@ pub fn local_hms(unix_secs: i64) -> String {
 }
 
 /// The periodic console block: a header line and one line per stream.
-pub fn console_summary(streams: &[Stream], unix_secs: i64) -> String {
+pub fn console_summary(streams: &[&Stream], unix_secs: i64) -> String {
     let mut out = format!(
         "[{}] Active streams: {}\n",
         local_hms(unix_secs),

@@ -16,6 +16,15 @@ use crate::ratelimit::Limiter;
 use crate::sse::{self, HeartbeatStats};
 use crate::tail::{EntrySink, Monitor, ReadBudget, Replay, SourceRef, Watcher};
 use crate::tcp;
+use crate::timer::TimerId;
+
+/// A stream in the reactor's table: its slot and the generation it was created with, so
+/// a timer, watch or route that outlived the stream (removed by a reload) is recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamId {
+    pub index: usize,
+    pub generation: u64,
+}
 
 /// Bytes one stream may read from its files per turn.
 pub const READ_BYTES_PER_TURN: usize = 4 * 1024 * 1024;
@@ -120,6 +129,7 @@ pub struct CatchUp {
 
 #[derive(Debug)]
 pub struct Stream {
+    pub id: StreamId,
     pub cfg: StreamConfig,
     pub monitor: Monitor,
     pub ring: Ring,
@@ -143,6 +153,12 @@ pub struct Stream {
     /// advanced client).
     pub paced: bool,
     pub catch_up: CatchUp,
+    /// The reactor's timer for the tailer's next wake-up, and its tick.
+    pub wake: Option<(u64, TimerId)>,
+    /// At the last save of the state: the next sequence number, and the id ceiling.
+    pub saved: (u64, u64),
+    /// A reload removed it: it reads nothing more and goes once its clients are gone.
+    pub removing: bool,
 }
 
 /// Where the tailer's entries go: framed into the buffer once, and noted in the history.
@@ -176,6 +192,7 @@ impl EntrySink for Intake<'_> {
 
 impl Stream {
     pub fn new(
+        id: StreamId,
         cfg: StreamConfig,
         http_limiter: Option<Limiter>,
         tcp_limiter: Option<Limiter>,
@@ -198,6 +215,7 @@ impl Stream {
             .map(|h| (h.stream_path.clone(), h.status_path.clone()))
             .unwrap_or_default();
         Stream {
+            id,
             cfg,
             monitor,
             ring,
@@ -214,6 +232,9 @@ impl Stream {
             read_pending: false,
             paced: false,
             catch_up: CatchUp::default(),
+            wake: None,
+            saved: (0, 0),
+            removing: false,
         }
     }
 
@@ -242,7 +263,7 @@ impl Stream {
 
     /// Whether the reactor should read for this stream in the coming turn.
     pub fn wants_read(&self) -> bool {
-        self.read_pending && !self.paced
+        self.read_pending && !self.paced && !self.removing
     }
 
     /// Reads the stream's files for one turn, no further ahead of `lead` (the next entry of

@@ -26,7 +26,7 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// A complete JSON response.
+/// A complete response (JSON, or the metrics text).
 pub struct JsonResponse<'a> {
     pub status: u16,
     pub body: &'a [u8],
@@ -36,6 +36,7 @@ pub struct JsonResponse<'a> {
     pub extra_headers: &'a [(&'a str, &'a str)],
     /// The `Date` value, from [`crate::timefmt::http_date`] of the reactor's turn.
     pub date: [u8; 29],
+    pub content_type: &'a str,
 }
 
 impl JsonResponse<'_> {
@@ -49,7 +50,9 @@ impl JsonResponse<'_> {
         out.extend_from_slice(b"\r\nDate: ");
         out.extend_from_slice(&self.date);
         if !no_content {
-            out.extend_from_slice(b"\r\nContent-Type: application/json\r\nCache-Control: no-store");
+            out.extend_from_slice(b"\r\nContent-Type: ");
+            out.extend_from_slice(self.content_type.as_bytes());
+            out.extend_from_slice(b"\r\nCache-Control: no-store");
         }
         out.extend_from_slice(b"\r\nAccess-Control-Allow-Origin: *\r\nServer: logwisp\r\n");
         for (name, value) in self.extra_headers {
@@ -98,6 +101,7 @@ mod tests {
             head_only: false,
             extra_headers: &[("Retry-After", "2")],
             date: *b"Tue, 07 Jan 2025 10:30:00 GMT",
+            content_type: "application/json",
         }
         .write(&mut out);
         let text = String::from_utf8(out).unwrap();
@@ -119,6 +123,7 @@ mod tests {
             head_only: true,
             extra_headers: &[],
             date: *b"Thu, 01 Jan 1970 00:00:00 GMT",
+            content_type: "application/json",
         }
         .write(&mut out);
         assert!(out.ends_with(b"Content-Length: 2\r\nConnection: keep-alive\r\n\r\n"));
@@ -134,6 +139,7 @@ mod tests {
             head_only: false,
             extra_headers: &[("Allow", "GET, HEAD, OPTIONS")],
             date: *b"Thu, 01 Jan 1970 00:00:00 GMT",
+            content_type: "application/json",
         }
         .write(&mut out);
         assert_eq!(

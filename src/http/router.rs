@@ -1,15 +1,51 @@
 //! Which endpoint a path names on one HTTP listener. In standalone mode a listener serves
 //! one stream at its own paths; in router mode it serves every stream on its port at
-//! `/{name}{path}`, plus `/status` for all of them. New endpoints are new table rows.
+//! `/{name}{path}`, plus `/status` and `/metrics` for all of them. New endpoints are new
+//! table rows.
+
+use crate::stream::StreamId;
+
+/// Metrics of every stream, on every HTTP listener (SPEC §12).
+pub const DEFAULT_METRICS_PATH: &str = "/metrics";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
-    /// SSE stream of the stream with this index.
-    Stream(usize),
-    /// Status of the stream with this index.
-    Status(usize),
+    /// The SSE stream of a stream.
+    Stream(StreamId),
+    /// The status of a stream.
+    Status(StreamId),
     /// Router mode: status of every stream.
     GlobalStatus,
+    /// Prometheus metrics of every stream.
+    Metrics,
+}
+
+impl Endpoint {
+    /// What it is, for 404 bodies.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Endpoint::Stream(_) => "SSE stream",
+            Endpoint::Status(_) => "status",
+            Endpoint::GlobalStatus => "all streams",
+            Endpoint::Metrics => "metrics",
+        }
+    }
+
+    /// The stream it belongs to, if one.
+    pub fn stream(self) -> Option<StreamId> {
+        match self {
+            Endpoint::Stream(s) | Endpoint::Status(s) => Some(s),
+            Endpoint::GlobalStatus | Endpoint::Metrics => None,
+        }
+    }
+}
+
+/// A stream's paths as configured (before any router prefix).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamPaths<'a> {
+    pub stream: &'a str,
+    pub status: &'a str,
+    pub metrics: &'a str,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -27,6 +63,8 @@ impl Routes {
         if router {
             r.table
                 .push(("/status".to_string(), Endpoint::GlobalStatus));
+            r.table
+                .push((DEFAULT_METRICS_PATH.to_string(), Endpoint::Metrics));
         }
         r
     }
@@ -35,23 +73,21 @@ impl Routes {
         self.router
     }
 
-    /// Adds a stream's endpoints; returns their paths (stream, status).
-    pub fn add_stream(
-        &mut self,
-        index: usize,
-        name: &str,
-        stream_path: &str,
-        status_path: &str,
-    ) -> (String, String) {
+    /// Adds a stream's endpoints; returns their full paths (stream, status).
+    pub fn add_stream(&mut self, id: StreamId, name: &str, paths: StreamPaths) -> (String, String) {
         let prefix = if self.router {
             format!("/{name}")
         } else {
             String::new()
         };
-        let stream = format!("{prefix}{stream_path}");
-        let status = format!("{prefix}{status_path}");
-        self.table.push((stream.clone(), Endpoint::Stream(index)));
-        self.table.push((status.clone(), Endpoint::Status(index)));
+        let stream = format!("{prefix}{}", paths.stream);
+        let status = format!("{prefix}{}", paths.status);
+        self.table.push((stream.clone(), Endpoint::Stream(id)));
+        self.table.push((status.clone(), Endpoint::Status(id)));
+        if !self.router {
+            self.table
+                .push((paths.metrics.to_string(), Endpoint::Metrics));
+        }
         (stream, status)
     }
 
@@ -65,7 +101,7 @@ impl Routes {
     }
 
     /// Streams served by this listener.
-    pub fn streams(&self) -> impl Iterator<Item = usize> + '_ {
+    pub fn streams(&self) -> impl Iterator<Item = StreamId> + '_ {
         self.table.iter().filter_map(|(_, e)| match e {
             Endpoint::Stream(i) => Some(*i),
             _ => None,
@@ -77,22 +113,41 @@ impl Routes {
 mod tests {
     use super::*;
 
+    const A: StreamId = StreamId {
+        index: 0,
+        generation: 1,
+    };
+    const B: StreamId = StreamId {
+        index: 1,
+        generation: 2,
+    };
+
+    fn paths<'a>(stream: &'a str, status: &'a str) -> StreamPaths<'a> {
+        StreamPaths {
+            stream,
+            status,
+            metrics: DEFAULT_METRICS_PATH,
+        }
+    }
+
     #[test]
     fn standalone_and_router_paths() {
         let mut s = Routes::new(false);
-        s.add_stream(0, "app", "/stream", "/status");
-        assert_eq!(s.lookup("/stream"), Some(Endpoint::Stream(0)));
-        assert_eq!(s.lookup("/status"), Some(Endpoint::Status(0)));
+        s.add_stream(A, "app", paths("/stream", "/status"));
+        assert_eq!(s.lookup("/stream"), Some(Endpoint::Stream(A)));
+        assert_eq!(s.lookup("/status"), Some(Endpoint::Status(A)));
+        assert_eq!(s.lookup("/metrics"), Some(Endpoint::Metrics));
         assert_eq!(s.lookup("/app/stream"), None);
 
         let mut r = Routes::new(true);
-        r.add_stream(0, "app", "/stream", "/status");
-        r.add_stream(1, "sys", "/logs", "/info");
-        assert_eq!(r.lookup("/app/stream"), Some(Endpoint::Stream(0)));
-        assert_eq!(r.lookup("/sys/logs"), Some(Endpoint::Stream(1)));
-        assert_eq!(r.lookup("/sys/info"), Some(Endpoint::Status(1)));
+        r.add_stream(A, "app", paths("/stream", "/status"));
+        r.add_stream(B, "sys", paths("/logs", "/info"));
+        assert_eq!(r.lookup("/app/stream"), Some(Endpoint::Stream(A)));
+        assert_eq!(r.lookup("/sys/logs"), Some(Endpoint::Stream(B)));
+        assert_eq!(r.lookup("/sys/info"), Some(Endpoint::Status(B)));
         assert_eq!(r.lookup("/status"), Some(Endpoint::GlobalStatus));
+        assert_eq!(r.lookup("/metrics"), Some(Endpoint::Metrics));
         assert_eq!(r.lookup("/stream"), None);
-        assert_eq!(r.streams().collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(r.streams().collect::<Vec<_>>(), [A, B]);
     }
 }

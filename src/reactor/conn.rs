@@ -8,11 +8,13 @@ use std::os::fd::AsRawFd;
 use mio::net::TcpStream;
 
 use crate::fanout::Subscriber;
-use crate::stream::ServerKind;
+use crate::stream::{ServerKind, StreamId};
 use crate::timer::TimerId;
 
-/// The byte pipe under a connection. One variant today; a TLS session driven from the
-/// same reactor becomes a second one, and nothing above this type changes.
+/// The byte pipe under a connection. Above it, connections read and write plaintext; a
+/// transport may hold bytes of its own (a TLS session's records), which it sends with
+/// [`push_pending`](Self::push_pending), and it ends a connection in its own orderly way
+/// ([`shutdown_write`](Self::shutdown_write): a FIN, or a TLS close_notify then a FIN).
 #[derive(Debug)]
 pub enum Transport {
     Plain(TcpStream),
@@ -22,6 +24,22 @@ impl Transport {
     pub fn socket(&mut self) -> &mut TcpStream {
         match self {
             Transport::Plain(s) => s,
+        }
+    }
+
+    /// Sends what the transport itself holds; `Done` when nothing is left.
+    pub fn push_pending(&mut self) -> io::Result<Io> {
+        match self {
+            Transport::Plain(_) => Ok(Io::Done),
+        }
+    }
+
+    /// Ends our sending side in the transport's orderly way.
+    pub fn shutdown_write(&mut self) {
+        match self {
+            Transport::Plain(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            }
         }
     }
 }
@@ -80,15 +98,16 @@ impl HttpState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
     Streaming,
-    /// Send what is owed up to now, then the goodbye, then close.
-    Draining,
+    /// Send what is owed up to now, then the goodbye (an SSE `event: disconnect`), then
+    /// close.
+    Draining(&'static [u8]),
     /// The goodbye is queued; close when written.
     Closing,
 }
 
 #[derive(Debug)]
 pub struct StreamClient {
-    pub stream: usize,
+    pub stream: StreamId,
     pub kind: ServerKind,
     pub sub: Subscriber,
     /// Position in the stream's client list (kept in sync on removal).
@@ -108,6 +127,7 @@ pub enum ConnState {
 pub struct Conn {
     pub transport: Transport,
     pub peer: IpAddr,
+    /// The listener that accepted it (its key in the reactor's table).
     pub listener: usize,
     pub generation: u64,
     /// Readiness as last reported and not yet used up (cleared only on WouldBlock).

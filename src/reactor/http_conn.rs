@@ -4,13 +4,14 @@
 use super::conn::{self, ConnState, Finish, Io, StreamClient};
 use super::listener::ListenerKind;
 use super::{HEADER_TIMEOUT_MS, Reactor, Timer};
-use crate::http::request::{self, Body, HttpError, Method, Parse, Request};
+use crate::http::decide::{self, Content, Decision, Reply};
+use crate::http::request::{self, Body, HttpError, Parse, Request};
 use crate::http::response::{JsonResponse, error_body};
 use crate::http::router::Endpoint;
 use crate::ratelimit::Refusal;
 use crate::sse;
 use crate::stats;
-use crate::stream::ServerKind;
+use crate::stream::{ServerKind, StreamId};
 use crate::timefmt;
 
 /// Bytes read from an HTTP connection per read call.
@@ -21,14 +22,6 @@ const HTTP_STEPS_PER_TURN: usize = 64;
 const LINGER_MS: u64 = 2_000;
 /// Bytes discarded from a lingering connection per turn.
 const LINGER_READ_BUDGET: usize = 256 * 1024;
-/// Methods every endpoint answers (`Allow` of 405s and OPTIONS).
-const ALLOW: &str = "GET, HEAD, OPTIONS";
-/// Request headers a CORS preflight is told it may send when it names none we can echo:
-/// what EventSource and fetch-based SSE clients add.
-const CORS_ALLOW_HEADERS: &str =
-    "Last-Event-ID, Cache-Control, Accept, Content-Type, Authorization";
-/// How long a browser may cache a preflight answer (seconds; browsers cap it lower).
-const CORS_MAX_AGE: &str = "86400";
 
 enum Step {
     /// Something was done; go round again (write the response, look for the next request).
@@ -140,7 +133,7 @@ impl Reactor {
         if !h.lingering {
             h.lingering = true;
             h.inbuf = Vec::new();
-            let _ = c.transport.socket().shutdown(std::net::Shutdown::Write);
+            c.transport.shutdown_write();
             let generation = c.generation;
             if let Some(t) = c.timer.take() {
                 self.timers.cancel(t);
@@ -207,55 +200,96 @@ impl Reactor {
         }
     }
 
-    fn queue(
-        &mut self,
-        key: usize,
-        status: u16,
-        body: &[u8],
-        keep_alive: bool,
-        head_only: bool,
-        extra: &[(&str, &str)],
-    ) {
-        if let Some(c) = self.conns.get_mut(key)
-            && let ConnState::Http(h) = &mut c.state
-        {
-            JsonResponse {
-                status,
-                body,
-                keep_alive,
-                head_only,
-                extra_headers: extra,
-                date: timefmt::http_date(self.unix_secs),
+    /// Writes `reply` into the connection's output; bodies that need run-time state
+    /// (status, metrics) are rendered here.
+    fn send_reply(&mut self, key: usize, reply: Reply) {
+        let body: Vec<u8> = match &reply.content {
+            Content::None | Content::StreamHead { .. } => Vec::new(),
+            Content::Json(b) => b.clone(),
+            Content::StreamStatus(id) => match self.stream(*id) {
+                Some(stream) => serde_json::to_vec(&stats::stream_status(
+                    stream,
+                    self.uptime_secs(),
+                    self.config.router,
+                ))
+                .unwrap_or_default(),
+                None => error_body("Not Found", Some("the stream was removed")),
+            },
+            Content::AllStatus => {
+                let streams: Vec<_> = self.streams.iter().map(|(_, s)| s).collect();
+                serde_json::to_vec(&stats::global_status(&streams, self.uptime_secs()))
+                    .unwrap_or_default()
             }
-            .write(&mut h.out);
-            if !keep_alive {
-                h.close_after = true;
+            Content::Metrics => {
+                let streams: Vec<_> = self.streams.iter().map(|(_, s)| s).collect();
+                crate::metrics::render(
+                    &streams,
+                    crate::metrics::Process::default(),
+                    crate::version::TAG,
+                    crate::version::COMMIT,
+                )
             }
+        };
+        let date = timefmt::http_date(self.unix_secs);
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let ConnState::Http(h) = &mut c.state else {
+            return;
+        };
+        if let Content::StreamHead { chunked } = reply.content {
+            sse::response_head(&mut h.out, &date, chunked);
+            h.close_after = true;
+            return;
+        }
+        let headers: Vec<(&str, &str)> = reply
+            .headers
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        let content_type = match reply.content {
+            Content::Metrics => "text/plain; version=0.0.4; charset=utf-8",
+            _ => "application/json",
+        };
+        JsonResponse {
+            status: reply.status,
+            body: &body,
+            keep_alive: reply.keep_alive,
+            head_only: reply.head_only,
+            extra_headers: &headers,
+            date,
+            content_type,
+        }
+        .write(&mut h.out);
+        if !reply.keep_alive {
+            h.close_after = true;
+        }
+    }
+
+    /// The routes of the listener a connection came through.
+    fn routes_of(&self, key: usize) -> Option<&crate::http::router::Routes> {
+        let l = self.conns.get(key)?.listener;
+        match &self.listeners.get(l)?.kind {
+            ListenerKind::Http(routes) => Some(routes),
+            ListenerKind::Tcp(_) => None,
         }
     }
 
     /// The stream whose limits apply to a request on this connection's listener: the one
     /// it names, else the listener's first.
-    fn limiting_stream(&self, key: usize, endpoint: Option<Endpoint>) -> Option<usize> {
-        match endpoint {
-            Some(Endpoint::Stream(i) | Endpoint::Status(i)) => Some(i),
-            _ => {
-                let l = self.conns.get(key)?.listener;
-                match &self.listeners.get(l)?.kind {
-                    ListenerKind::Http(routes) => routes.streams().next(),
-                    ListenerKind::Tcp(s) => Some(*s),
-                }
-            }
-        }
+    fn limiting_stream(&self, key: usize, endpoint: Option<Endpoint>) -> Option<StreamId> {
+        endpoint
+            .and_then(Endpoint::stream)
+            .or_else(|| self.routes_of(key)?.streams().next())
     }
 
     /// Takes a token for a request; on refusal queues the configured answer and closes.
-    fn take_token(&mut self, key: usize, stream: Option<usize>, now: u64) -> bool {
-        let Some(s) = stream else { return true };
+    fn take_token(&mut self, key: usize, stream: Option<StreamId>, now: u64) -> bool {
+        let Some(id) = stream else { return true };
         let Some(peer) = self.conns.get(key).map(|c| c.peer) else {
             return false;
         };
-        let Some(server) = self.streams[s].http.as_mut() else {
+        let Some(server) = self.stream_mut(id).and_then(|s| s.http.as_mut()) else {
             return true;
         };
         server.requests += 1;
@@ -265,17 +299,16 @@ impl Reactor {
         match limiter.check_request(peer, now) {
             Ok(()) => true,
             Err(refusal) => {
-                let (code, message) = (
-                    limiter.config.response_code,
-                    limiter.config.response_message.clone(),
-                );
                 let retry = match refusal {
                     Refusal::Rate { retry_after_secs } => retry_after_secs,
                     Refusal::Connections => 1,
                 };
-                let body = error_body(&message, None);
-                let retry = retry.to_string();
-                self.queue(key, code, &body, false, false, &[("Retry-After", &retry)]);
+                let reply = decide::refusal_reply(
+                    limiter.config.response_code,
+                    &limiter.config.response_message.clone(),
+                    retry,
+                );
+                self.send_reply(key, reply);
                 false
             }
         }
@@ -286,8 +319,7 @@ impl Reactor {
         if !self.take_token(key, stream, now) {
             return;
         }
-        let body = error_body(crate::http::response::reason(e.status()), Some(e.detail()));
-        self.queue(key, e.status(), &body, false, false, &[]);
+        self.send_reply(key, decide::error_reply(e));
     }
 
     fn re_arm_header_timer(&mut self, key: usize) {
@@ -303,117 +335,34 @@ impl Reactor {
     }
 
     fn handle_request(&mut self, key: usize, req: Request, now: u64) -> Step {
-        let Some(listener) = self.conns.get(key).map(|c| c.listener) else {
+        let Some(routes) = self.routes_of(key) else {
             return Step::Handed;
         };
-        let endpoint = match &self.listeners[listener].kind {
-            ListenerKind::Http(routes) => routes.lookup(&req.path),
-            ListenerKind::Tcp(_) => None,
-        };
+        let endpoint = routes.lookup(&req.path);
+        let decision = decide::decide(&req, routes);
         let limited_by = self.limiting_stream(key, endpoint);
         if !self.take_token(key, limited_by, now) {
             return Step::Continue;
         }
         self.re_arm_header_timer(key);
-        let head_only = req.method == Method::Head;
-        if req.method == Method::Options && req.path == "*" {
-            // RFC 9110 §9.3.7: OPTIONS * asks about the server as a whole.
-            self.queue(key, 204, b"", req.keep_alive, false, &[("Allow", ALLOW)]);
-            return Step::Continue;
-        }
-        let Some(endpoint) = endpoint else {
-            let body = self.not_found_body(listener, &req.path);
-            self.queue(key, 404, &body, req.keep_alive, head_only, &[]);
-            return Step::Continue;
-        };
-        match req.method {
-            Method::Get | Method::Head => {}
-            Method::Options => {
-                // A CORS preflight (a cross-origin fetch that adds Last-Event-ID or
-                // Authorization) must succeed before the browser sends the real GET.
-                let allow_headers = req
-                    .cors_request_headers
-                    .as_deref()
-                    .unwrap_or(CORS_ALLOW_HEADERS);
-                let headers = [
-                    ("Allow", ALLOW),
-                    ("Access-Control-Allow-Methods", ALLOW),
-                    ("Access-Control-Allow-Headers", allow_headers),
-                    ("Access-Control-Max-Age", CORS_MAX_AGE),
-                    ("Vary", "Access-Control-Request-Headers"),
-                ];
-                self.queue(key, 204, b"", req.keep_alive, false, &headers);
-                return Step::Continue;
-            }
-            Method::Other => {
-                let body = error_body(
-                    "Method Not Allowed",
-                    Some("only GET, HEAD and OPTIONS are supported"),
-                );
-                self.queue(key, 405, &body, false, false, &[("Allow", ALLOW)]);
-                return Step::Continue;
-            }
-        }
-        match endpoint {
-            Endpoint::Status(s) => {
-                let v = stats::stream_status(&self.streams[s], self.uptime_secs(), self.router);
-                let body = serde_json::to_vec(&v).unwrap_or_default();
-                self.queue(key, 200, &body, req.keep_alive, head_only, &[]);
+        match decision {
+            Decision::Reply(reply) => {
+                self.send_reply(key, reply);
                 Step::Continue
             }
-            Endpoint::GlobalStatus => {
-                let v = stats::global_status(&self.streams, self.uptime_secs());
-                let body = serde_json::to_vec(&v).unwrap_or_default();
-                self.queue(key, 200, &body, req.keep_alive, head_only, &[]);
-                Step::Continue
-            }
-            Endpoint::Stream(s) => {
-                if head_only {
-                    let date = timefmt::http_date(self.unix_secs);
-                    if let Some(c) = self.conns.get_mut(key)
-                        && let ConnState::Http(h) = &mut c.state
-                    {
-                        sse::response_head(&mut h.out, &date, !req.http10);
-                        h.close_after = true;
-                    }
-                    return Step::Continue;
-                }
-                let last = req
-                    .last_event_id
-                    .as_deref()
-                    .and_then(|v| v.parse::<u64>().ok());
-                self.start_stream(key, s, last, !req.http10, now)
-            }
+            Decision::Stream {
+                stream,
+                last_event_id,
+                chunked,
+            } => self.start_stream(key, stream, last_event_id, chunked, now),
         }
     }
 
-    fn not_found_body(&self, listener: usize, path: &str) -> Vec<u8> {
-        let mut endpoints = Vec::new();
-        let mut described = Vec::new();
-        if let ListenerKind::Http(routes) = &self.listeners[listener].kind {
-            for (p, e) in routes.paths() {
-                endpoints.push(p.to_string());
-                described.push(match e {
-                    Endpoint::Stream(_) => format!("{p} (SSE stream)"),
-                    Endpoint::Status(_) => format!("{p} (status)"),
-                    Endpoint::GlobalStatus => format!("{p} (all streams)"),
-                });
-            }
-        }
-        let v = serde_json::json!({
-            "error": "Not Found",
-            "path": path,
-            "message": format!("Available endpoints: {}", described.join(", ")),
-            "endpoints": endpoints,
-        });
-        serde_json::to_vec(&v).unwrap_or_default()
-    }
-
-    /// Turns the connection into an SSE client of stream `s`.
+    /// Turns the connection into an SSE client of stream `id`.
     fn start_stream(
         &mut self,
         key: usize,
-        s: usize,
+        id: StreamId,
         last_event_id: Option<u64>,
         chunked: bool,
         now: u64,
@@ -421,16 +370,33 @@ impl Reactor {
         let Some(peer) = self.conns.get(key).map(|c| c.peer) else {
             return Step::Handed;
         };
-        let stream = &mut self.streams[s];
+        let unix_secs = self.unix_secs;
+        let Some(stream) = self.stream_mut(id).filter(|s| !s.removing) else {
+            let body = error_body("Not Found", Some("the stream was removed"));
+            self.send_reply(
+                key,
+                Reply {
+                    status: 404,
+                    content: Content::Json(body),
+                    keep_alive: false,
+                    head_only: false,
+                    headers: Vec::new(),
+                },
+            );
+            return Step::Continue;
+        };
         let Some(server) = stream.http.as_mut() else {
             return Step::Continue;
         };
         let mut counted = false;
         if let Some(limiter) = server.limiter.as_mut() {
             if limiter.open_connection(peer, now).is_err() {
-                let code = limiter.config.response_code;
-                let body = error_body("Connection limit exceeded", None);
-                self.queue(key, code, &body, false, false, &[("Retry-After", "1")]);
+                let reply = decide::refusal_reply(
+                    limiter.config.response_code,
+                    "Connection limit exceeded",
+                    1,
+                );
+                self.send_reply(key, reply);
                 return Step::Continue;
             }
             counted = true;
@@ -441,10 +407,13 @@ impl Reactor {
         let start = stream.start_point(last_event_id);
         let mut sub = stream.subscribe(ServerKind::Http, start.seq, chunked);
         let mut head = Vec::with_capacity(256);
-        sse::response_head(&mut head, &timefmt::http_date(self.unix_secs), chunked);
+        sse::response_head(&mut head, &timefmt::http_date(unix_secs), chunked);
         sub.queue_raw(&head);
         let client_id = self.next_client_id.to_string();
         self.next_client_id += 1;
+        let Some(stream) = self.stream_mut(id) else {
+            return Step::Handed;
+        };
         let mut hello = Vec::with_capacity(256);
         sse::connected(
             &mut hello,
@@ -460,7 +429,7 @@ impl Reactor {
         let index = stream.clients.len();
         stream.clients.push(key);
         let finish = if self.stopping {
-            Finish::Draining
+            Finish::Draining(sse::DISCONNECT)
         } else {
             Finish::Streaming
         };
@@ -471,14 +440,14 @@ impl Reactor {
             self.timers.cancel(t);
         }
         c.state = ConnState::Stream(Box::new(StreamClient {
-            stream: s,
+            stream: id,
             kind: ServerKind::Http,
             sub,
             index,
             counted,
             finish,
         }));
-        self.arm_heartbeat(s, ServerKind::Http);
+        self.arm_heartbeat(id, ServerKind::Http);
         self.write_stream_client(key, now);
         Step::Handed
     }
@@ -503,9 +472,7 @@ impl Reactor {
             return;
         }
         h.inbuf.clear();
-        let e = HttpError::Timeout;
-        let body = error_body(crate::http::response::reason(e.status()), Some(e.detail()));
-        self.queue(key, e.status(), &body, false, false, &[]);
+        self.send_reply(key, decide::error_reply(HttpError::Timeout));
         self.drive_http(key, now);
     }
 }

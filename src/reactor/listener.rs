@@ -1,5 +1,6 @@
-//! Listening sockets: binding at startup, accepting with back-off on descriptor
-//! exhaustion, and turning accepted sockets into connections.
+//! Listening sockets: binding, accepting with back-off on descriptor exhaustion, and
+//! turning accepted sockets into connections. Which listeners exist is decided from the
+//! config in [`super::reload`], at startup and at every reload.
 
 use std::fmt;
 use std::io;
@@ -10,10 +11,10 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 
 use super::conn::{Conn, ConnState, Finish, HttpState, StreamClient, Transport};
-use super::{HEADER_TIMEOUT_MS, LISTENER_BASE, Reactor, Timer, report_once};
+use super::{HEADER_TIMEOUT_MS, LISTENER_BASE, MAX_LISTENERS, Reactor, Timer, report_once};
 use crate::http::router::Routes;
 use crate::ratelimit::Refusal;
-use crate::stream::ServerKind;
+use crate::stream::{ServerKind, StreamId};
 use crate::tcp;
 
 /// Pending-connection queue per listener (the kernel caps it at net.core.somaxconn).
@@ -47,7 +48,7 @@ impl std::error::Error for StartupError {}
 
 pub enum ListenerKind {
     Http(Routes),
-    Tcp(usize),
+    Tcp(StreamId),
 }
 
 pub struct Listener {
@@ -63,7 +64,7 @@ pub struct Listener {
     pub paused: bool,
 }
 
-fn host_for_url(ip: IpAddr) -> String {
+pub fn host_for_url(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) if v4.is_unspecified() => "localhost".into(),
         IpAddr::V6(v6) if v6.is_unspecified() => "localhost".into(),
@@ -72,109 +73,75 @@ fn host_for_url(ip: IpAddr) -> String {
     }
 }
 
+/// Binds a listening socket (not yet registered with the reactor).
+pub fn bind_socket(addr: SocketAddr, who: &str) -> Result<TcpListener, String> {
+    let socket = TcpListener::bind(addr).map_err(|e| {
+        format!(
+            "{who}: cannot listen on port {} ({}): {e}",
+            addr.port(),
+            addr.ip()
+        )
+    })?;
+    // mio listens with std's backlog of 128; a burst of connects (a thousand clients at
+    // once) would overflow it and each dropped SYN waits a second to be retried.
+    // SAFETY: `listen` only reads its two integer arguments; the descriptor is the bound
+    // socket we own, and calling listen again on it just updates its backlog.
+    unsafe {
+        libc::listen(socket.as_raw_fd(), LISTEN_BACKLOG);
+    }
+    Ok(socket)
+}
+
 impl Reactor {
-    fn bind(
+    /// Takes a bound socket into the reactor; returns its key.
+    pub(super) fn install_listener(
         &mut self,
-        addr: SocketAddr,
+        mut socket: TcpListener,
+        requested: SocketAddr,
         kind: ListenerKind,
-        who: &str,
-    ) -> Result<usize, super::StartupError> {
-        let mut socket = TcpListener::bind(addr).map_err(|e| StartupError {
-            message: format!(
-                "{who}: cannot listen on port {} ({}): {e}",
-                addr.port(),
-                addr.ip()
-            ),
-        })?;
-        // mio listens with std's backlog of 128; a burst of connects (a thousand clients
-        // at once) would overflow it and each dropped SYN waits a second to be retried.
-        // SAFETY: `listen` only reads its two integer arguments; the descriptor is the
-        // bound socket we own, and calling listen again on it just updates its backlog.
-        unsafe {
-            libc::listen(socket.as_raw_fd(), LISTEN_BACKLOG);
+    ) -> Result<usize, String> {
+        let key = self.listeners.vacant_key();
+        if key >= MAX_LISTENERS {
+            return Err("too many listeners".into());
         }
-        let index = self.listeners.len();
         self.poll
             .registry()
-            .register(
-                &mut socket,
-                Token(LISTENER_BASE - index),
-                Interest::READABLE,
-            )
-            .map_err(|e| StartupError::new("cannot register a listener", e))?;
-        let bound = socket.local_addr().unwrap_or(addr);
-        self.listeners.push(Listener {
+            .register(&mut socket, Token(LISTENER_BASE - key), Interest::READABLE)
+            .map_err(|e| format!("cannot register a listener: {e}"))?;
+        let addr = socket.local_addr().unwrap_or(requested);
+        self.listeners.insert(Listener {
             socket,
-            addr: bound,
-            requested: addr,
+            addr,
+            requested,
             kind,
             readable: true,
             paused: false,
         });
-        Ok(index)
+        Ok(key)
     }
 
-    /// Binds every server; in router mode HTTP servers on one port share a listener.
-    pub(super) fn bind_all(&mut self) -> Result<(), StartupError> {
-        for s in 0..self.streams.len() {
-            let name = self.streams[s].name().to_string();
-            if let Some(h) = self.streams[s].cfg.http.clone() {
-                let addr = SocketAddr::new(h.address, h.port);
-                // Grouped by the configured port, so streams that share port 0
-                // (`--router-port 0`) share one free port, like any other.
-                let shared = if self.router {
-                    self.listeners.iter().position(|l| {
-                        matches!(l.kind, ListenerKind::Http(_)) && l.requested == addr
-                    })
-                } else {
-                    None
-                };
-                let index = match shared {
-                    Some(i) => i,
-                    None => self.bind(
-                        addr,
-                        ListenerKind::Http(Routes::new(self.router)),
-                        &format!("stream `{name}` http server"),
-                    )?,
-                };
-                // Only HTTP listeners are ever shared or bound here.
-                let ListenerKind::Http(routes) = &mut self.listeners[index].kind else {
-                    return Err(StartupError {
-                        message: format!(
-                            "stream `{name}`: listener {index} is not an HTTP listener"
-                        ),
-                    });
-                };
-                let (stream_path, status_path) =
-                    routes.add_stream(s, &name, &h.stream_path, &h.status_path);
-                let bound = self.listeners[index].addr;
-                let stream = &mut self.streams[s];
-                stream.stream_path = stream_path;
-                stream.status_path = status_path;
-                if let Some(server) = stream.http.as_mut() {
-                    server.listener = index;
-                    server.bound = Some(bound);
-                }
-            }
-            if let Some(t) = self.streams[s].cfg.tcp.clone() {
-                let addr = SocketAddr::new(t.address, t.port);
-                let index = self.bind(
-                    addr,
-                    ListenerKind::Tcp(s),
-                    &format!("stream `{name}` tcp server"),
-                )?;
-                let bound = self.listeners[index].addr;
-                if let Some(server) = self.streams[s].tcp.as_mut() {
-                    server.listener = index;
-                    server.bound = Some(bound);
-                }
-            }
+    /// Stops listening; connections it accepted go on (idle HTTP ones are closed).
+    pub(super) fn close_listener(&mut self, key: usize) {
+        if !self.listeners.contains(key) {
+            return;
         }
-        Ok(())
+        let mut l = self.listeners.remove(key);
+        let _ = self.poll.registry().deregister(&mut l.socket);
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.listener == key && matches!(&c.state, ConnState::Http(h) if !h.out_pending())
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for k in idle {
+            self.close(k, self.now);
+        }
     }
 
     pub(super) fn print_endpoints(&self) {
-        for s in &self.streams {
+        for (_, s) in &self.streams {
             let targets: Vec<String> = s
                 .monitor
                 .targets
@@ -207,33 +174,40 @@ impl Reactor {
                 );
             }
         }
-        if self.router {
-            for l in &self.listeners {
-                if let ListenerKind::Http(_) = l.kind {
-                    println!(
-                        "[router] all streams: http://{}:{}/status",
-                        host_for_url(l.addr.ip()),
-                        l.addr.port()
-                    );
-                }
+        for (_, l) in &self.listeners {
+            if let ListenerKind::Http(routes) = &l.kind
+                && routes.is_router()
+            {
+                println!(
+                    "[router] all streams: http://{}:{}/status",
+                    host_for_url(l.addr.ip()),
+                    l.addr.port()
+                );
             }
         }
     }
 
     pub(super) fn accept_ready(&mut self, now: u64) {
-        for l in 0..self.listeners.len() {
-            if !self.listeners[l].readable || self.listeners[l].paused {
+        let keys: Vec<usize> = self.listeners.iter().map(|(k, _)| k).collect();
+        for l in keys {
+            let Some(listener) = self.listeners.get(l) else {
+                continue;
+            };
+            if !listener.readable || listener.paused {
                 continue;
             }
             let mut accepted = 0;
             while accepted < ACCEPT_BATCH {
-                match self.listeners[l].socket.accept() {
+                let Some(listener) = self.listeners.get_mut(l) else {
+                    break;
+                };
+                match listener.socket.accept() {
                     Ok((socket, peer)) => {
                         accepted += 1;
                         self.admit(l, socket, peer, now);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.listeners[l].readable = false;
+                        listener.readable = false;
                         break;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -241,13 +215,13 @@ impl Reactor {
                     Err(e) => {
                         // EMFILE, ENFILE, ENOBUFS, ENOMEM…: the pending connection stays in
                         // the backlog; pause this listener instead of spinning on it.
+                        listener.paused = true;
                         report_once(
                             &mut self.accept_error_reported,
                             &format!(
                                 "accept failed: {e}; pausing accepts and retrying every {ACCEPT_BACKOFF_MS} ms"
                             ),
                         );
-                        self.listeners[l].paused = true;
                         self.arm(ACCEPT_BACKOFF_MS, Timer::ResumeAccept(l));
                         break;
                     }
@@ -274,13 +248,14 @@ impl Reactor {
         }
         let generation = self.next_generation();
         let peer_ip = crate::ratelimit::canonical(peer.ip());
-        let state = match self.listeners[l].kind {
-            ListenerKind::Http(_) => ConnState::Http(HttpState::default()),
-            ListenerKind::Tcp(s) => match self.admit_tcp(s, key, peer_ip, now) {
-                Ok(client) => {
-                    self.arm_heartbeat(s, ServerKind::Tcp);
-                    ConnState::Stream(client)
-                }
+        let tcp_stream = match self.listeners[l].kind {
+            ListenerKind::Http(_) => None,
+            ListenerKind::Tcp(s) => Some(s),
+        };
+        let state = match tcp_stream {
+            None => ConnState::Http(HttpState::default()),
+            Some(s) => match self.admit_tcp(s, key, peer_ip, now) {
+                Ok(client) => ConnState::Stream(client),
                 Err(line) => ConnState::Http(HttpState {
                     out: line,
                     close_after: true,
@@ -288,7 +263,6 @@ impl Reactor {
                 }),
             },
         };
-        let is_http_request = matches!(self.listeners[l].kind, ListenerKind::Http(_));
         self.conns.insert(Conn {
             transport: Transport::Plain(socket),
             peer: peer_ip,
@@ -302,9 +276,12 @@ impl Reactor {
             timer: None,
             state,
         });
-        if is_http_request {
-            let t = self.arm(HEADER_TIMEOUT_MS, Timer::HeaderTimeout { key, generation });
-            self.conns[key].timer = Some(t);
+        match tcp_stream {
+            None => {
+                let t = self.arm(HEADER_TIMEOUT_MS, Timer::HeaderTimeout { key, generation });
+                self.conns[key].timer = Some(t);
+            }
+            Some(s) => self.arm_heartbeat(s, ServerKind::Tcp),
         }
         self.drive(key, now);
     }
@@ -312,12 +289,14 @@ impl Reactor {
     /// A TCP client: takes a token and a connection slot, or gets its one refusal line.
     fn admit_tcp(
         &mut self,
-        s: usize,
+        s: StreamId,
         key: usize,
         peer: IpAddr,
         now: u64,
     ) -> Result<Box<StreamClient>, Vec<u8>> {
-        let stream = &mut self.streams[s];
+        let Some(stream) = self.stream_mut(s) else {
+            return Err(Vec::new());
+        };
         let Some(server) = stream.tcp.as_mut() else {
             return Err(Vec::new());
         };

@@ -94,6 +94,7 @@ fn router_404_lists_every_route() {
             [
                 "/app/status",
                 "/app/stream",
+                "/metrics",
                 "/status",
                 "/sys/info",
                 "/sys/logs"

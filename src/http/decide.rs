@@ -1,0 +1,296 @@
+//! The request → decision step: what to answer, from the request and the listener's
+//! routes alone. Pure, so every answer is tested without sockets. Rate limiting (which
+//! needs the clock and per-IP state) comes before it; the reactor renders the bodies that
+//! need run-time state (status, metrics) and moves the bytes.
+
+use super::request::{HttpError, Method, Request};
+use super::response::{error_body, reason};
+use super::router::{Endpoint, Routes};
+use crate::stream::StreamId;
+
+/// Methods every endpoint answers (`Allow` of 405s and OPTIONS).
+pub const ALLOW: &str = "GET, HEAD, OPTIONS";
+/// Request headers a CORS preflight is told it may send when it names none we can echo:
+/// what EventSource and fetch-based SSE clients add.
+const CORS_ALLOW_HEADERS: &str =
+    "Last-Event-ID, Cache-Control, Accept, Content-Type, Authorization";
+/// How long a browser may cache a preflight answer (seconds; browsers cap it lower).
+const CORS_MAX_AGE: &str = "86400";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Answer with one response.
+    Reply(Reply),
+    /// Serve the SSE stream, from the entry after `last_event_id`.
+    Stream {
+        stream: StreamId,
+        last_event_id: Option<u64>,
+        chunked: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub content: Content,
+    pub keep_alive: bool,
+    /// HEAD: the head a GET would get, no body.
+    pub head_only: bool,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// What a reply carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// No body at all (204).
+    None,
+    /// A JSON body, ready (errors, 404).
+    Json(Vec<u8>),
+    /// The status JSON of a stream.
+    StreamStatus(StreamId),
+    /// The status JSON of every stream (router mode).
+    AllStatus,
+    /// Prometheus metrics.
+    Metrics,
+    /// The head of an SSE stream (HEAD of the stream path); the connection closes after.
+    StreamHead { chunked: bool },
+}
+
+impl Reply {
+    fn json(status: u16, body: Vec<u8>, keep_alive: bool) -> Reply {
+        Reply {
+            status,
+            content: Content::Json(body),
+            keep_alive,
+            head_only: false,
+            headers: Vec::new(),
+        }
+    }
+
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// What to do with a well-formed request on a listener with `routes`.
+pub fn decide(req: &Request, routes: &Routes) -> Decision {
+    let head_only = req.method == Method::Head;
+    if req.method == Method::Options && req.path == "*" {
+        // RFC 9110 §9.3.7: OPTIONS * asks about the server as a whole.
+        return Decision::Reply(no_content(req.keep_alive).header("Allow", ALLOW));
+    }
+    let Some(endpoint) = routes.lookup(&req.path) else {
+        let mut reply = Reply::json(404, not_found_body(routes, &req.path), req.keep_alive);
+        reply.head_only = head_only;
+        return Decision::Reply(reply);
+    };
+    match req.method {
+        Method::Get | Method::Head => {}
+        Method::Options => {
+            // A CORS preflight (a cross-origin fetch that adds Last-Event-ID or
+            // Authorization) must succeed before the browser sends the real GET.
+            let allow_headers = req
+                .cors_request_headers
+                .as_deref()
+                .unwrap_or(CORS_ALLOW_HEADERS);
+            return Decision::Reply(
+                no_content(req.keep_alive)
+                    .header("Allow", ALLOW)
+                    .header("Access-Control-Allow-Methods", ALLOW)
+                    .header("Access-Control-Allow-Headers", allow_headers)
+                    .header("Access-Control-Max-Age", CORS_MAX_AGE)
+                    .header("Vary", "Access-Control-Request-Headers"),
+            );
+        }
+        Method::Other => {
+            let body = error_body(
+                "Method Not Allowed",
+                Some("only GET, HEAD and OPTIONS are supported"),
+            );
+            return Decision::Reply(Reply::json(405, body, false).header("Allow", ALLOW));
+        }
+    }
+    let chunked = !req.http10;
+    let content = match endpoint {
+        Endpoint::Status(s) => Content::StreamStatus(s),
+        Endpoint::GlobalStatus => Content::AllStatus,
+        Endpoint::Metrics => Content::Metrics,
+        Endpoint::Stream(stream) if !head_only => {
+            return Decision::Stream {
+                stream,
+                last_event_id: req
+                    .last_event_id
+                    .as_deref()
+                    .and_then(|v| v.parse::<u64>().ok()),
+                chunked,
+            };
+        }
+        Endpoint::Stream(_) => Content::StreamHead { chunked },
+    };
+    let keep_alive = req.keep_alive && !matches!(content, Content::StreamHead { .. });
+    Decision::Reply(Reply {
+        status: 200,
+        content,
+        keep_alive,
+        head_only,
+        headers: Vec::new(),
+    })
+}
+
+fn no_content(keep_alive: bool) -> Reply {
+    Reply {
+        status: 204,
+        content: Content::None,
+        keep_alive,
+        head_only: false,
+        headers: Vec::new(),
+    }
+}
+
+/// The answer to a request that could not be parsed; the connection closes after it.
+pub fn error_reply(e: HttpError) -> Reply {
+    Reply::json(
+        e.status(),
+        error_body(reason(e.status()), Some(e.detail())),
+        false,
+    )
+}
+
+/// The answer to a request refused by a limit; the connection closes after it.
+pub fn refusal_reply(status: u16, message: &str, retry_after_secs: u64) -> Reply {
+    Reply::json(status, error_body(message, None), false)
+        .header("Retry-After", retry_after_secs.to_string())
+}
+
+fn not_found_body(routes: &Routes, path: &str) -> Vec<u8> {
+    let mut endpoints = Vec::new();
+    let mut described = Vec::new();
+    for (p, e) in routes.paths() {
+        endpoints.push(p.to_string());
+        described.push(format!("{p} ({})", e.describe()));
+    }
+    let v = serde_json::json!({
+        "error": "Not Found",
+        "path": path,
+        "message": format!("Available endpoints: {}", described.join(", ")),
+        "endpoints": endpoints,
+    });
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::request::{Parse, parse};
+    use crate::http::router::{DEFAULT_METRICS_PATH, StreamPaths};
+
+    const APP: StreamId = StreamId {
+        index: 3,
+        generation: 7,
+    };
+
+    fn routes() -> Routes {
+        let mut r = Routes::new(false);
+        r.add_stream(
+            APP,
+            "app",
+            StreamPaths {
+                stream: "/stream",
+                status: "/status",
+                metrics: DEFAULT_METRICS_PATH,
+            },
+        );
+        r
+    }
+
+    fn decide_raw(raw: &str) -> Decision {
+        match parse(raw.as_bytes()) {
+            Parse::Done(req) => decide(&req, &routes()),
+            other => panic!("{raw:?}: {other:?}"),
+        }
+    }
+
+    fn reply(raw: &str) -> Reply {
+        match decide_raw(raw) {
+            Decision::Reply(r) => r,
+            other => panic!("{raw:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_get_of_the_stream_path_streams_from_last_event_id() {
+        assert_eq!(
+            decide_raw("GET /stream HTTP/1.1\r\nHost: a\r\nLast-Event-ID: 41\r\n\r\n"),
+            Decision::Stream {
+                stream: APP,
+                last_event_id: Some(41),
+                chunked: true
+            }
+        );
+        assert_eq!(
+            decide_raw("GET /stream HTTP/1.0\r\nLast-Event-ID: junk\r\n\r\n"),
+            Decision::Stream {
+                stream: APP,
+                last_event_id: None,
+                chunked: false
+            }
+        );
+    }
+
+    #[test]
+    fn the_table_of_answers() {
+        let cases: &[(&str, u16, bool)] = &[
+            ("GET /status HTTP/1.1\r\nHost: a\r\n\r\n", 200, true),
+            ("GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", 200, true),
+            ("GET /nope HTTP/1.1\r\nHost: a\r\n\r\n", 404, true),
+            (
+                "GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                404,
+                false,
+            ),
+            ("DELETE /status HTTP/1.1\r\nHost: a\r\n\r\n", 405, false),
+            ("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 204, true),
+            ("OPTIONS /stream HTTP/1.1\r\nHost: a\r\n\r\n", 204, true),
+            ("HEAD /stream HTTP/1.1\r\nHost: a\r\n\r\n", 200, false),
+        ];
+        for (raw, status, keep_alive) in cases {
+            let r = reply(raw);
+            assert_eq!((r.status, r.keep_alive), (*status, *keep_alive), "{raw:?}");
+        }
+        assert_eq!(
+            reply("GET /status HTTP/1.1\r\nHost: a\r\n\r\n").content,
+            Content::StreamStatus(APP)
+        );
+        let head = reply("HEAD /stream HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(head.content, Content::StreamHead { chunked: true });
+        assert!(head.head_only);
+    }
+
+    #[test]
+    fn a_404_lists_the_endpoints() {
+        let Content::Json(body) = reply("GET /x HTTP/1.1\r\nHost: a\r\n\r\n").content else {
+            panic!("a JSON body");
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["endpoints"],
+            serde_json::json!(["/stream", "/status", "/metrics"])
+        );
+        assert_eq!(v["path"], "/x");
+    }
+
+    #[test]
+    fn a_preflight_echoes_the_headers_asked_for() {
+        let r = reply(
+            "OPTIONS /stream HTTP/1.1\r\nHost: a\r\nOrigin: http://x\r\n\
+             Access-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: last-event-id\r\n\r\n",
+        );
+        assert!(
+            r.headers
+                .contains(&("Access-Control-Allow-Headers", "last-event-id".to_string())),
+            "{:?}",
+            r.headers
+        );
+    }
+}
