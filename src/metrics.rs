@@ -1,17 +1,74 @@
-//! Prometheus text exposition (format 0.0.4) of every stream's counters and the
-//! process basics (SPEC §12). Pure: rendered from what it is given.
+//! Prometheus text exposition (format 0.0.4) of every stream's counters and the process
+//! basics (SPEC §12). Pure: rendered from what it is given; `/status` reads the same
+//! counters. Counters end in `_total`; units are bytes and seconds; there are no per-file
+//! labels (a directory of ten thousand files must not make ten thousand series).
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::stream::Stream;
+use crate::stream::{ServerKind, Stream};
 
-/// Process-wide figures read once per scrape.
+/// Process-wide figures, read once per scrape.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Process {
     pub resident_bytes: u64,
     pub cpu_seconds: f64,
     pub open_fds: u64,
+    pub max_fds: u64,
     pub start_time_seconds: i64,
+}
+
+impl Process {
+    /// Reads this process's figures from `/proc` and `getrusage`.
+    pub fn read(start_time_seconds: i64) -> Process {
+        // SAFETY: sysconf takes no pointers; getrusage writes only the struct we pass,
+        // a zeroed local of the right type.
+        let (page, usage) = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+            (libc::sysconf(libc::_SC_PAGESIZE).max(1) as u64, usage)
+        };
+        let resident_pages = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0);
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let open_fds = std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count() as u64)
+            .unwrap_or(0);
+        // SAFETY: getrlimit writes only the struct we pass, a valid local.
+        let max_fds = unsafe {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                lim.rlim_cur
+            } else {
+                0
+            }
+        };
+        Process {
+            resident_bytes: resident_pages * page,
+            cpu_seconds: secs(usage.ru_utime) + secs(usage.ru_stime),
+            open_fds,
+            max_fds,
+            start_time_seconds,
+        }
+    }
+}
+
+/// Problems and events counted process-wide.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub accept_errors: u64,
+    pub inotify_overflows: u64,
+    pub reloads: u64,
+    pub reload_failures: u64,
+    pub state_saves: u64,
+    pub state_save_errors: u64,
+    /// HTTP responses by status code.
+    pub http_responses: BTreeMap<u16, u64>,
 }
 
 /// Writes one metric family's header.
@@ -28,46 +85,284 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+fn transport(kind: ServerKind) -> &'static str {
+    match kind {
+        ServerKind::Http => "sse",
+        ServerKind::Tcp => "tcp",
+    }
+}
+
+/// One sample per stream.
+fn per_stream(
+    out: &mut String,
+    streams: &[&Stream],
+    (name, kind, help): (&str, &str, &str),
+    value: impl Fn(&Stream) -> u64,
+) {
+    family(out, name, kind, help);
+    for s in streams {
+        let _ = writeln!(out, "{name}{{stream=\"{}\"}} {}", label(s.name()), value(s));
+    }
+}
+
+/// One sample per stream and extra label value (transport, reason, kind).
+fn per_stream_by(
+    out: &mut String,
+    streams: &[&Stream],
+    (name, kind, help): (&str, &str, &str),
+    key: &str,
+    values: impl Fn(&Stream) -> Vec<(&'static str, u64)>,
+) {
+    family(out, name, kind, help);
+    for s in streams {
+        for (v, n) in values(s) {
+            let _ = writeln!(
+                out,
+                "{name}{{stream=\"{}\",{key}=\"{v}\"}} {n}",
+                label(s.name())
+            );
+        }
+    }
+}
+
+/// Per server of a stream (transport label), from a server's figure.
+fn servers(s: &Stream, f: impl Fn(&crate::stream::ServerState) -> u64) -> Vec<(&'static str, u64)> {
+    [ServerKind::Http, ServerKind::Tcp]
+        .into_iter()
+        .filter_map(|k| s.server(k).map(|srv| (transport(k), f(srv))))
+        .collect()
+}
+
 /// The whole exposition.
-pub fn render(streams: &[&Stream], process: Process, version: &str, commit: &str) -> Vec<u8> {
-    let mut out = String::with_capacity(4096);
-    let per_stream =
-        |out: &mut String, name: &str, kind: &str, help: &str, value: &dyn Fn(&Stream) -> u64| {
-            family(out, name, kind, help);
-            for s in streams {
-                let _ = writeln!(out, "{name}{{stream=\"{}\"}} {}", label(s.name()), value(s));
-            }
-        };
-    per_stream(
+pub fn render(
+    streams: &[&Stream],
+    counters: &Counters,
+    process: Process,
+    version: &str,
+    commit: &str,
+) -> Vec<u8> {
+    let mut out = String::with_capacity(8192);
+    family(
         &mut out,
-        "logwisp_lines_read_total",
-        "counter",
-        "Lines read from the stream's files.",
-        &|s| s.monitor.counters.lines,
-    );
-    per_stream(
-        &mut out,
-        "logwisp_read_bytes_total",
-        "counter",
-        "Bytes read from the stream's files.",
-        &|s| s.monitor.counters.bytes,
-    );
-    per_stream(
-        &mut out,
-        "logwisp_file_rotations_total",
-        "counter",
-        "Rotations detected.",
-        &|s| s.monitor.counters.rotations,
-    );
-    per_stream(
-        &mut out,
-        "logwisp_files_watched",
+        "logwisp_build_info",
         "gauge",
-        "Files followed now.",
-        &|s| s.monitor.active_watchers() as u64,
+        "The running build (always 1).",
     );
-    let _ = version;
-    let _ = commit;
+    let _ = writeln!(
+        out,
+        "logwisp_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+        label(version),
+        label(commit)
+    );
+    per_stream(
+        &mut out,
+        streams,
+        (
+            "logwisp_lines_read_total",
+            "counter",
+            "Lines read from the stream's files.",
+        ),
+        |s| s.monitor.counters.lines,
+    );
+    per_stream(
+        &mut out,
+        streams,
+        (
+            "logwisp_read_bytes_total",
+            "counter",
+            "Bytes read from the stream's files.",
+        ),
+        |s| s.monitor.counters.bytes,
+    );
+    per_stream(
+        &mut out,
+        streams,
+        (
+            "logwisp_entries_total",
+            "counter",
+            "Entries the stream produced (lines and notices).",
+        ),
+        Stream::total_entries,
+    );
+    per_stream_by(
+        &mut out,
+        streams,
+        (
+            "logwisp_lines_sent_total",
+            "counter",
+            "Entries sent to clients, by transport.",
+        ),
+        "transport",
+        |s| servers(s, |srv| srv.lines_sent),
+    );
+    per_stream_by(
+        &mut out,
+        streams,
+        (
+            "logwisp_sent_bytes_total",
+            "counter",
+            "Bytes sent to clients, by transport.",
+        ),
+        "transport",
+        |s| servers(s, |srv| srv.bytes_sent),
+    );
+    per_stream_by(
+        &mut out,
+        streams,
+        (
+            "logwisp_lines_dropped_total",
+            "counter",
+            "Entries clients never got, by why.",
+        ),
+        "reason",
+        |s| {
+            vec![
+                ("gone", s.dropped_gone),
+                ("forgotten", s.dropped_forgotten),
+                ("earlier_run", s.dropped_earlier_run),
+            ]
+        },
+    );
+    per_stream_by(
+        &mut out,
+        streams,
+        (
+            "logwisp_clients",
+            "gauge",
+            "Connected clients, by transport.",
+        ),
+        "transport",
+        |s| servers(s, |srv| srv.active_clients as u64),
+    );
+    per_stream(
+        &mut out,
+        streams,
+        (
+            "logwisp_clients_catching_up",
+            "gauge",
+            "Clients behind the in-memory buffer, served from the files.",
+        ),
+        |s| s.catch_up.clients as u64,
+    );
+    per_stream_by(
+        &mut out,
+        streams,
+        (
+            "logwisp_connections_rejected_total",
+            "counter",
+            "Connections and requests refused, by why.",
+        ),
+        "reason",
+        |s| {
+            let sum = |f: fn(&crate::stream::ServerState) -> u64| {
+                [s.http.as_ref(), s.tcp.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .map(f)
+                    .sum()
+            };
+            vec![
+                ("rate_limit", sum(|srv| srv.rejected_rate)),
+                ("connection_limit", sum(|srv| srv.rejected_connections)),
+            ]
+        },
+    );
+    per_stream(
+        &mut out,
+        streams,
+        (
+            "logwisp_file_rotations_total",
+            "counter",
+            "Rotations detected.",
+        ),
+        |s| s.monitor.counters.rotations,
+    );
+    per_stream(
+        &mut out,
+        streams,
+        ("logwisp_files_watched", "gauge", "Files followed now."),
+        |s| s.monitor.active_watchers() as u64,
+    );
+    per_stream(
+        &mut out,
+        streams,
+        (
+            "logwisp_truncated_lines_total",
+            "counter",
+            "Lines longer than max_line_bytes, cut and delivered.",
+        ),
+        |s| s.monitor.counters.truncated_lines,
+    );
+    per_stream_by(
+        &mut out,
+        streams,
+        (
+            "logwisp_errors_total",
+            "counter",
+            "Problems met while tailing, by kind.",
+        ),
+        "kind",
+        |s| {
+            let c = s.monitor.counters;
+            vec![
+                ("read", c.read_errors),
+                ("watch", c.watch_errors),
+                ("not_regular_file", c.skipped_files),
+                ("descriptor_eviction", c.descriptor_evictions),
+            ]
+        },
+    );
+    family(
+        &mut out,
+        "logwisp_forward_acked_total",
+        "counter",
+        "Entries a broker acknowledged, by sink.",
+    );
+    let global = [
+        (
+            "logwisp_accept_errors_total",
+            "Accepts that failed (descriptor exhaustion and the like).",
+            counters.accept_errors,
+        ),
+        (
+            "logwisp_inotify_overflows_total",
+            "inotify queue overflows (each followed by a full rescan).",
+            counters.inotify_overflows,
+        ),
+        (
+            "logwisp_reloads_total",
+            "Configuration reloads applied.",
+            counters.reloads,
+        ),
+        (
+            "logwisp_reload_failures_total",
+            "Configuration reloads refused (the running config was kept).",
+            counters.reload_failures,
+        ),
+        (
+            "logwisp_state_saves_total",
+            "State files written.",
+            counters.state_saves,
+        ),
+        (
+            "logwisp_state_save_errors_total",
+            "State files that could not be written.",
+            counters.state_save_errors,
+        ),
+    ];
+    for (name, help, value) in global {
+        family(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    family(
+        &mut out,
+        "logwisp_http_responses_total",
+        "counter",
+        "HTTP responses, by status code.",
+    );
+    for (code, n) in &counters.http_responses {
+        let _ = writeln!(out, "logwisp_http_responses_total{{code=\"{code}\"}} {n}");
+    }
     family(
         &mut out,
         "process_resident_memory_bytes",
@@ -79,5 +374,61 @@ pub fn render(streams: &[&Stream], process: Process, version: &str, commit: &str
         "process_resident_memory_bytes {}",
         process.resident_bytes
     );
+    family(
+        &mut out,
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+    );
+    let _ = writeln!(out, "process_cpu_seconds_total {}", process.cpu_seconds);
+    family(
+        &mut out,
+        "process_open_fds",
+        "gauge",
+        "Number of open file descriptors.",
+    );
+    let _ = writeln!(out, "process_open_fds {}", process.open_fds);
+    family(
+        &mut out,
+        "process_max_fds",
+        "gauge",
+        "Maximum number of open file descriptors.",
+    );
+    let _ = writeln!(out, "process_max_fds {}", process.max_fds);
+    family(
+        &mut out,
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+    );
+    let _ = writeln!(
+        out,
+        "process_start_time_seconds {}",
+        process.start_time_seconds
+    );
     out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_are_declared_once_and_labels_escaped() {
+        let mut c = Counters::default();
+        c.http_responses.insert(200, 3);
+        let text = String::from_utf8(render(&[], &c, Process::default(), "v1\"x", "abc")).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            assert!(seen.insert(line.to_string()), "declared twice: {line}");
+        }
+        assert!(text.contains("logwisp_build_info{version=\"v1\\\"x\",commit=\"abc\"} 1\n"));
+        assert!(text.contains("logwisp_http_responses_total{code=\"200\"} 3\n"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            if line.contains("_total") {
+                assert!(name.ends_with("_total"), "{line}");
+            }
+        }
+    }
 }

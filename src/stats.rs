@@ -66,6 +66,12 @@ fn server_json(server: &ServerState, uptime_secs: u64, router: bool) -> Value {
         "uptime_seconds": uptime_secs,
         "heartbeat": heartbeat_json(server),
         "rate_limit": rate_limit_json(server.limiter.as_ref()),
+        "lines_sent": server.lines_sent,
+        "bytes_sent": server.bytes_sent,
+        "rejected": {
+            "rate_limit": server.rejected_rate,
+            "connection_limit": server.rejected_connections,
+        },
     });
     if server.kind == crate::stream::ServerKind::Http {
         v["mode"] = json!({ "standalone": !router, "router": router });
@@ -174,6 +180,16 @@ pub fn stream_status(stream: &Stream, uptime_secs: u64, router: bool) -> Value {
             "total_entries": stream.total_entries(),
             "dropped_entries": stream.dropped,
             "truncated_lines": truncated,
+            "lines_read": m.counters.lines,
+            "bytes_read": m.counters.bytes,
+            "rotations": m.counters.rotations,
+            "open_files": m.open_files(),
+            "errors": {
+                "read": m.counters.read_errors,
+                "watch": m.counters.watch_errors,
+                "not_regular_file": m.counters.skipped_files,
+                "descriptor_eviction": m.counters.descriptor_evictions,
+            },
             "check_interval_ms": stream.cfg.check_interval_ms,
             "max_line_bytes": stream.cfg.max_line_bytes,
             "targets": targets,
@@ -198,6 +214,11 @@ pub fn stream_status(stream: &Stream, uptime_secs: u64, router: bool) -> Value {
             "tcp_clients": tcp_clients,
             "bytes_sent": stream.bytes_sent,
             "dropped_entries": stream.dropped,
+            "dropped_by_reason": {
+                "gone": stream.dropped_gone,
+                "forgotten": stream.dropped_forgotten,
+                "earlier_run": stream.dropped_earlier_run,
+            },
         }),
     );
     let http_limiter = stream.http.as_ref().and_then(|h| h.limiter.as_ref());

@@ -69,6 +69,12 @@ pub struct ServerState {
     pub clients_served: u64,
     /// Requests answered (HTTP) or connections accepted (TCP).
     pub requests: u64,
+    /// Entries and bytes sent to this server's clients.
+    pub lines_sent: u64,
+    pub bytes_sent: u64,
+    /// Connections refused by the rate limit and by the connection caps.
+    pub rejected_rate: u64,
+    pub rejected_connections: u64,
     /// A heartbeat timer is pending.
     pub heartbeat_armed: bool,
 }
@@ -90,6 +96,10 @@ impl ServerState {
             active_clients: 0,
             clients_served: 0,
             requests: 0,
+            lines_sent: 0,
+            bytes_sent: 0,
+            rejected_rate: 0,
+            rejected_connections: 0,
             heartbeat_armed: false,
         }
     }
@@ -142,8 +152,13 @@ pub struct Stream {
     pub status_path: String,
     /// Connection keys of every streaming client (SSE and TCP).
     pub clients: Vec<usize>,
-    /// Entries clients never got because their bytes were gone from disk.
+    /// Entries clients never got because their bytes were gone from disk (`gone`), were
+    /// older than what history still maps (`forgotten`), or were read by an earlier run
+    /// (`earlier_run`, counted when a client resumes with an id of that run).
     pub dropped: u64,
+    pub dropped_gone: u64,
+    pub dropped_forgotten: u64,
+    pub dropped_earlier_run: u64,
     pub bytes_sent: u64,
     /// Entries were added since the last flush to clients.
     pub fresh: bool,
@@ -227,6 +242,9 @@ impl Stream {
             status_path,
             clients: Vec::new(),
             dropped: 0,
+            dropped_gone: 0,
+            dropped_forgotten: 0,
+            dropped_earlier_run: 0,
             bytes_sent: 0,
             fresh: false,
             read_pending: false,
@@ -376,6 +394,7 @@ impl Stream {
                 let lost = first - seq;
                 sub.note_lost(lost, true);
                 self.dropped += lost;
+                self.dropped_forgotten += lost;
                 seq = first;
                 hint = None;
                 continue;
@@ -434,6 +453,7 @@ impl Stream {
                         _ => {
                             sub.note_lost(left, true);
                             self.dropped += left;
+                            self.dropped_gone += left;
                             seq = run_end;
                             hint = None;
                         }

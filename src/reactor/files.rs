@@ -210,6 +210,7 @@ impl Reactor {
             for event in events {
                 any = true;
                 if event.mask.contains(EventMask::Q_OVERFLOW) {
+                    self.counters.inotify_overflows += 1;
                     self.rescan_everything();
                     continue;
                 }

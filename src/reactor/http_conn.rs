@@ -222,15 +222,24 @@ impl Reactor {
             }
             Content::Metrics => {
                 let streams: Vec<_> = self.streams.iter().map(|(_, s)| s).collect();
+                let mut counters = self.counters.clone();
+                counters.state_saves = self.store.saves;
+                counters.state_save_errors = self.store.save_errors;
                 crate::metrics::render(
                     &streams,
-                    crate::metrics::Process::default(),
+                    &counters,
+                    crate::metrics::Process::read(self.started_unix_secs),
                     crate::version::TAG,
                     crate::version::COMMIT,
                 )
             }
         };
         let date = timefmt::http_date(self.unix_secs);
+        *self
+            .counters
+            .http_responses
+            .entry(reply.status)
+            .or_default() += 1;
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
@@ -299,6 +308,7 @@ impl Reactor {
         match limiter.check_request(peer, now) {
             Ok(()) => true,
             Err(refusal) => {
+                server.rejected_rate += 1;
                 let retry = match refusal {
                     Refusal::Rate { retry_after_secs } => retry_after_secs,
                     Refusal::Connections => 1,
@@ -391,6 +401,7 @@ impl Reactor {
         let mut counted = false;
         if let Some(limiter) = server.limiter.as_mut() {
             if limiter.open_connection(peer, now).is_err() {
+                server.rejected_connections += 1;
                 let reply = decide::refusal_reply(
                     limiter.config.response_code,
                     "Connection limit exceeded",
@@ -426,6 +437,11 @@ impl Reactor {
         sub.queue_control(&hello);
         sub.note_lost(start.lost, start.exact);
         stream.dropped += start.lost;
+        if start.exact {
+            stream.dropped_forgotten += start.lost;
+        } else {
+            stream.dropped_earlier_run += start.lost;
+        }
         let index = stream.clients.len();
         stream.clients.push(key);
         let finish = if self.stopping {

@@ -216,6 +216,7 @@ impl Reactor {
                         // EMFILE, ENFILE, ENOBUFS, ENOMEM…: the pending connection stays in
                         // the backlog; pause this listener instead of spinning on it.
                         listener.paused = true;
+                        self.counters.accept_errors += 1;
                         report_once(
                             &mut self.accept_error_reported,
                             &format!(
@@ -308,8 +309,14 @@ impl Reactor {
                 .and_then(|()| limiter.open_connection(peer, now));
             if let Err(r) = refusal {
                 let message = match r {
-                    Refusal::Rate { .. } => limiter.config.response_message.clone(),
-                    Refusal::Connections => "Connection limit exceeded".to_string(),
+                    Refusal::Rate { .. } => {
+                        server.rejected_rate += 1;
+                        limiter.config.response_message.clone()
+                    }
+                    Refusal::Connections => {
+                        server.rejected_connections += 1;
+                        "Connection limit exceeded".to_string()
+                    }
                 };
                 let mut line = Vec::new();
                 tcp::error_line(&mut line, &message);

@@ -157,6 +157,7 @@ pub struct Reactor {
     stopping: bool,
     stop_now: bool,
     accept_error_reported: bool,
+    counters: crate::metrics::Counters,
 }
 
 impl Reactor {
@@ -222,6 +223,7 @@ impl Reactor {
             stopping: false,
             stop_now: false,
             accept_error_reported: false,
+            counters: crate::metrics::Counters::default(),
         };
         println!("logwisp {} starting", crate::version::TAG);
         println!("config: {source}");

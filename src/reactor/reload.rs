@@ -46,6 +46,7 @@ impl Reactor {
         let new = match config::load(&self.source, self.overrides) {
             Ok(c) => c,
             Err(e) => {
+                self.counters.reload_failures += 1;
                 eprintln!("logwisp: reload: {e}; keeping the running config");
                 return;
             }
@@ -55,8 +56,14 @@ impl Reactor {
             return;
         }
         match self.apply_config(new) {
-            Ok(()) => eprintln!("logwisp: reloaded {}", self.source),
-            Err(e) => eprintln!("logwisp: reload: {e}; keeping the running config"),
+            Ok(()) => {
+                self.counters.reloads += 1;
+                eprintln!("logwisp: reloaded {}", self.source);
+            }
+            Err(e) => {
+                self.counters.reload_failures += 1;
+                eprintln!("logwisp: reload: {e}; keeping the running config");
+            }
         }
     }
 

@@ -251,11 +251,16 @@ fn write_client(
     loop {
         let renderer = stream.renderer(client.kind, unix_secs, (unix_secs - started).max(0) as u64);
         let before = client.sub.bytes_sent;
+        let seq_before = client.sub.next_seq();
         let result = client
             .sub
             .flush(&stream.ring, &renderer, &mut conn.transport, budget);
         let sent = client.sub.bytes_sent - before;
         stream.bytes_sent += sent;
+        if let Some(server) = stream.server_mut(client.kind) {
+            server.bytes_sent += sent;
+            server.lines_sent += client.sub.next_seq().saturating_sub(seq_before);
+        }
         budget = budget.saturating_sub(sent as usize);
         if sent > 0 {
             // Reading may have waited for this client to take entries.
@@ -274,6 +279,10 @@ fn write_client(
                 }
                 let (seq, pending) = (client.sub.next_seq(), client.sub.pending_bytes());
                 stream.refill(&mut client.sub, scratch);
+                // Entries rendered from disk count as sent once they are in its buffer.
+                if let Some(server) = stream.server_mut(client.kind) {
+                    server.lines_sent += client.sub.next_seq().saturating_sub(seq);
+                }
                 let moved = client.sub.next_seq() != seq
                     || client.sub.pending_bytes() != pending
                     || !client.sub.on_disk();

@@ -494,3 +494,109 @@ while True:
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `/metrics` is valid Prometheus text (checked by the reference parser,
+/// `prometheus_client`), has the families SPEC §12 names, and agrees with `/status`.
+#[test]
+fn metrics_parse_as_prometheus_text_and_agree_with_status() {
+    use std::process::Stdio;
+    let server = Server::start(&one_stream(&format!("{HTTP}{TCP}")));
+    let log = server.path("app.log");
+    append(&log, "");
+    let mut sse = SseClient::connect(server.http_port("app"), "/stream", &[]);
+    sse.skip_connected();
+    let mut tcp = TcpLineClient::connect(server.tcp_port("app"));
+    server.wait_tcp_clients("app", 1);
+    append(&log, &numbered("m", 0..25));
+    for _ in 0..25 {
+        sse.next_message();
+        tcp.next_message();
+    }
+    let r = http_get(server.http_port("app"), "/metrics");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = r.text();
+    let script = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        key = s.name + json.dumps(s.labels, sort_keys=True)
+        out[key] = s.value
+print(json.dumps(out))
+"#;
+    let mut child = python_with("prometheus_client")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser refused the text: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sample = |key: &str| {
+        samples[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no sample {key} in:\n{text}"))
+    };
+    let status = server.status("app");
+    assert_eq!(
+        sample("logwisp_lines_read_total{\"stream\": \"app\"}"),
+        25.0
+    );
+    assert_eq!(
+        sample("logwisp_lines_read_total{\"stream\": \"app\"}") as u64,
+        status["monitor"]["total_entries"].as_u64().unwrap()
+    );
+    assert_eq!(
+        sample("logwisp_lines_sent_total{\"stream\": \"app\", \"transport\": \"sse\"}"),
+        25.0
+    );
+    assert_eq!(
+        sample("logwisp_lines_sent_total{\"stream\": \"app\", \"transport\": \"tcp\"}"),
+        25.0
+    );
+    assert_eq!(
+        sample("logwisp_clients{\"stream\": \"app\", \"transport\": \"sse\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample("logwisp_files_watched{\"stream\": \"app\"}"),
+        status["monitor"]["active_watchers"].as_f64().unwrap()
+    );
+    assert!(sample("process_resident_memory_bytes{}") > 0.0);
+    assert!(sample("process_open_fds{}") > 0.0);
+    assert!(sample("process_start_time_seconds{}") > 1.7e9);
+    for family in [
+        "logwisp_read_bytes_total",
+        "logwisp_sent_bytes_total",
+        "logwisp_lines_dropped_total",
+        "logwisp_connections_rejected_total",
+        "logwisp_file_rotations_total",
+        "logwisp_errors_total",
+        "logwisp_forward_acked_total",
+        "logwisp_build_info",
+        "process_cpu_seconds_total",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "{family} missing"
+        );
+    }
+}

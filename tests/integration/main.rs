@@ -7,6 +7,7 @@ mod cli_config;
 mod http;
 mod limits;
 mod proxy;
+mod reload;
 mod resume;
 mod rotation;
 mod router;

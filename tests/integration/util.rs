@@ -332,6 +332,20 @@ impl Server {
         }
     }
 
+    /// Replaces the config (`$DIR` as in [`start`](Self::start)), sends SIGHUP and waits
+    /// until logwisp says it reloaded; the ports it prints then are noted.
+    pub fn reload_with(&mut self, toml: &str) {
+        let toml = toml.replace("$DIR", &self.dir.path().display().to_string());
+        fs::write(self.dir.join("logwisp.toml"), &toml).expect("write config");
+        let before = self.stderr().matches("logwisp: reload").count();
+        self.signal(libc::SIGHUP);
+        let done = wait_until(TIMEOUT, || {
+            self.stderr().matches("logwisp: reload").count() > before
+        });
+        assert!(done, "no reload reported; stderr:\n{}", self.stderr());
+        self.wait_listening();
+    }
+
     /// The process id of the running logwisp.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -470,6 +484,40 @@ fn expected_listeners(toml: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// `python3` with `PYTHONPATH` set so it can import the PyPI package `package` (installed
+/// once, with pip, into the build's temporary directory: `cargo test` needs nothing
+/// installed by hand, only a reachable package index the first time).
+pub fn python_with(package: &str) -> Command {
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("python")
+        .join(package);
+    {
+        let _one_at_a_time = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+        let done = dir.join(".installed");
+        if !done.exists() {
+            let status = Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .arg("--target")
+                .arg(&dir)
+                .arg(package)
+                .status()
+                .expect("python3 and pip are needed for this test");
+            assert!(status.success(), "pip install {package} failed");
+            fs::write(&done, b"").unwrap();
+        }
+    }
+    let mut cmd = Command::new("python3");
+    cmd.env("PYTHONPATH", &dir);
+    cmd
 }
 
 /// Outcome of a logwisp run that is expected to end by itself.

@@ -1,0 +1,124 @@
+//! Configuration reload (SPEC §10): SIGHUP applies a new config to the running service.
+//! Streams that did not change lose and repeat nothing, even under load; added streams
+//! serve; removed streams say `stream_removed`; an invalid file keeps the running config;
+//! a changed port is bound again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::util::*;
+
+fn stream(name: &str, file: &str, servers: &str) -> String {
+    format!(
+        "[[streams]]\nname = \"{name}\"\n[streams.monitor]\n\
+         targets = [{{ path = \"$DIR/{file}\", is_file = true }}]\n{servers}"
+    )
+}
+
+#[test]
+fn reload_keeps_unchanged_streams_whole_and_applies_the_rest() {
+    let keep = stream("keep", "keep.log", HTTP);
+    let gone = stream("gone", "gone.log", HTTP);
+    let mut server = Server::start(&format!("{keep}{gone}"));
+    append(&server.path("keep.log"), "");
+    let mut kept = SseClient::connect(server.http_port("keep"), "/stream", &[]);
+    kept.skip_connected();
+    let mut removed = SseClient::connect(server.http_port("gone"), "/stream", &[]);
+    removed.skip_connected();
+    server.wait_status("keep", "the client of `keep`", |s| {
+        s["delivery"]["sse_clients"] == 1
+    });
+
+    // A writer keeps appending to `keep` through the reload.
+    let log = server.path("keep.log");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) || n < 2000 {
+                append(&log, &numbered("line", n..n + 50));
+                n += 50;
+                std::thread::yield_now();
+            }
+            n
+        })
+    };
+    let added = stream("added", "added.log", HTTP);
+    server.reload_with(&format!("{keep}{added}"));
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.join().unwrap();
+
+    // The removed stream's client is told, after what it was owed.
+    let bye = loop {
+        let e = removed.next_event();
+        if e.event.is_some() {
+            break e;
+        }
+    };
+    assert_eq!(bye.event.as_deref(), Some("disconnect"), "{:?}", bye.raw);
+    assert_eq!(bye.data.as_deref(), Some("{\"reason\":\"stream_removed\"}"));
+    removed.expect_closed();
+
+    // The kept stream lost and repeated nothing.
+    let got: Vec<String> = (0..written).map(|_| kept.next_message()).collect();
+    let want: Vec<String> = numbered("line", 0..written)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_same_seq("kept stream across the reload", &got, &want);
+
+    // The added stream serves.
+    let mut new = SseClient::connect(server.http_port("added"), "/stream", &[]);
+    new.skip_connected();
+    append(&server.path("added.log"), "hello from the new stream\n");
+    assert_eq!(new.next_message(), "hello from the new stream");
+    let r = http_get(server.http_port("added"), "/status");
+    assert_eq!(r.json()["stream"], "added");
+}
+
+#[test]
+fn an_invalid_config_is_reported_and_the_running_one_kept() {
+    let keep = stream("keep", "keep.log", HTTP);
+    let mut server = Server::start(&keep);
+    append(&server.path("keep.log"), "");
+    let mut c = SseClient::connect(server.http_port("keep"), "/stream", &[]);
+    c.skip_connected();
+    server.reload_with(&format!("{keep}\nbogus_key = 1\n"));
+    assert!(
+        server.stderr().contains("keeping the running config"),
+        "{}",
+        server.stderr()
+    );
+    assert!(server.stderr().contains("bogus_key"), "{}", server.stderr());
+    append(&server.path("keep.log"), "still served\n");
+    assert_eq!(c.next_message(), "still served");
+}
+
+#[test]
+fn a_changed_port_is_bound_again_and_clients_of_other_servers_stay() {
+    let first = stream("app", "app.log", &format!("{HTTP}{TCP}"));
+    let mut server = Server::start(&first);
+    append(&server.path("app.log"), "");
+    let mut c = SseClient::connect(server.http_port("app"), "/stream", &[]);
+    c.skip_connected();
+    let old_tcp = server.tcp_port("app");
+    let port = free_port();
+    let second = first.replacen(
+        "[streams.tcpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0",
+        &format!("[streams.tcpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = {port}"),
+        1,
+    );
+    assert_ne!(first, second);
+    server.reload_with(&second);
+    assert_eq!(server.tcp_port("app"), port);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", old_tcp)).is_err(),
+        "the old TCP port is closed"
+    );
+    let mut t = TcpLineClient::connect(port);
+    server.wait_tcp_clients("app", 1);
+    append(&server.path("app.log"), "after the rebind\n");
+    assert_eq!(t.next_message(), "after the rebind");
+    assert_eq!(c.next_message(), "after the rebind");
+}
