@@ -30,4 +30,6 @@ pub mod tail;
 pub mod tcp;
 pub mod timefmt;
 pub mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod version;

@@ -18,12 +18,25 @@ use crate::timer::TimerId;
 #[derive(Debug)]
 pub enum Transport {
     Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<crate::tls::TlsStream>),
 }
 
 impl Transport {
     pub fn socket(&mut self) -> &mut TcpStream {
         match self {
             Transport::Plain(s) => s,
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.socket(),
+        }
+    }
+
+    /// Still negotiating TLS (a plain connection never is).
+    pub fn handshaking(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.is_handshaking(),
         }
     }
 
@@ -31,6 +44,12 @@ impl Transport {
     pub fn push_pending(&mut self) -> io::Result<Io> {
         match self {
             Transport::Plain(_) => Ok(Io::Done),
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => Ok(if t.push_pending()? {
+                Io::Done
+            } else {
+                Io::WouldBlock
+            }),
         }
     }
 
@@ -40,6 +59,8 @@ impl Transport {
             Transport::Plain(s) => {
                 let _ = s.shutdown(std::net::Shutdown::Write);
             }
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.shutdown_write(),
         }
     }
 }
@@ -48,6 +69,8 @@ impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.read(buf),
         }
     }
 }
@@ -56,12 +79,16 @@ impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.write_vectored(&[IoSlice::new(buf)]),
         }
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.write_vectored(bufs),
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.write_vectored(bufs),
         }
     }
 

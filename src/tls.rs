@@ -1,0 +1,185 @@
+//! TLS for the reactor's connections (SPEC §13): a rustls server session driven over a
+//! non-blocking socket, and the certificates it is set up from. The session owns no
+//! readiness of its own: plaintext goes in and out like on a plain socket, encrypted
+//! records wait in the session (bounded) until the socket takes them, and
+//! [`TlsStream::push_pending`] sends them when it can.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, ServerConnection};
+
+/// Encrypted bytes a session may hold for a slow client before it stops taking
+/// plaintext (the client is then "blocked" like a full socket).
+const SESSION_BUFFER: usize = 64 * 1024;
+
+/// A server's TLS settings, as the config gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Clients must present a certificate signed by a CA in this file (mTLS).
+    pub client_ca_file: Option<PathBuf>,
+    /// Refuse TLS 1.2 (`min_version = "1.3"`).
+    pub tls13_only: bool,
+}
+
+fn read_pem<T>(
+    path: &Path,
+    what: &str,
+    items: impl FnOnce(&Path) -> Result<T, rustls::pki_types::pem::Error>,
+) -> Result<T, String> {
+    items(path).map_err(|e| format!("{what} {}: {e}", path.display()))
+}
+
+/// Builds the session settings a listener hands every connection; every problem names
+/// the file it is in.
+pub fn server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
+    let certs: Vec<CertificateDer<'static>> = read_pem(&s.cert_file, "certificate", |p| {
+        CertificateDer::pem_file_iter(p)?.collect()
+    })?;
+    if certs.is_empty() {
+        return Err(format!(
+            "certificate {}: no certificate in the file",
+            s.cert_file.display()
+        ));
+    }
+    let key = read_pem(&s.key_file, "private key", |p| {
+        PrivateKeyDer::from_pem_file(p)
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = if s.tls13_only {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("TLS versions: {e}"))?;
+    let builder = match &s.client_ca_file {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            let cas: Vec<CertificateDer<'static>> = read_pem(ca, "client CA", |p| {
+                CertificateDer::pem_file_iter(p)?.collect()
+            })?;
+            if cas.is_empty() {
+                return Err(format!("client CA {}: no certificate in the file", ca.display()));
+            }
+            for c in cas {
+                roots
+                    .add(c)
+                    .map_err(|e| format!("client CA {}: {e}", ca.display()))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| format!("client CA {}: {e}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            format!(
+                "certificate {} with key {}: {e}",
+                s.cert_file.display(),
+                s.key_file.display()
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A TLS session over a non-blocking socket.
+#[derive(Debug)]
+pub struct TlsStream {
+    sock: TcpStream,
+    session: ServerConnection,
+}
+
+impl TlsStream {
+    pub fn new(sock: TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsStream> {
+        let mut session = ServerConnection::new(config).map_err(io::Error::other)?;
+        session.set_buffer_limit(Some(SESSION_BUFFER));
+        Ok(TlsStream { sock, session })
+    }
+
+    pub fn socket(&mut self) -> &mut TcpStream {
+        &mut self.sock
+    }
+
+    pub fn is_handshaking(&self) -> bool {
+        self.session.is_handshaking()
+    }
+
+    /// Reads plaintext: decrypts what the socket has until some plaintext is there (or the
+    /// socket would block). A failed handshake or a bad record is an error, after the
+    /// alert that tells the peer why has been sent.
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.session.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The peer closed TCP without close_notify: for a stream of events that
+                // is an end like any other.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            match self.session.read_tls(&mut self.sock) {
+                Ok(0) => return Ok(0),
+                Ok(_) => {
+                    if let Err(e) = self.session.process_new_packets() {
+                        let _ = self.push_pending();
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                    // The handshake answers as it goes.
+                    self.push_pending()?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.push_pending()?;
+                    return Err(e);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Takes plaintext into the session (encrypting it) as far as its buffer allows, and
+    /// sends what the socket takes. WouldBlock when the session is full.
+    pub fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.push_pending()?;
+        let n = self.session.writer().write_vectored(bufs)?;
+        if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.push_pending()?;
+        Ok(n)
+    }
+
+    /// Sends encrypted records the session holds; true when none is left.
+    pub fn push_pending(&mut self) -> io::Result<bool> {
+        while self.session.wants_write() {
+            match self.session.write_tls(&mut self.sock) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// close_notify, then our FIN.
+    pub fn shutdown_write(&mut self) {
+        self.session.send_close_notify();
+        let _ = self.push_pending();
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
+    }
+}
