@@ -1,0 +1,304 @@
+use super::*;
+use std::net::Ipv4Addr;
+
+fn ok(text: &str) -> Config {
+    parse(text, "t.toml", Overrides::default()).unwrap()
+}
+
+fn err(text: &str) -> ConfigError {
+    parse(text, "t.toml", Overrides::default()).unwrap_err()
+}
+
+const MINIMAL: &str = r#"
+[[streams]]
+name = "app"
+[streams.monitor]
+targets = [{ path = "/var/log/app.log", is_file = true }]
+[streams.tcpserver]
+enabled = true
+port = 9090
+"#;
+
+#[test]
+fn built_in_default_is_valid() {
+    let c = ok(BUILT_IN);
+    assert_eq!(c.streams.len(), 1);
+    let s = &c.streams[0];
+    assert_eq!(s.name, "default");
+    let h = s.http.as_ref().unwrap();
+    assert_eq!((h.port, h.stream_path.as_str()), (8080, "/stream"));
+    assert_eq!(h.heartbeat.as_ref().unwrap().interval_secs, 30);
+    assert_eq!(s.targets[0].matcher, NameMatcher::Glob("*.log".into()));
+}
+
+#[test]
+fn minimal_stream_gets_defaults() {
+    let c = ok(MINIMAL);
+    let s = &c.streams[0];
+    assert_eq!(s.check_interval_ms, DEFAULT_CHECK_INTERVAL_MS);
+    assert_eq!(s.max_line_bytes, DEFAULT_MAX_LINE_BYTES);
+    assert!(s.http.is_none());
+    let t = s.tcp.as_ref().unwrap();
+    assert_eq!(t.buffer_size, DEFAULT_BUFFER_SIZE);
+    assert_eq!(s.targets[0].dir, PathBuf::from("/var/log"));
+    assert_eq!(s.targets[0].matcher, NameMatcher::Exact("app.log".into()));
+    assert_eq!(s.targets[0].start_at, StartAt::End);
+}
+
+#[test]
+fn unknown_key_names_path_and_line() {
+    let e = err(&MINIMAL.replace("port = 9090", "port = 9090\nbogus = 1"));
+    assert_eq!(e.key, "streams[0].tcpserver.bogus");
+    assert_eq!(e.line, Some(9));
+    assert!(e.message.contains("bogus"), "{e}");
+    assert!(e.to_string().contains("t.toml"));
+}
+
+#[test]
+fn type_error_names_path() {
+    let e = err(&MINIMAL.replace("port = 9090", "port = \"x\""));
+    assert_eq!(e.key, "streams[0].tcpserver.port");
+    assert_eq!(e.line, Some(8));
+}
+
+#[test]
+fn syntax_error_has_line() {
+    let e = err("[[streams]]\nname = \n");
+    assert_eq!(e.line, Some(2));
+}
+
+#[test]
+fn bad_interval_is_located() {
+    let text = MINIMAL.replace(
+        "[streams.monitor]",
+        "[streams.monitor]\ncheck_interval_ms = 5",
+    );
+    let e = err(&text);
+    assert_eq!(e.key, "streams[0].monitor.check_interval_ms");
+    assert_eq!(e.line, Some(5));
+    let e = err(&MINIMAL.replace(
+        "port = 9090",
+        "port = 9090\n[streams.tcpserver.heartbeat]\nenabled = true\ninterval_seconds = 0",
+    ));
+    assert_eq!(e.key, "streams[0].tcpserver.heartbeat.interval_seconds");
+    assert_eq!(e.line, Some(11));
+}
+
+#[test]
+fn duplicate_ports_rejected_unless_router_http() {
+    let two = format!(
+        "{MINIMAL}{}",
+        MINIMAL.replace("[[streams]]\nname = \"app\"", "[[streams]]\nname = \"b\"")
+    );
+    let e = err(&two);
+    assert_eq!(e.key, "streams[1].tcpserver.port");
+    assert!(e.message.contains("9090"), "{e}");
+
+    let http = |name: &str| {
+        format!(
+            "[[streams]]\nname = \"{name}\"\n[streams.monitor]\ntargets = [{{ path = \"/tmp\" }}]\n[streams.httpserver]\nenabled = true\nport = 8080\n"
+        )
+    };
+    let shared = format!("{}{}", http("a"), http("b"));
+    let e = err(&shared);
+    assert!(e.message.contains("router"), "{e}");
+    let routed = parse(
+        &shared,
+        "t.toml",
+        Overrides {
+            router: true,
+            router_port: None,
+        },
+    )
+    .unwrap();
+    assert!(routed.router);
+    let forced = parse(
+        &format!("{}{MINIMAL}", http("a")),
+        "t.toml",
+        Overrides {
+            router: false,
+            router_port: Some(9090),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(forced.key, "streams[1].tcpserver.port");
+}
+
+#[test]
+fn sse_heartbeats_are_on_by_default_tcp_ones_off() {
+    let both = |extra: &str| {
+        format!(
+            "[[streams]]\nname = \"a\"\n[streams.monitor]\ntargets = [{{ path = \"/tmp\" }}]\n\
+             [streams.httpserver]\nenabled = true\nport = 8080\n[streams.tcpserver]\nenabled = true\nport = 9090\n{extra}"
+        )
+    };
+    let default_sse = HeartbeatConfig {
+        interval_secs: 30,
+        format: HeartbeatFormat::Comment,
+        include_timestamp: true,
+        include_stats: false,
+    };
+    let c = ok(&both(""));
+    let s = &c.streams[0];
+    assert_eq!(s.http.as_ref().unwrap().heartbeat, Some(default_sse));
+    assert_eq!(s.tcp.as_ref().unwrap().heartbeat, None);
+    // A table without `enabled`: on for SSE, off for TCP, as before.
+    let c = ok(&both(
+        "[streams.httpserver.heartbeat]\ninterval_seconds = 5\n[streams.tcpserver.heartbeat]\ninterval_seconds = 5\n",
+    ));
+    let s = &c.streams[0];
+    assert_eq!(s.http.as_ref().unwrap().heartbeat.unwrap().interval_secs, 5);
+    assert_eq!(s.tcp.as_ref().unwrap().heartbeat, None);
+    let c = ok(&both("[streams.httpserver.heartbeat]\nenabled = false\n"));
+    assert_eq!(c.streams[0].http.as_ref().unwrap().heartbeat, None);
+    let c = ok(&both("[streams.tcpserver.heartbeat]\nenabled = true\n"));
+    let tcp = c.streams[0].tcp.as_ref().unwrap().heartbeat.unwrap();
+    assert_eq!((tcp.interval_secs, tcp.format), (30, HeartbeatFormat::Json));
+    let built_in = ok(BUILT_IN);
+    assert_eq!(
+        built_in.streams[0].http.as_ref().unwrap().heartbeat,
+        Some(default_sse)
+    );
+}
+
+#[test]
+fn a_config_may_declare_router_mode() {
+    let http = |name: &str| {
+        format!(
+            "[[streams]]\nname = \"{name}\"\n[streams.monitor]\ntargets = [{{ path = \"/tmp\" }}]\n[streams.httpserver]\nenabled = true\nport = 8080\n"
+        )
+    };
+    let shared = format!("{}{}", http("a"), http("b"));
+    assert!(err(&shared).message.contains("router"));
+    let declared = ok(&format!("router = true\n{shared}"));
+    assert!(declared.router);
+    assert!(!ok(&format!("router = false\n{}", http("a"))).router);
+    // The flag turns it on whatever the file says.
+    let forced = parse(
+        &format!("router = false\n{shared}"),
+        "t.toml",
+        Overrides {
+            router: true,
+            router_port: None,
+        },
+    )
+    .unwrap();
+    assert!(forced.router);
+    let e = err(&format!("router = \"yes\"\n{shared}"));
+    assert_eq!((e.key.as_str(), e.line), ("router", Some(1)));
+}
+
+#[test]
+fn router_port_0_is_any_free_port_for_every_http_stream() {
+    let http = |name: &str, port: u16| {
+        format!(
+            "[[streams]]\nname = \"{name}\"\n[streams.monitor]\ntargets = [{{ path = \"/tmp\" }}]\n[streams.httpserver]\nenabled = true\nport = {port}\n"
+        )
+    };
+    let c = parse(
+        &format!("{}{}", http("a", 8080), http("b", 8081)),
+        "t.toml",
+        Overrides {
+            router: false,
+            router_port: Some(0),
+        },
+    )
+    .unwrap();
+    assert!(c.router);
+    let ports: Vec<u16> = c
+        .streams
+        .iter()
+        .map(|s| s.http.as_ref().unwrap().port)
+        .collect();
+    assert_eq!(ports, [0, 0]);
+}
+
+#[test]
+fn rejects_each_invalid_value() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("name = \"app\"", "name = \"a b\"", "streams[0].name"),
+        ("name = \"app\"", "name = \"\"", "streams[0].name"),
+        ("port = 9090", "port = 70000", "streams[0].tcpserver.port"),
+        ("port = 9090", "port = -1", "streams[0].tcpserver.port"),
+        (
+            "port = 9090",
+            "buffer_size = 0",
+            "streams[0].tcpserver.buffer_size",
+        ),
+        ("enabled = true", "enabled = false", "streams[0]"),
+        (
+            "is_file = true }",
+            "is_file = true, start_at = \"middle\" }",
+            "streams[0].monitor.targets[0].start_at",
+        ),
+        (
+            "/var/log/app.log",
+            "/var/log/../app.log",
+            "streams[0].monitor.targets[0].path",
+        ),
+        (
+            "port = 9090",
+            "port = 9090\n[streams.tcpserver.rate_limit]\nenabled = true\nlimit_by = \"user\"",
+            "streams[0].tcpserver.rate_limit.limit_by",
+        ),
+        (
+            "port = 9090",
+            "port = 9090\n[streams.tcpserver.rate_limit]\nenabled = true\nrequests_per_second = 0.0",
+            "streams[0].tcpserver.rate_limit.requests_per_second",
+        ),
+        (
+            "port = 9090",
+            "port = 9090\n[streams.tcpserver.rate_limit]\nenabled = true\nburst_size = 0",
+            "streams[0].tcpserver.rate_limit.burst_size",
+        ),
+        (
+            "port = 9090",
+            "port = 9090\n[streams.tcpserver.heartbeat]\nformat = \"xml\"",
+            "streams[0].tcpserver.heartbeat.format",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let e = err(&MINIMAL.replace(from, to));
+        assert_eq!(&e.key, key, "{from} -> {to}: {e}");
+        assert!(e.line.is_some(), "{e}");
+    }
+    assert_eq!(err("").key, "streams");
+    let no_targets = MINIMAL.replace(
+        "targets = [{ path = \"/var/log/app.log\", is_file = true }]",
+        "targets = []",
+    );
+    assert_eq!(err(&no_targets).key, "streams[0].monitor.targets");
+}
+
+#[test]
+fn http_paths_validated() {
+    let http = |extra: &str| {
+        format!(
+            "[[streams]]\nname = \"a\"\n[streams.monitor]\ntargets = [{{ path = \"/tmp\" }}]\n[streams.httpserver]\nenabled = true\n{extra}\n"
+        )
+    };
+    assert_eq!(
+        err(&http("stream_path = \"stream\"")).key,
+        "streams[0].httpserver.stream_path"
+    );
+    assert_eq!(
+        err(&http("status_path = \"/stream\"")).key,
+        "streams[0].httpserver.status_path"
+    );
+    let c = ok(&http("address = \"127.0.0.1\""));
+    assert_eq!(
+        c.streams[0].http.as_ref().unwrap().address,
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    );
+    assert!(
+        err(&http("address = \"nowhere\""))
+            .message
+            .contains("nowhere")
+    );
+}
+
+#[test]
+fn normalize_is_lexical() {
+    assert_eq!(normalize(Path::new("/a/./b//c")), PathBuf::from("/a/b/c"));
+    assert!(normalize(Path::new("x.log")).is_absolute());
+}
