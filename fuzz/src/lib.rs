@@ -101,6 +101,10 @@ pub fn config(data: &[u8]) {
                 assert!(!cfg.streams.is_empty());
                 // The flag turns router mode on; a config may also declare it itself.
                 assert!(cfg.router || !overrides.router);
+                assert!(cfg.logging.stats_interval_secs <= config::MAX_STATS_INTERVAL_SECS);
+                if let config::LogOutput::File(p) = &cfg.logging.output {
+                    assert!(p.is_absolute() && p.file_name().is_some(), "{p:?}");
+                }
                 for s in &cfg.streams {
                     assert!(!s.name.is_empty());
                     assert!(s.check_interval_ms >= config::MIN_CHECK_INTERVAL_MS);

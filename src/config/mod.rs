@@ -33,6 +33,9 @@ pub const DEFAULT_HEARTBEAT_SECS: u64 = 30;
 /// How long a file renamed away by a rotation is still read (its writer may not have
 /// reopened yet), counted from the rename and from each later write to it.
 pub const DEFAULT_ROTATE_WAIT_MS: u64 = 5_000;
+pub const DEFAULT_STATS_INTERVAL_SECS: u64 = 30;
+/// A console summary less often than daily is no summary; 0 turns it off.
+pub const MAX_STATS_INTERVAL_SECS: u64 = 86_400;
 
 /// Where the config came from; startup prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +73,38 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// Router mode: HTTP streams sharing a port are served by one listener.
     pub router: bool,
+    /// Re-read the config when its file changes, as on SIGHUP.
+    pub config_auto_reload: bool,
+    pub logging: LoggingConfig,
+}
+
+/// logwisp's own messages (`[logging]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggingConfig {
+    /// Messages less severe than this are not written.
+    pub level: LogLevel,
+    pub format: LogFormat,
+    pub output: LogOutput,
+    /// Seconds between console summaries; 0 = none.
+    pub stats_interval_secs: u64,
+}
+
+keywords! {
+    /// Ordered by verbosity, `Error < Warn < Info < Debug`: a message is written when its
+    /// level is at most the configured one.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub enum LogLevel { Error = "error", Warn = "warn", Info = "info", Debug = "debug" }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum LogFormat { Text = "text", Json = "json" }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogOutput {
+    Stderr,
+    Stdout,
+    /// Normalized to an absolute path.
+    File(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -4,14 +4,30 @@
 //!
 //! [`read`]: super::read
 
-use super::StartAt;
-use super::read::schema;
+use super::read::{keywords, schema};
+use super::{LogFormat, LogLevel, StartAt};
+
+keywords! {
+    /// `[logging] output`; with `file`, becomes [`super::LogOutput`].
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Output { Stderr = "stderr", Stdout = "stdout", File = "file" }
+}
 
 schema! {
     pub struct File {
         router: bool = false,
         state_dir: String,
+        config_auto_reload: bool = false,
+        logging: Logging,
         streams: Vec<Stream>,
+    }
+
+    pub struct Logging {
+        level: LogLevel = LogLevel::Info,
+        format: LogFormat = LogFormat::Text,
+        output: Output = Output::Stderr,
+        file: String,
+        stats_interval_seconds: i64 = super::DEFAULT_STATS_INTERVAL_SECS as i64,
     }
 
     pub struct Stream {

@@ -302,3 +302,152 @@ fn normalize_is_lexical() {
     assert_eq!(normalize(Path::new("/a/./b//c")), PathBuf::from("/a/b/c"));
     assert!(normalize(Path::new("x.log")).is_absolute());
 }
+
+#[test]
+fn config_auto_reload_is_off_unless_set() {
+    assert!(!ok(MINIMAL).config_auto_reload);
+    assert!(ok(&format!("config_auto_reload = true\n{MINIMAL}")).config_auto_reload);
+    assert!(!ok(&format!("config_auto_reload = false\n{MINIMAL}")).config_auto_reload);
+    let e = err(&format!("config_auto_reload = \"yes\"\n{MINIMAL}"));
+    assert_eq!((e.key.as_str(), e.line), ("config_auto_reload", Some(1)));
+    assert!(e.message.contains("boolean"), "{e}");
+}
+
+/// `[logging]` goes after the streams: a table header would swallow the top-level keys
+/// written below it.
+fn with_logging(keys: &str) -> String {
+    format!("{MINIMAL}[logging]\n{keys}\n")
+}
+
+#[test]
+fn logging_defaults_without_the_table_or_its_keys() {
+    let want = LoggingConfig {
+        level: LogLevel::Info,
+        format: LogFormat::Text,
+        output: LogOutput::Stderr,
+        stats_interval_secs: DEFAULT_STATS_INTERVAL_SECS,
+    };
+    assert_eq!(ok(MINIMAL).logging, want);
+    assert_eq!(ok(&with_logging("")).logging, want);
+    assert_eq!(ok(BUILT_IN).logging, want);
+}
+
+#[test]
+fn logging_keys_are_read() {
+    let c = ok(&with_logging(
+        "level = \"debug\"\nformat = \"json\"\noutput = \"stdout\"\nstats_interval_seconds = 0",
+    ));
+    let l = c.logging;
+    assert_eq!((l.level, l.format), (LogLevel::Debug, LogFormat::Json));
+    assert_eq!((l.output, l.stats_interval_secs), (LogOutput::Stdout, 0));
+    for (text, level) in [
+        ("error", LogLevel::Error),
+        ("warn", LogLevel::Warn),
+        ("info", LogLevel::Info),
+    ] {
+        let c = ok(&with_logging(&format!("level = \"{text}\"")));
+        assert_eq!(c.logging.level, level);
+    }
+    let c = ok(&with_logging("stats_interval_seconds = 86400"));
+    assert_eq!(c.logging.stats_interval_secs, 86_400);
+}
+
+#[test]
+fn log_levels_are_ordered_by_verbosity() {
+    use LogLevel::*;
+    assert!(Error < Warn && Warn < Info && Info < Debug);
+    assert_eq!(Warn.as_str(), "warn");
+}
+
+#[test]
+fn logging_values_are_validated_and_located() {
+    let line = MINIMAL.lines().count() + 2;
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "level = \"verbose\"",
+            "logging.level",
+            "`verbose` is not `error`, `warn`, `info` or `debug`",
+        ),
+        (
+            "level = 3",
+            "logging.level",
+            "expected a string, found an integer",
+        ),
+        (
+            "format = \"xml\"",
+            "logging.format",
+            "`xml` is not `text` or `json`",
+        ),
+        (
+            "output = \"syslog\"",
+            "logging.output",
+            "`syslog` is not `stderr`, `stdout` or `file`",
+        ),
+        (
+            "output = \"file\"",
+            "logging.output",
+            "output = \"file\" needs `file`, the path to write to",
+        ),
+        (
+            "file = \"/var/log/logwisp.log\"",
+            "logging.file",
+            "`file` is set but output is `stderr`; set output = \"file\" or drop `file`",
+        ),
+        (
+            "stats_interval_seconds = -1",
+            "logging.stats_interval_seconds",
+            "-1 is outside 0..=86400 seconds (0 turns the summary off)",
+        ),
+        (
+            "stats_interval_seconds = 86401",
+            "logging.stats_interval_seconds",
+            "86401 is outside 0..=86400 seconds (0 turns the summary off)",
+        ),
+        (
+            "stats_interval_seconds = 1.5",
+            "logging.stats_interval_seconds",
+            "expected an integer, found a float",
+        ),
+        (
+            "colour = true",
+            "logging.colour",
+            "unknown key `colour` (expected one of: level, format, output, file, stats_interval_seconds)",
+        ),
+    ];
+    for (keys, key, message) in cases {
+        let e = err(&with_logging(keys));
+        assert_eq!(
+            (e.key.as_str(), e.message.as_str()),
+            (*key, *message),
+            "{keys}"
+        );
+        assert_eq!(e.line, Some(line), "{keys}");
+    }
+    let e = err(&format!("logging = \"debug\"\n{MINIMAL}"));
+    assert_eq!((e.key.as_str(), e.line), ("logging", Some(1)));
+}
+
+#[test]
+fn log_file_is_required_for_file_output_and_normalized() {
+    let file = |path: &str| with_logging(&format!("output = \"file\"\nfile = \"{path}\""));
+    let c = ok(&file("/var/log/./logwisp.log"));
+    assert_eq!(
+        c.logging.output,
+        LogOutput::File(PathBuf::from("/var/log/logwisp.log"))
+    );
+    let c = ok(&file("logs/logwisp.log"));
+    let want = std::env::current_dir().unwrap().join("logs/logwisp.log");
+    assert_eq!(c.logging.output, LogOutput::File(want));
+    for (path, message) in [
+        ("", "path is empty"),
+        ("/var/log/../logwisp.log", "contains `..`"),
+        ("/var/log/", "does not name a file"),
+        ("/", "does not name a file"),
+        (".", "does not name a file"),
+    ] {
+        let e = err(&file(path));
+        assert_eq!(e.key, "logging.file", "{path:?}: {e}");
+        assert!(e.message.contains(message), "{path:?}: {e}");
+        assert!(e.line.is_some(), "{e}");
+    }
+}

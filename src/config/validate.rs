@@ -52,6 +52,51 @@ pub fn file(raw: schema::File, overrides: Overrides) -> Result<Config, Invalid> 
         streams,
         router,
         state_dir,
+        config_auto_reload: raw.config_auto_reload,
+        logging: logging(raw.logging.unwrap_or_default())?,
+    })
+}
+
+fn logging(l: schema::Logging) -> Result<LoggingConfig, Invalid> {
+    let stats_interval_secs = match l.stats_interval_seconds {
+        v if (0..=MAX_STATS_INTERVAL_SECS as i64).contains(&v) => v as u64,
+        v => {
+            return Err(invalid(
+                "logging.stats_interval_seconds",
+                format!(
+                    "{v} is outside 0..={MAX_STATS_INTERVAL_SECS} seconds (0 turns the summary off)"
+                ),
+            ));
+        }
+    };
+    let output = match (l.output, l.file) {
+        (schema::Output::File, Some(f)) => {
+            LogOutput::File(normalize(&file_path("logging.file", &f)?))
+        }
+        (schema::Output::File, None) => {
+            return Err(invalid(
+                "logging.output",
+                "output = \"file\" needs `file`, the path to write to",
+            ));
+        }
+        // A `file` that nothing writes to is a forgotten `output = "file"`.
+        (other, Some(_)) => {
+            return Err(invalid(
+                "logging.file",
+                format!(
+                    "`file` is set but output is `{}`; set output = \"file\" or drop `file`",
+                    other.as_str()
+                ),
+            ));
+        }
+        (schema::Output::Stderr, None) => LogOutput::Stderr,
+        (schema::Output::Stdout, None) => LogOutput::Stdout,
+    };
+    Ok(LoggingConfig {
+        level: l.level,
+        format: l.format,
+        output,
+        stats_interval_secs,
     })
 }
 
@@ -279,6 +324,16 @@ fn plain_path(key: &str, text: &str) -> Result<PathBuf, Invalid> {
             key,
             format!("`{text}` contains `..`; give the path without it"),
         ));
+    }
+    Ok(path)
+}
+
+/// A path that must name a file, not a directory.
+fn file_path(key: &str, text: &str) -> Result<PathBuf, Invalid> {
+    let path = plain_path(key, text)?;
+    let named = matches!(path.components().next_back(), Some(Component::Normal(_)));
+    if !named || text.ends_with('/') {
+        return Err(invalid(key, format!("`{text}` does not name a file")));
     }
     Ok(path)
 }
