@@ -30,8 +30,8 @@ fn describe(cfg: &Config) -> String {
         };
         if let Some(h) = &s.http {
             out.push_str(&format!(
-                "  http      {}:{} stream {prefix}{} status {prefix}{} buffer {}\n",
-                h.address, h.port, h.stream_path, h.status_path, h.buffer_size
+                "  http      {}:{} stream {prefix}{} status {prefix}{} metrics {prefix}{} buffer {}\n",
+                h.address, h.port, h.stream_path, h.status_path, h.metrics_path, h.buffer_size
             ));
         }
         if let Some(t) = &s.tcp {

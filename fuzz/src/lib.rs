@@ -113,8 +113,11 @@ pub fn config(data: &[u8]) {
                     assert!(s.max_line_bytes >= config::MIN_MAX_LINE_BYTES);
                     assert!(s.max_line_bytes <= config::MAX_MAX_LINE_BYTES);
                     if let Some(h) = &s.http {
-                        assert!(h.stream_path.starts_with('/') && h.status_path.starts_with('/'));
+                        let paths = [&h.stream_path, &h.status_path, &h.metrics_path];
+                        assert!(paths.iter().all(|p| p.starts_with('/')), "{paths:?}");
                         assert_ne!(h.stream_path, h.status_path);
+                        assert_ne!(h.metrics_path, h.stream_path);
+                        assert_ne!(h.metrics_path, h.status_path);
                         assert!(h.buffer_size >= 1);
                     }
                 }

@@ -166,6 +166,7 @@ pub struct HttpConfig {
     pub buffer_size: usize,
     pub stream_path: String,
     pub status_path: String,
+    pub metrics_path: String,
     pub heartbeat: Option<HeartbeatConfig>,
     pub rate_limit: Option<RateLimitConfig>,
 }

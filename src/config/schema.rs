@@ -60,6 +60,8 @@ schema! {
         buffer_size: i64 = super::DEFAULT_BUFFER_SIZE as i64,
         stream_path: String = "/stream".into(),
         status_path: String = "/status".into(),
+        // Defaulted in validation, which must know whether it was written.
+        metrics_path: String,
         heartbeat: Heartbeat,
         rate_limit: RateLimit,
     }

@@ -451,3 +451,76 @@ fn log_file_is_required_for_file_output_and_normalized() {
         assert!(e.line.is_some(), "{e}");
     }
 }
+
+#[test]
+fn metrics_path_defaults_and_must_differ_from_the_other_paths() {
+    let http = |extra: &str| {
+        format!(
+            "[[streams]]\nname = \"a\"\n[streams.monitor]\ntargets = [{{ path = \"/tmp\" }}]\n[streams.httpserver]\nenabled = true\n{extra}\n"
+        )
+    };
+    let metrics = |text: &str| {
+        ok(text).streams[0]
+            .http
+            .as_ref()
+            .unwrap()
+            .metrics_path
+            .clone()
+    };
+    assert_eq!(metrics(&http("")), "/metrics");
+    assert_eq!(metrics(&http("metrics_path = \"/prom\"")), "/prom");
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "metrics_path = \"prom\"",
+            "metrics_path",
+            "`prom` must start with `/`",
+        ),
+        (
+            "metrics_path = \"/a b\"",
+            "metrics_path",
+            "`/a b` may not contain spaces, `?`, `#` or control characters",
+        ),
+        (
+            "metrics_path = \"/stream\"",
+            "metrics_path",
+            "`/stream` is also the stream_path; they must differ",
+        ),
+        (
+            "status_path = \"/s\"\nmetrics_path = \"/s\"",
+            "metrics_path",
+            "`/s` is also the status_path; they must differ",
+        ),
+        // Left at its default, it is the other key that was written to clash.
+        (
+            "status_path = \"/metrics\"",
+            "status_path",
+            "`/metrics` is also the default metrics_path; set metrics_path to another path",
+        ),
+        (
+            "stream_path = \"/metrics\"",
+            "stream_path",
+            "`/metrics` is also the default metrics_path; set metrics_path to another path",
+        ),
+    ];
+    for (extra, name, message) in cases {
+        let text = http(extra);
+        let e = err(&text);
+        let key = format!("streams[0].httpserver.{name}");
+        assert_eq!(
+            (e.key.as_str(), e.message.as_str()),
+            (key.as_str(), *message),
+            "{extra}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        let written = lines.iter().rposition(|l| l.starts_with(name)).unwrap() + 1;
+        assert_eq!(e.line, Some(written), "{extra}");
+    }
+    assert!(
+        ok(&http("status_path = \"/metrics\"\nmetrics_path = \"/m\"")).streams[0]
+            .http
+            .is_some()
+    );
+    // Not a key of TCP servers.
+    let e = err(&MINIMAL.replace("port = 9090", "port = 9090\nmetrics_path = \"/m\""));
+    assert_eq!(e.key, "streams[0].tcpserver.metrics_path");
+}

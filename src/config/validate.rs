@@ -453,12 +453,38 @@ fn http(key: &str, h: schema::Http) -> Result<HttpConfig, Invalid> {
             format!("`{status_path}` is also the stream_path; they must differ"),
         ));
     }
+    let written = h.metrics_path.is_some();
+    let metrics_path = url_path(
+        &format!("{key}.metrics_path"),
+        h.metrics_path.unwrap_or_else(|| "/metrics".into()),
+    )?;
+    for (other, path) in [("stream_path", &stream_path), ("status_path", &status_path)] {
+        if metrics_path != *path {
+            continue;
+        }
+        // Blame the key that was written: a config from before metrics existed may use
+        // `/metrics` for its status page, and must be told which key to add.
+        return Err(if written {
+            invalid(
+                format!("{key}.metrics_path"),
+                format!("`{metrics_path}` is also the {other}; they must differ"),
+            )
+        } else {
+            invalid(
+                format!("{key}.{other}"),
+                format!(
+                    "`{path}` is also the default metrics_path; set metrics_path to another path"
+                ),
+            )
+        });
+    }
     Ok(HttpConfig {
         address: address(key, h.address)?,
         port: port(key, h.port)?,
         buffer_size: buffer(key, h.buffer_size)?,
         stream_path,
         status_path,
+        metrics_path,
         heartbeat: heartbeat(&format!("{key}.heartbeat"), h.heartbeat, true)?,
         rate_limit: rate_limit(&format!("{key}.rate_limit"), h.rate_limit)?,
     })

@@ -195,6 +195,12 @@ fn config_errors_exit_1_naming_file_line_and_key() {
             "logging.output",
             "needs `file`",
         ),
+        (
+            "metrics_path equal to the stream_path",
+            http_stream("a", 0).replace(" # <-", "") + "metrics_path = \"/stream\" # <-\n",
+            "streams[0].httpserver.metrics_path",
+            "also the stream_path",
+        ),
     ];
     for (what, text, key, detail) in cases {
         let dir = TempDir::new();
@@ -401,6 +407,7 @@ fn check_prints_streams_and_endpoints() {
         "19091",
         "/stream",
         "/status",
+        "metrics /metrics",
         "logging: level info, format text, to stderr, console summary every 30 s\n",
         "config auto-reload: off\n",
     ] {
