@@ -3,9 +3,9 @@
 //!
 //! Why not serde's derive: it is a proc macro, and proc macros cannot be built with the
 //! `+crt-static` rustflags of .cargo/config.toml (without `--target`, they reach host
-//! artifacts too); and its errors would name a position but not the key path. A key
-//! declared here is type-checked, listed among the allowed keys, defaulted, and located
-//! in every error, from its one line in the schema.
+//! artifacts too). A key declared here is type-checked, listed among the allowed keys,
+//! defaulted, and located (key path and line) in every error, from its one line in the
+//! schema.
 
 use std::collections::HashMap;
 
