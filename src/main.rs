@@ -30,8 +30,8 @@ fn describe(cfg: &Config) -> String {
         };
         if let Some(h) = &s.http {
             out.push_str(&format!(
-                "  http      {}:{} stream {prefix}{} status {prefix}{} buffer {}\n",
-                h.address, h.port, h.stream_path, h.status_path, h.buffer_size
+                "  http      {}:{} stream {prefix}{} status {prefix}{} metrics {prefix}{} buffer {}\n",
+                h.address, h.port, h.stream_path, h.status_path, h.metrics_path, h.buffer_size
             ));
         }
         if let Some(t) = &s.tcp {
@@ -41,6 +41,23 @@ fn describe(cfg: &Config) -> String {
             ));
         }
     }
+    let log = &cfg.logging;
+    let output = match &log.output {
+        config::LogOutput::Stderr => "stderr".to_string(),
+        config::LogOutput::Stdout => "stdout".to_string(),
+        config::LogOutput::File(p) => format!("file {}", p.display()),
+    };
+    let summary = match log.stats_interval_secs {
+        0 => "off".to_string(),
+        n => format!("every {n} s"),
+    };
+    out.push_str(&format!(
+        "logging: level {}, format {}, to {output}, console summary {summary}\n",
+        log.level.as_str(),
+        log.format.as_str()
+    ));
+    let reload = if cfg.config_auto_reload { "on" } else { "off" };
+    out.push_str(&format!("config auto-reload: {reload}\n"));
     out
 }
 

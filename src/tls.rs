@@ -69,7 +69,10 @@ pub fn server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
                 CertificateDer::pem_file_iter(p)?.collect()
             })?;
             if cas.is_empty() {
-                return Err(format!("client CA {}: no certificate in the file", ca.display()));
+                return Err(format!(
+                    "client CA {}: no certificate in the file",
+                    ca.display()
+                ));
             }
             for c in cas {
                 roots
@@ -82,15 +85,13 @@ pub fn server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| {
-            format!(
-                "certificate {} with key {}: {e}",
-                s.cert_file.display(),
-                s.key_file.display()
-            )
-        })?;
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        format!(
+            "certificate {} with key {}: {e}",
+            s.cert_file.display(),
+            s.key_file.display()
+        )
+    })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -101,6 +101,10 @@ pub fn config(data: &[u8]) {
                 assert!(!cfg.streams.is_empty());
                 // The flag turns router mode on; a config may also declare it itself.
                 assert!(cfg.router || !overrides.router);
+                assert!(cfg.logging.stats_interval_secs <= config::MAX_STATS_INTERVAL_SECS);
+                if let config::LogOutput::File(p) = &cfg.logging.output {
+                    assert!(p.is_absolute() && p.file_name().is_some(), "{p:?}");
+                }
                 for s in &cfg.streams {
                     assert!(!s.name.is_empty());
                     assert!(s.check_interval_ms >= config::MIN_CHECK_INTERVAL_MS);
@@ -109,8 +113,11 @@ pub fn config(data: &[u8]) {
                     assert!(s.max_line_bytes >= config::MIN_MAX_LINE_BYTES);
                     assert!(s.max_line_bytes <= config::MAX_MAX_LINE_BYTES);
                     if let Some(h) = &s.http {
-                        assert!(h.stream_path.starts_with('/') && h.status_path.starts_with('/'));
+                        let paths = [&h.stream_path, &h.status_path, &h.metrics_path];
+                        assert!(paths.iter().all(|p| p.starts_with('/')), "{paths:?}");
                         assert_ne!(h.stream_path, h.status_path);
+                        assert_ne!(h.metrics_path, h.stream_path);
+                        assert_ne!(h.metrics_path, h.status_path);
                         assert!(h.buffer_size >= 1);
                     }
                 }

@@ -18,7 +18,7 @@ use super::{Reactor, Timer, file_budget};
 const REAP_GRACE_MS: u64 = 2_000;
 use crate::config::{self, Config, StreamConfig};
 use crate::entry::unix_micros_now;
-use crate::http::router::{DEFAULT_METRICS_PATH, Routes, StreamPaths};
+use crate::http::router::{Routes, StreamPaths};
 use crate::ratelimit::Limiter;
 use crate::sse;
 use crate::stream::{Ids, ServerKind, ServerState, Stream, StreamId};
@@ -364,7 +364,7 @@ impl Reactor {
                     let paths = StreamPaths {
                         stream: &h.stream_path,
                         status: &h.status_path,
-                        metrics: DEFAULT_METRICS_PATH,
+                        metrics: &h.metrics_path,
                     };
                     let (stream_path, status_path) = routes.add_stream(*id, &cfg.name, paths);
                     if let Some(stream) = self.stream_mut(*id) {

@@ -183,6 +183,24 @@ fn config_errors_exit_1_naming_file_line_and_key() {
             "streams[0].tcpserver.port",
             "70000",
         ),
+        (
+            "unknown logging level",
+            format!("{VALID}[logging]\nlevel = \"loud\" # <-\n"),
+            "logging.level",
+            "`loud` is not `error`, `warn`, `info` or `debug`",
+        ),
+        (
+            "file output without a file",
+            format!("{VALID}[logging]\noutput = \"file\" # <-\n"),
+            "logging.output",
+            "needs `file`",
+        ),
+        (
+            "metrics_path equal to the stream_path",
+            http_stream("a", 0).replace(" # <-", "") + "metrics_path = \"/stream\" # <-\n",
+            "streams[0].httpserver.metrics_path",
+            "also the stream_path",
+        ),
     ];
     for (what, text, key, detail) in cases {
         let dir = TempDir::new();
@@ -382,9 +400,33 @@ fn check_prints_streams_and_endpoints() {
     let path = write_config(&dir, &text);
     let r = run(&["--check", "--config", path.to_str().unwrap()], dir.path());
     assert_eq!(r.code, Some(0), "{r:?}");
-    for want in ["web", "app", "18081", "19091", "/stream", "/status"] {
+    for want in [
+        "web",
+        "app",
+        "18081",
+        "19091",
+        "/stream",
+        "/status",
+        "metrics /metrics",
+        "logging: level info, format text, to stderr, console summary every 30 s\n",
+        "config auto-reload: off\n",
+    ] {
         assert!(r.stdout.contains(want), "{want} missing: {}", r.stdout);
     }
+    let tuned = format!(
+        "config_auto_reload = true\n{text}[logging]\nlevel = \"debug\"\nformat = \"json\"\n\
+         output = \"file\"\nfile = \"logs/logwisp.log\"\nstats_interval_seconds = 0\n"
+    );
+    let path = write_config(&dir, &tuned);
+    let r = run(&["--check", "--config", path.to_str().unwrap()], dir.path());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let want = format!(
+        "logging: level debug, format json, to file {}/logs/logwisp.log, console summary off\n\
+         config auto-reload: on\n",
+        dir.path().display()
+    );
+    assert!(r.stdout.contains(&want), "{want:?} missing: {}", r.stdout);
+    assert!(!dir.join("logs").exists(), "--check creates nothing");
     // Where positions are kept: state_dir when given, else the documented default.
     let with_state = format!("state_dir = \"{}/st\"\n{text}", dir.path().display());
     let path = write_config(&dir, &with_state);

@@ -1,0 +1,369 @@
+//! Configuration: the TOML schema of the original logwisp, read strictly.
+//!
+//! Two layers, as in ripgrep's low/high args: [`schema`] mirrors the file (types checked,
+//! unknown keys rejected, defaults that need no context applied) and [`Config`] is the
+//! validated result the service runs on. Every error names the file, the key path and,
+//! where it can be found, the line.
+//!
+//! A new key is one line in `schema.rs`, plus its rule and its field on the validated
+//! type when it has them.
+
+mod read;
+mod schema;
+mod validate;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use read::keywords;
+pub use validate::normalize;
+
+pub const DEFAULT_CHECK_INTERVAL_MS: u64 = 100;
+pub const MIN_CHECK_INTERVAL_MS: u64 = 10;
+pub const DEFAULT_BUFFER_SIZE: usize = 1000;
+/// Upper bound so a typo cannot make one stream reserve gigabytes of index.
+pub const MAX_BUFFER_SIZE: usize = 10_000_000;
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
+pub const MIN_MAX_LINE_BYTES: usize = 64;
+pub const MAX_MAX_LINE_BYTES: usize = 256 * 1024 * 1024;
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+pub const DEFAULT_TCP_PORT: u16 = 9090;
+pub const DEFAULT_HEARTBEAT_SECS: u64 = 30;
+/// How long a file renamed away by a rotation is still read (its writer may not have
+/// reopened yet), counted from the rename and from each later write to it.
+pub const DEFAULT_ROTATE_WAIT_MS: u64 = 5_000;
+pub const DEFAULT_STATS_INTERVAL_SECS: u64 = 30;
+/// A console summary less often than daily is no summary; 0 turns it off.
+pub const MAX_STATS_INTERVAL_SECS: u64 = 86_400;
+
+/// Where the config came from; startup prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    Flag(PathBuf),
+    Env(PathBuf),
+    Home(PathBuf),
+    BuiltIn,
+}
+
+impl ConfigSource {
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ConfigSource::Flag(p) | ConfigSource::Env(p) | ConfigSource::Home(p) => Some(p),
+            ConfigSource::BuiltIn => None,
+        }
+    }
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigSource::Flag(p) => write!(f, "{} (from --config)", p.display()),
+            ConfigSource::Env(p) => write!(f, "{} (from $LOGWISP_CONFIG)", p.display()),
+            ConfigSource::Home(p) => write!(f, "{}", p.display()),
+            ConfigSource::BuiltIn => f.write_str("built-in default (./*.log on port 8080)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub streams: Vec<StreamConfig>,
+    /// Where checkpoints and ids are kept (`None`: the default, see `state::default_dir`).
+    pub state_dir: Option<PathBuf>,
+    /// Router mode: HTTP streams sharing a port are served by one listener.
+    pub router: bool,
+    /// Re-read the config when its file changes, as on SIGHUP.
+    pub config_auto_reload: bool,
+    pub logging: LoggingConfig,
+}
+
+/// logwisp's own messages (`[logging]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggingConfig {
+    /// Messages less severe than this are not written.
+    pub level: LogLevel,
+    pub format: LogFormat,
+    pub output: LogOutput,
+    /// Seconds between console summaries; 0 = none.
+    pub stats_interval_secs: u64,
+}
+
+keywords! {
+    /// Ordered by verbosity, `Error < Warn < Info < Debug`: a message is written when its
+    /// level is at most the configured one.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub enum LogLevel { Error = "error", Warn = "warn", Info = "info", Debug = "debug" }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum LogFormat { Text = "text", Json = "json" }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogOutput {
+    Stderr,
+    Stdout,
+    /// Normalized to an absolute path.
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamConfig {
+    pub name: String,
+    pub check_interval_ms: u64,
+    pub rotate_wait_ms: u64,
+    pub targets: Vec<TargetConfig>,
+    pub max_line_bytes: usize,
+    pub http: Option<HttpConfig>,
+    pub tcp: Option<TcpConfig>,
+}
+
+impl StreamConfig {
+    /// Whether `other` tails the same files the same way (a reload keeps the tailer).
+    pub fn same_monitor(&self, other: &StreamConfig) -> bool {
+        self.check_interval_ms == other.check_interval_ms
+            && self.rotate_wait_ms == other.rotate_wait_ms
+            && self.targets == other.targets
+            && self.max_line_bytes == other.max_line_bytes
+    }
+
+    /// Entries the shared buffer must hold: the deepest lag any of its servers allows.
+    pub fn ring_capacity(&self) -> usize {
+        let http = self.http.as_ref().map_or(0, |h| h.buffer_size);
+        let tcp = self.tcp.as_ref().map_or(0, |t| t.buffer_size);
+        http.max(tcp).max(1)
+    }
+}
+
+keywords! {
+    /// Where reading starts in a file that exists at startup and has no checkpoint.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum StartAt { End = "end", Beginning = "beginning" }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetConfig {
+    /// As written in the config (shown in status).
+    pub path: PathBuf,
+    /// Directory watched for this target: the parent for a file, the path for a directory.
+    pub dir: PathBuf,
+    pub matcher: NameMatcher,
+    pub start_at: StartAt,
+}
+
+/// Which names in `dir` belong to a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameMatcher {
+    Exact(String),
+    Glob(String),
+}
+
+impl NameMatcher {
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            NameMatcher::Exact(n) => n == name,
+            NameMatcher::Glob(g) => crate::tail::glob::matches(g, name),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    pub address: IpAddr,
+    pub port: u16,
+    pub buffer_size: usize,
+    pub stream_path: String,
+    pub status_path: String,
+    pub metrics_path: String,
+    pub heartbeat: Option<HeartbeatConfig>,
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpConfig {
+    pub address: IpAddr,
+    pub port: u16,
+    pub buffer_size: usize,
+    pub heartbeat: Option<HeartbeatConfig>,
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+keywords! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum HeartbeatFormat { Comment = "comment", Json = "json" }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatConfig {
+    pub interval_secs: u64,
+    pub format: HeartbeatFormat,
+    pub include_timestamp: bool,
+    pub include_stats: bool,
+}
+
+keywords! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum LimitBy { Ip = "ip", Global = "global" }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitConfig {
+    pub requests_per_second: f64,
+    pub burst_size: u32,
+    pub limit_by: LimitBy,
+    pub response_code: u16,
+    pub response_message: String,
+    /// 0 = unlimited.
+    pub max_connections_per_ip: u32,
+    /// 0 = unlimited.
+    pub max_total_connections: u32,
+}
+
+/// A config problem, located as precisely as the TOML allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config error in {}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ", line {line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ", key `{}`", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Overrides from the command line that change validation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    pub router: bool,
+    pub router_port: Option<u16>,
+}
+
+/// The config used when no file is found: one stream `default` tailing `./*.log`,
+/// SSE on port 8080 with a 30 s comment heartbeat. inotify delivers lines at once; the
+/// periodic check is only the backstop, so it runs once a second rather than the
+/// original's ten times (an idle logwisp wakes rarely).
+pub const BUILT_IN: &str = r#"
+[[streams]]
+name = "default"
+
+[streams.monitor]
+check_interval_ms = 1000
+targets = [{ path = "./", pattern = "*.log", is_file = false }]
+
+[streams.httpserver]
+enabled = true
+port = 8080
+buffer_size = 1000
+stream_path = "/stream"
+status_path = "/status"
+
+[streams.httpserver.heartbeat]
+enabled = true
+interval_seconds = 30
+format = "comment"
+include_timestamp = true
+include_stats = false
+"#;
+
+/// Finds the config by the documented order: flag, `$LOGWISP_CONFIG`,
+/// `~/.config/logwisp.toml`, built-in.
+pub fn locate(flag: Option<&Path>) -> ConfigSource {
+    if let Some(p) = flag {
+        return ConfigSource::Flag(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("LOGWISP_CONFIG").filter(|v| !v.is_empty()) {
+        return ConfigSource::Env(PathBuf::from(p));
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        let p = Path::new(&home).join(".config").join("logwisp.toml");
+        if p.is_file() {
+            return ConfigSource::Home(p);
+        }
+    }
+    ConfigSource::BuiltIn
+}
+
+/// Reads and validates the config from `source`.
+pub fn load(source: &ConfigSource, overrides: Overrides) -> Result<Config, ConfigError> {
+    match source.path() {
+        None => parse(BUILT_IN, "<built-in>", overrides),
+        Some(path) => {
+            let name = path.display().to_string();
+            let bytes = std::fs::read(path).map_err(|e| ConfigError {
+                file: name.clone(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read: {e}"),
+            })?;
+            let text = String::from_utf8(bytes).map_err(|_| ConfigError {
+                file: name.clone(),
+                line: None,
+                key: String::new(),
+                message: "not valid UTF-8".into(),
+            })?;
+            parse(&text, &name, overrides)
+        }
+    }
+}
+
+/// Parses and validates TOML text; `file` names it in errors.
+pub fn parse(text: &str, file: &str, overrides: Overrides) -> Result<Config, ConfigError> {
+    let located = |key: String, offset: Option<usize>, message: String| ConfigError {
+        file: file.to_string(),
+        line: offset.map(|o| line_of(text, o)),
+        key,
+        message,
+    };
+    let doc = toml::de::DeTable::parse(text).map_err(|e| {
+        located(
+            String::new(),
+            e.span().map(|s| s.start),
+            first_line(e.message()),
+        )
+    })?;
+    let mut offsets = read::Offsets::new();
+    let raw = schema::File::read(doc.get_ref(), "", &mut offsets)
+        .map_err(|p| located(p.key, p.offset, p.message))?;
+    validate::file(raw, overrides).map_err(|(key, message)| {
+        // The key itself, else the nearest enclosing key that was written.
+        let mut probe = key.as_str();
+        let offset = loop {
+            if let Some(&o) = offsets.get(probe) {
+                break Some(o);
+            }
+            match probe.rfind(['.', '[']) {
+                Some(i) => probe = &probe[..i],
+                None => break None,
+            }
+        };
+        located(key.clone(), offset, message)
+    })
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).trim().to_string()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+//! The file as written: every key logwisp accepts, with its type and, where it does not
+//! depend on other keys, its default. Adding a key is one line here (see [`read`] for the
+//! forms); validation in `validate.rs` turns these into [`super::Config`].
+//!
+//! [`read`]: super::read
+
+use super::read::{keywords, schema};
+use super::{LogFormat, LogLevel, StartAt};
+
+keywords! {
+    /// `[logging] output`; with `file`, becomes [`super::LogOutput`].
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Output { Stderr = "stderr", Stdout = "stdout", File = "file" }
+}
+
+schema! {
+    pub struct File {
+        router: bool = false,
+        state_dir: String,
+        config_auto_reload: bool = false,
+        logging: Logging,
+        streams: Vec<Stream>,
+    }
+
+    pub struct Logging {
+        level: LogLevel = LogLevel::Info,
+        format: LogFormat = LogFormat::Text,
+        output: Output = Output::Stderr,
+        file: String,
+        stats_interval_seconds: i64 = super::DEFAULT_STATS_INTERVAL_SECS as i64,
+    }
+
+    pub struct Stream {
+        name: String,
+        monitor: Monitor,
+        httpserver: Http,
+        tcpserver: Tcp,
+        // Also allowed in [streams.monitor]; at most one of the two.
+        max_line_bytes: i64,
+    }
+
+    pub struct Monitor {
+        check_interval_ms: i64 = super::DEFAULT_CHECK_INTERVAL_MS as i64,
+        rotate_wait_ms: i64 = super::DEFAULT_ROTATE_WAIT_MS as i64,
+        targets: Vec<Target>,
+        max_line_bytes: i64,
+    }
+
+    pub struct Target {
+        path: String,
+        pattern: String,
+        is_file: bool = false,
+        start_at: StartAt = StartAt::End,
+    }
+
+    pub struct Http {
+        enabled: bool = false,
+        address: String,
+        port: i64 = super::DEFAULT_HTTP_PORT.into(),
+        buffer_size: i64 = super::DEFAULT_BUFFER_SIZE as i64,
+        stream_path: String = "/stream".into(),
+        status_path: String = "/status".into(),
+        // Defaulted in validation, which must know whether it was written.
+        metrics_path: String,
+        heartbeat: Heartbeat,
+        rate_limit: RateLimit,
+    }
+
+    pub struct Tcp {
+        enabled: bool = false,
+        address: String,
+        port: i64 = super::DEFAULT_TCP_PORT.into(),
+        buffer_size: i64 = super::DEFAULT_BUFFER_SIZE as i64,
+        heartbeat: Heartbeat,
+        rate_limit: RateLimit,
+    }
+
+    pub struct Heartbeat {
+        // On for SSE, off for TCP.
+        enabled: bool,
+        interval_seconds: i64 = super::DEFAULT_HEARTBEAT_SECS as i64,
+        // `HeartbeatFormat`, checked in validation (see `limit_by`).
+        format: String,
+        include_timestamp: bool = true,
+        include_stats: bool = false,
+    }
+
+    pub struct RateLimit {
+        enabled: bool = false,
+        requests_per_second: f64 = 10.0,
+        burst_size: i64 = 20,
+        // `LimitBy`, read as text and checked in validation: a disabled table's values
+        // were never checked, and configs that carry one must keep loading.
+        limit_by: String,
+        response_code: i64 = 429,
+        response_message: String = "Rate limit exceeded".into(),
+        max_connections_per_ip: i64 = 0,
+        max_total_connections: i64 = 0,
+    }
+}

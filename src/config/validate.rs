@@ -1,0 +1,606 @@
+//! From the file as written ([`schema`]) to the [`Config`] logwisp runs on: ranges, defaults
+//! that depend on other keys, and rules across keys and streams. Errors carry the key path;
+//! `parse` finds its line.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Component, Path, PathBuf};
+
+use super::schema;
+use super::*;
+
+/// A validation failure: key path and message.
+pub type Invalid = (String, String);
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> Invalid {
+    (key.into(), message.into())
+}
+
+pub fn file(raw: schema::File, overrides: Overrides) -> Result<Config, Invalid> {
+    let streams_raw = raw.streams.unwrap_or_default();
+    if streams_raw.is_empty() {
+        return Err(invalid("streams", "at least one [[streams]] is required"));
+    }
+    let mut streams = Vec::with_capacity(streams_raw.len());
+    for (i, s) in streams_raw.into_iter().enumerate() {
+        streams.push(stream(i, s)?);
+    }
+    for (i, s) in streams.iter().enumerate() {
+        if let Some(j) = streams[..i].iter().position(|o| o.name == s.name) {
+            return Err(invalid(
+                format!("streams[{i}].name"),
+                format!("duplicate stream name `{}` (also streams[{j}])", s.name),
+            ));
+        }
+    }
+    // A config may declare router mode itself (its streams share a port by design);
+    // `--router` and `--router-port` turn it on for any config.
+    let router = raw.router || overrides.router || overrides.router_port.is_some();
+    if let Some(port) = overrides.router_port {
+        for s in &mut streams {
+            if let Some(h) = &mut s.http {
+                h.port = port;
+            }
+        }
+    }
+    check_ports(&streams, router, overrides.router_port)?;
+    let state_dir = match raw.state_dir {
+        None => None,
+        Some(d) if d.is_empty() => return Err(invalid("state_dir", "state_dir is empty")),
+        Some(d) => Some(normalize(Path::new(&d))),
+    };
+    Ok(Config {
+        streams,
+        router,
+        state_dir,
+        config_auto_reload: raw.config_auto_reload,
+        logging: logging(raw.logging.unwrap_or_default())?,
+    })
+}
+
+fn logging(l: schema::Logging) -> Result<LoggingConfig, Invalid> {
+    let stats_interval_secs = match l.stats_interval_seconds {
+        v if (0..=MAX_STATS_INTERVAL_SECS as i64).contains(&v) => v as u64,
+        v => {
+            return Err(invalid(
+                "logging.stats_interval_seconds",
+                format!(
+                    "{v} is outside 0..={MAX_STATS_INTERVAL_SECS} seconds (0 turns the summary off)"
+                ),
+            ));
+        }
+    };
+    let output = match (l.output, l.file) {
+        (schema::Output::File, Some(f)) => {
+            LogOutput::File(normalize(&file_path("logging.file", &f)?))
+        }
+        (schema::Output::File, None) => {
+            return Err(invalid(
+                "logging.output",
+                "output = \"file\" needs `file`, the path to write to",
+            ));
+        }
+        // A `file` that nothing writes to is a forgotten `output = "file"`.
+        (other, Some(_)) => {
+            return Err(invalid(
+                "logging.file",
+                format!(
+                    "`file` is set but output is `{}`; set output = \"file\" or drop `file`",
+                    other.as_str()
+                ),
+            ));
+        }
+        (schema::Output::Stderr, None) => LogOutput::Stderr,
+        (schema::Output::Stdout, None) => LogOutput::Stdout,
+    };
+    Ok(LoggingConfig {
+        level: l.level,
+        format: l.format,
+        output,
+        stats_interval_secs,
+    })
+}
+
+/// No two listeners on one port, except HTTP servers sharing one in router mode.
+fn check_ports(
+    streams: &[StreamConfig],
+    router: bool,
+    router_port: Option<u16>,
+) -> Result<(), Invalid> {
+    struct Use {
+        key: String,
+        http: bool,
+        address: IpAddr,
+        port: u16,
+    }
+    let mut uses: Vec<Use> = Vec::new();
+    for (i, s) in streams.iter().enumerate() {
+        if let Some(h) = &s.http {
+            uses.push(Use {
+                key: format!("streams[{i}].httpserver.port"),
+                http: true,
+                address: h.address,
+                port: h.port,
+            });
+        }
+        if let Some(t) = &s.tcp {
+            uses.push(Use {
+                key: format!("streams[{i}].tcpserver.port"),
+                http: false,
+                address: t.address,
+                port: t.port,
+            });
+        }
+    }
+    for (i, u) in uses.iter().enumerate() {
+        if u.port == 0 {
+            continue;
+        }
+        for prev in &uses[..i] {
+            if prev.port != u.port {
+                continue;
+            }
+            let via = if router_port == Some(u.port) {
+                " (--router-port)"
+            } else {
+                ""
+            };
+            if u.http && prev.http {
+                if !router {
+                    return Err(invalid(
+                        &u.key,
+                        format!(
+                            "port {} is already used by {}; HTTP streams may share a port only in router mode (--router)",
+                            u.port, prev.key
+                        ),
+                    ));
+                }
+                if u.address != prev.address {
+                    return Err(invalid(
+                        &u.key,
+                        format!(
+                            "streams sharing port {} in router mode must use the same address ({} vs {} at {})",
+                            u.port, u.address, prev.address, prev.key
+                        ),
+                    ));
+                }
+            } else {
+                return Err(invalid(
+                    &u.key,
+                    format!("port {}{via} is already used by {}", u.port, prev.key),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A keyword read as text by the schema (so that it is checked only where its table is
+/// used), or `default` when absent.
+fn keyword<K>(
+    key: String,
+    text: Option<String>,
+    default: K,
+    parse: fn(&str) -> Result<K, String>,
+) -> Result<K, Invalid> {
+    match text {
+        None => Ok(default),
+        Some(t) => parse(&t).map_err(|m| (key, m)),
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn stream(i: usize, s: schema::Stream) -> Result<StreamConfig, Invalid> {
+    let at = |k: &str| format!("streams[{i}].{k}");
+    let name = s
+        .name
+        .ok_or_else(|| invalid(format!("streams[{i}]"), "missing `name`"))?;
+    if !valid_name(&name) {
+        return Err(invalid(
+            at("name"),
+            format!("`{name}` is not a valid stream name (use letters, digits, `_` and `-`)"),
+        ));
+    }
+    let monitor = s.monitor.ok_or_else(|| {
+        invalid(
+            format!("streams[{i}]"),
+            format!("stream `{name}` has no [streams.monitor] table"),
+        )
+    })?;
+    let check_interval_ms = match monitor.check_interval_ms {
+        v if v >= MIN_CHECK_INTERVAL_MS as i64 => v as u64,
+        v => {
+            return Err(invalid(
+                at("monitor.check_interval_ms"),
+                format!("{v} is below the minimum of {MIN_CHECK_INTERVAL_MS} ms"),
+            ));
+        }
+    };
+    let rotate_wait_ms = match monitor.rotate_wait_ms {
+        v if (0..=3_600_000).contains(&v) => v as u64,
+        v => {
+            return Err(invalid(
+                at("monitor.rotate_wait_ms"),
+                format!("{v} is outside 0..=3600000 ms"),
+            ));
+        }
+    };
+    let max_line_bytes = match (s.max_line_bytes, monitor.max_line_bytes) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                at("monitor.max_line_bytes"),
+                "max_line_bytes is set both in the stream and in its monitor; keep one",
+            ));
+        }
+        (Some(v), None) => check_max_line(&at("max_line_bytes"), v)?,
+        (None, Some(v)) => check_max_line(&at("monitor.max_line_bytes"), v)?,
+        (None, None) => DEFAULT_MAX_LINE_BYTES,
+    };
+    let targets_raw = monitor.targets.unwrap_or_default();
+    if targets_raw.is_empty() {
+        return Err(invalid(
+            at("monitor.targets"),
+            format!("stream `{name}` needs at least one target"),
+        ));
+    }
+    let mut targets = Vec::with_capacity(targets_raw.len());
+    for (j, t) in targets_raw.into_iter().enumerate() {
+        targets.push(target(&at(&format!("monitor.targets[{j}]")), t)?);
+    }
+
+    let http = match s.httpserver {
+        Some(h) if h.enabled => Some(http(&at("httpserver"), h)?),
+        _ => None,
+    };
+    let tcp = match s.tcpserver {
+        Some(t) if t.enabled => Some(tcp(&at("tcpserver"), t)?),
+        _ => None,
+    };
+    if http.is_none() && tcp.is_none() {
+        return Err(invalid(
+            format!("streams[{i}]"),
+            format!(
+                "stream `{name}` has no enabled server (set enabled = true in [streams.httpserver] or [streams.tcpserver])"
+            ),
+        ));
+    }
+    Ok(StreamConfig {
+        name,
+        check_interval_ms,
+        rotate_wait_ms,
+        targets,
+        max_line_bytes,
+        http,
+        tcp,
+    })
+}
+
+fn check_max_line(key: &str, v: i64) -> Result<usize, Invalid> {
+    if v < MIN_MAX_LINE_BYTES as i64 || v > MAX_MAX_LINE_BYTES as i64 {
+        return Err(invalid(
+            key,
+            format!("{v} is outside {MIN_MAX_LINE_BYTES}..={MAX_MAX_LINE_BYTES} bytes"),
+        ));
+    }
+    Ok(v as usize)
+}
+
+/// Lexically absolute and normalized, so two spellings of one file are one file.
+pub fn normalize(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(path)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// A path as written at `key`, absolute or relative. `..` is refused: normalizing it
+/// lexically would be wrong past a symlink, and resolving it would depend on the disk.
+fn plain_path(key: &str, text: &str) -> Result<PathBuf, Invalid> {
+    if text.is_empty() {
+        return Err(invalid(key, "path is empty"));
+    }
+    let path = PathBuf::from(text);
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(invalid(
+            key,
+            format!("`{text}` contains `..`; give the path without it"),
+        ));
+    }
+    Ok(path)
+}
+
+/// A path that must name a file, not a directory.
+fn file_path(key: &str, text: &str) -> Result<PathBuf, Invalid> {
+    let path = plain_path(key, text)?;
+    let named = matches!(path.components().next_back(), Some(Component::Normal(_)));
+    if !named || text.ends_with('/') {
+        return Err(invalid(key, format!("`{text}` does not name a file")));
+    }
+    Ok(path)
+}
+
+fn target(key: &str, t: schema::Target) -> Result<TargetConfig, Invalid> {
+    let path_text = t
+        .path
+        .ok_or_else(|| invalid(key, "target is missing `path`"))?;
+    let path = plain_path(&format!("{key}.path"), &path_text)?;
+    let abs = normalize(&path);
+    if t.is_file {
+        if t.pattern
+            .as_deref()
+            .is_some_and(|p| !p.is_empty() && p != "*")
+        {
+            return Err(invalid(
+                format!("{key}.pattern"),
+                "a pattern applies to directories; drop it or set is_file = false",
+            ));
+        }
+        let (Some(dir), Some(name)) = (abs.parent(), abs.file_name()) else {
+            return Err(invalid(
+                format!("{key}.path"),
+                format!("`{path_text}` does not name a file"),
+            ));
+        };
+        let Some(name) = name.to_str() else {
+            return Err(invalid(format!("{key}.path"), "file name is not UTF-8"));
+        };
+        Ok(TargetConfig {
+            path,
+            dir: dir.to_path_buf(),
+            matcher: NameMatcher::Exact(name.to_string()),
+            start_at: t.start_at,
+        })
+    } else {
+        let pattern = t.pattern.unwrap_or_else(|| "*".to_string());
+        if pattern.is_empty() {
+            return Err(invalid(format!("{key}.pattern"), "pattern is empty"));
+        }
+        if pattern.contains('/') {
+            return Err(invalid(
+                format!("{key}.pattern"),
+                format!("`{pattern}` contains `/`; patterns match names inside the directory"),
+            ));
+        }
+        if let Err(why) = crate::tail::glob::validate(&pattern) {
+            return Err(invalid(format!("{key}.pattern"), why));
+        }
+        Ok(TargetConfig {
+            path,
+            dir: abs,
+            matcher: NameMatcher::Glob(pattern),
+            start_at: t.start_at,
+        })
+    }
+}
+
+fn address(key: &str, v: Option<String>) -> Result<IpAddr, Invalid> {
+    match v {
+        None => Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        Some(s) => {
+            let trimmed = s.trim_start_matches('[').trim_end_matches(']');
+            if trimmed == "localhost" {
+                return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            }
+            trimmed.parse().map_err(|_| {
+                invalid(
+                    format!("{key}.address"),
+                    format!("`{s}` is not an IP address"),
+                )
+            })
+        }
+    }
+}
+
+fn port(key: &str, p: i64) -> Result<u16, Invalid> {
+    u16::try_from(p).map_err(|_| {
+        invalid(
+            format!("{key}.port"),
+            format!("{p} is not a port (1-65535, or 0 for any free port)"),
+        )
+    })
+}
+
+fn buffer(key: &str, b: i64) -> Result<usize, Invalid> {
+    match b {
+        b if b >= 1 && b as u64 <= MAX_BUFFER_SIZE as u64 => Ok(b as usize),
+        b => Err(invalid(
+            format!("{key}.buffer_size"),
+            format!("{b} is outside 1..={MAX_BUFFER_SIZE} entries"),
+        )),
+    }
+}
+
+fn url_path(key: &str, p: String) -> Result<String, Invalid> {
+    if !p.starts_with('/') {
+        return Err(invalid(key, format!("`{p}` must start with `/`")));
+    }
+    if p.bytes()
+        .any(|b| b <= b' ' || b == b'?' || b == b'#' || b == 0x7f)
+    {
+        return Err(invalid(
+            key,
+            format!("`{p}` may not contain spaces, `?`, `#` or control characters"),
+        ));
+    }
+    Ok(p)
+}
+
+fn http(key: &str, h: schema::Http) -> Result<HttpConfig, Invalid> {
+    let stream_path = url_path(&format!("{key}.stream_path"), h.stream_path)?;
+    let status_path = url_path(&format!("{key}.status_path"), h.status_path)?;
+    if stream_path == status_path {
+        return Err(invalid(
+            format!("{key}.status_path"),
+            format!("`{status_path}` is also the stream_path; they must differ"),
+        ));
+    }
+    let written = h.metrics_path.is_some();
+    let metrics_path = url_path(
+        &format!("{key}.metrics_path"),
+        h.metrics_path.unwrap_or_else(|| "/metrics".into()),
+    )?;
+    for (other, path) in [("stream_path", &stream_path), ("status_path", &status_path)] {
+        if metrics_path != *path {
+            continue;
+        }
+        // Blame the key that was written: a config from before metrics existed may use
+        // `/metrics` for its status page, and must be told which key to add.
+        return Err(if written {
+            invalid(
+                format!("{key}.metrics_path"),
+                format!("`{metrics_path}` is also the {other}; they must differ"),
+            )
+        } else {
+            invalid(
+                format!("{key}.{other}"),
+                format!(
+                    "`{path}` is also the default metrics_path; set metrics_path to another path"
+                ),
+            )
+        });
+    }
+    Ok(HttpConfig {
+        address: address(key, h.address)?,
+        port: port(key, h.port)?,
+        buffer_size: buffer(key, h.buffer_size)?,
+        stream_path,
+        status_path,
+        metrics_path,
+        heartbeat: heartbeat(&format!("{key}.heartbeat"), h.heartbeat, true)?,
+        rate_limit: rate_limit(&format!("{key}.rate_limit"), h.rate_limit)?,
+    })
+}
+
+fn tcp(key: &str, t: schema::Tcp) -> Result<TcpConfig, Invalid> {
+    Ok(TcpConfig {
+        address: address(key, t.address)?,
+        port: port(key, t.port)?,
+        buffer_size: buffer(key, t.buffer_size)?,
+        heartbeat: heartbeat(&format!("{key}.heartbeat"), t.heartbeat, false)?,
+        rate_limit: rate_limit(&format!("{key}.rate_limit"), t.rate_limit)?,
+    })
+}
+
+/// SSE heartbeats are on unless `enabled = false`: a comment every 30 s is invisible to
+/// EventSource and keeps proxies (nginx cuts an idle upstream after 60 s) from closing
+/// quiet streams. TCP heartbeats are data to a client, so they stay off unless enabled.
+fn heartbeat(
+    key: &str,
+    h: Option<schema::Heartbeat>,
+    http: bool,
+) -> Result<Option<HeartbeatConfig>, Invalid> {
+    let h = match h {
+        Some(h) => h,
+        None if http => schema::Heartbeat::default(),
+        None => return Ok(None),
+    };
+    if h.interval_seconds < 1 {
+        return Err(invalid(
+            format!("{key}.interval_seconds"),
+            format!("{} is below the minimum of 1 second", h.interval_seconds),
+        ));
+    }
+    let format = keyword(
+        format!("{key}.format"),
+        h.format,
+        HeartbeatFormat::Comment,
+        HeartbeatFormat::from_keyword,
+    )?;
+    if !h.enabled.unwrap_or(http) {
+        return Ok(None);
+    }
+    Ok(Some(HeartbeatConfig {
+        interval_secs: h.interval_seconds as u64,
+        // TCP heartbeats are JSON lines whatever the format says.
+        format: if http { format } else { HeartbeatFormat::Json },
+        include_timestamp: h.include_timestamp,
+        include_stats: h.include_stats,
+    }))
+}
+
+fn rate_limit(key: &str, r: Option<schema::RateLimit>) -> Result<Option<RateLimitConfig>, Invalid> {
+    let Some(r) = r else { return Ok(None) };
+    if !r.enabled {
+        return Ok(None);
+    }
+    let requests_per_second = r.requests_per_second;
+    if !(requests_per_second.is_finite() && requests_per_second > 0.0) {
+        return Err(invalid(
+            format!("{key}.requests_per_second"),
+            format!("{requests_per_second} must be a positive number"),
+        ));
+    }
+    let burst_size = match u32::try_from(r.burst_size) {
+        Ok(b) if b >= 1 => b,
+        _ => {
+            return Err(invalid(
+                format!("{key}.burst_size"),
+                format!("{} must be a positive integer", r.burst_size),
+            ));
+        }
+    };
+    let limit_by = keyword(
+        format!("{key}.limit_by"),
+        r.limit_by,
+        LimitBy::Ip,
+        LimitBy::from_keyword,
+    )?;
+    let response_code = match r.response_code {
+        c if (400..=599).contains(&c) => c as u16,
+        c => {
+            return Err(invalid(
+                format!("{key}.response_code"),
+                format!("{c} is not a 4xx or 5xx status"),
+            ));
+        }
+    };
+    let count = |name: &str, n: i64| -> Result<u32, Invalid> {
+        u32::try_from(n).map_err(|_| {
+            invalid(
+                format!("{key}.{name}"),
+                format!("{n} must be 0 (unlimited) or a positive integer"),
+            )
+        })
+    };
+    let max_connections_per_ip = count("max_connections_per_ip", r.max_connections_per_ip)?;
+    let max_total_connections = count("max_total_connections", r.max_total_connections)?;
+    if max_connections_per_ip > 0
+        && max_total_connections > 0
+        && max_connections_per_ip > max_total_connections
+    {
+        return Err(invalid(
+            format!("{key}.max_connections_per_ip"),
+            format!(
+                "{max_connections_per_ip} exceeds max_total_connections ({max_total_connections})"
+            ),
+        ));
+    }
+    Ok(Some(RateLimitConfig {
+        requests_per_second,
+        burst_size,
+        limit_by,
+        response_code,
+        response_message: r.response_message,
+        max_connections_per_ip,
+        max_total_connections,
+    }))
+}
