@@ -67,6 +67,9 @@ pub struct Counters {
     pub reload_failures: u64,
     pub state_saves: u64,
     pub state_save_errors: u64,
+    /// TLS handshakes that did not finish in time, or failed.
+    pub tls_handshake_timeouts: u64,
+    pub tls_handshake_failures: u64,
     /// HTTP responses by status code.
     pub http_responses: BTreeMap<u16, u64>,
 }
@@ -338,6 +341,16 @@ pub fn render(
             "logwisp_reload_failures_total",
             "Configuration reloads refused (the running config was kept).",
             counters.reload_failures,
+        ),
+        (
+            "logwisp_tls_handshake_failures_total",
+            "TLS handshakes that never finished: refused (bad or missing client certificate, not TLS at all) or timed out.",
+            counters.tls_handshake_failures,
+        ),
+        (
+            "logwisp_tls_handshake_timeouts_total",
+            "TLS handshakes that did not finish within the request-head timeout.",
+            counters.tls_handshake_timeouts,
         ),
         (
             "logwisp_state_saves_total",

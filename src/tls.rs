@@ -5,7 +5,7 @@
 //! [`TlsStream::push_pending`] sends them when it can.
 
 use std::io::{self, IoSlice, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
@@ -14,20 +14,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
 
+use crate::config::TlsConfig;
+
 /// Encrypted bytes a session may hold for a slow client before it stops taking
 /// plaintext (the client is then "blocked" like a full socket).
 const SESSION_BUFFER: usize = 64 * 1024;
-
-/// A server's TLS settings, as the config gives them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsSettings {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-    /// Clients must present a certificate signed by a CA in this file (mTLS).
-    pub client_ca_file: Option<PathBuf>,
-    /// Refuse TLS 1.2 (`min_version = "1.3"`).
-    pub tls13_only: bool,
-}
 
 fn read_pem<T>(
     path: &Path,
@@ -39,7 +30,7 @@ fn read_pem<T>(
 
 /// Builds the session settings a listener hands every connection; every problem names
 /// the file it is in.
-pub fn server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
+pub fn server_config(s: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
     let certs: Vec<CertificateDer<'static>> = read_pem(&s.cert_file, "certificate", |p| {
         CertificateDer::pem_file_iter(p)?.collect()
     })?;

@@ -177,6 +177,7 @@ pub struct HttpConfig {
     pub metrics_path: String,
     pub heartbeat: Option<HeartbeatConfig>,
     pub rate_limit: Option<RateLimitConfig>,
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -186,6 +187,20 @@ pub struct TcpConfig {
     pub buffer_size: usize,
     pub heartbeat: Option<HeartbeatConfig>,
     pub rate_limit: Option<RateLimitConfig>,
+    pub tls: Option<TlsConfig>,
+}
+
+/// A server's TLS (SPEC §13). The files are read at start and at every reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Certificate chain, PEM.
+    pub cert_file: PathBuf,
+    /// PKCS#8, PKCS#1 or SEC1 private key, PEM.
+    pub key_file: PathBuf,
+    /// Clients must present a certificate signed by a CA in this file (mTLS).
+    pub client_ca_file: Option<PathBuf>,
+    /// `min_version = "1.3"`: TLS 1.2 is refused.
+    pub tls13_only: bool,
 }
 
 keywords! {

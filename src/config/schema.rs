@@ -64,6 +64,7 @@ schema! {
         metrics_path: String,
         heartbeat: Heartbeat,
         rate_limit: RateLimit,
+        tls: Tls,
     }
 
     pub struct Tcp {
@@ -73,6 +74,16 @@ schema! {
         buffer_size: i64 = super::DEFAULT_BUFFER_SIZE as i64,
         heartbeat: Heartbeat,
         rate_limit: RateLimit,
+        tls: Tls,
+    }
+
+    pub struct Tls {
+        enabled: bool = false,
+        cert_file: String,
+        key_file: String,
+        client_auth: bool = false,
+        client_ca_file: String,
+        min_version: String,
     }
 
     pub struct Heartbeat {

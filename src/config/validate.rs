@@ -106,11 +106,12 @@ fn check_ports(
     router: bool,
     router_port: Option<u16>,
 ) -> Result<(), Invalid> {
-    struct Use {
+    struct Use<'a> {
         key: String,
         http: bool,
         address: IpAddr,
         port: u16,
+        tls: Option<&'a TlsConfig>,
     }
     let mut uses: Vec<Use> = Vec::new();
     for (i, s) in streams.iter().enumerate() {
@@ -120,6 +121,7 @@ fn check_ports(
                 http: true,
                 address: h.address,
                 port: h.port,
+                tls: h.tls.as_ref(),
             });
         }
         if let Some(t) = &s.tcp {
@@ -128,6 +130,7 @@ fn check_ports(
                 http: false,
                 address: t.address,
                 port: t.port,
+                tls: t.tls.as_ref(),
             });
         }
     }
@@ -160,6 +163,15 @@ fn check_ports(
                         format!(
                             "streams sharing port {} in router mode must use the same address ({} vs {} at {})",
                             u.port, u.address, prev.address, prev.key
+                        ),
+                    ));
+                }
+                if u.tls != prev.tls {
+                    return Err(invalid(
+                        &u.key,
+                        format!(
+                            "streams sharing port {} in router mode must have the same [tls] settings (they differ from {})",
+                            u.port, prev.key
                         ),
                     ));
                 }
@@ -487,6 +499,7 @@ fn http(key: &str, h: schema::Http) -> Result<HttpConfig, Invalid> {
         metrics_path,
         heartbeat: heartbeat(&format!("{key}.heartbeat"), h.heartbeat, true)?,
         rate_limit: rate_limit(&format!("{key}.rate_limit"), h.rate_limit)?,
+        tls: tls(&format!("{key}.tls"), h.tls)?,
     })
 }
 
@@ -497,7 +510,62 @@ fn tcp(key: &str, t: schema::Tcp) -> Result<TcpConfig, Invalid> {
         buffer_size: buffer(key, t.buffer_size)?,
         heartbeat: heartbeat(&format!("{key}.heartbeat"), t.heartbeat, false)?,
         rate_limit: rate_limit(&format!("{key}.rate_limit"), t.rate_limit)?,
+        tls: tls(&format!("{key}.tls"), t.tls)?,
     })
+}
+
+/// TLS settings; with the `tls` feature the files are read here too, so a bad
+/// certificate is a config error naming its file (and `--check` finds it).
+fn tls(key: &str, t: Option<schema::Tls>) -> Result<Option<TlsConfig>, Invalid> {
+    let Some(t) = t.filter(|t| t.enabled) else {
+        return Ok(None);
+    };
+    if !cfg!(feature = "tls") {
+        return Err(invalid(
+            format!("{key}.enabled"),
+            "this logwisp was built without TLS (cargo feature `tls`)",
+        ));
+    }
+    let file = |name: &str, v: Option<String>| match v.filter(|v| !v.is_empty()) {
+        Some(v) => Ok(normalize(Path::new(&v))),
+        None => Err(invalid(
+            format!("{key}.{name}"),
+            format!("TLS needs `{name}`"),
+        )),
+    };
+    let cert_file = file("cert_file", t.cert_file)?;
+    let key_file = file("key_file", t.key_file)?;
+    let client_ca_file = match (t.client_auth, t.client_ca_file) {
+        (true, ca) => Some(file("client_ca_file", ca)?),
+        (false, Some(_)) => {
+            return Err(invalid(
+                format!("{key}.client_ca_file"),
+                "client_ca_file is set but client_auth is false; set client_auth = true to require client certificates",
+            ));
+        }
+        (false, None) => None,
+    };
+    let tls13_only = match t.min_version.as_deref() {
+        None | Some("1.2") => false,
+        Some("1.3") => true,
+        Some(other) => {
+            return Err(invalid(
+                format!("{key}.min_version"),
+                format!("`{other}` is not \"1.2\" or \"1.3\""),
+            ));
+        }
+    };
+    let cfg = TlsConfig {
+        cert_file,
+        key_file,
+        client_ca_file,
+        tls13_only,
+    };
+    #[cfg(feature = "tls")]
+    if let Err(e) = crate::tls::server_config(&cfg) {
+        return Err(invalid(key, e));
+    }
+    Ok(Some(cfg))
 }
 
 /// SSE heartbeats are on unless `enabled = false`: a comment every 30 s is invisible to

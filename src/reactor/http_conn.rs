@@ -51,6 +51,17 @@ impl Reactor {
             let ConnState::Http(h) = &mut c.state else {
                 return;
             };
+            if c.writable {
+                // What the transport holds (a TLS handshake or record) goes first.
+                match c.transport.push_pending() {
+                    Ok(Io::WouldBlock) => c.writable = false,
+                    Ok(_) => {}
+                    Err(_) => {
+                        self.close(key, now);
+                        return;
+                    }
+                }
+            }
             if h.out_pending() {
                 if !c.writable {
                     return;
@@ -477,6 +488,12 @@ impl Reactor {
             return;
         }
         c.timer = None;
+        if c.transport.handshaking() {
+            // A TLS handshake that did not finish in time (slowloris): nothing to say.
+            self.counters.tls_handshake_timeouts += 1;
+            self.close(key, now);
+            return;
+        }
         let ConnState::Http(h) = &mut c.state else {
             return;
         };

@@ -62,6 +62,9 @@ pub struct Listener {
     pub readable: bool,
     /// Accepting is paused after descriptor exhaustion.
     pub paused: bool,
+    /// Connections are TLS sessions with these settings (re-read at every reload).
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 pub fn host_for_url(ip: IpAddr) -> String {
@@ -116,6 +119,8 @@ impl Reactor {
             kind,
             readable: true,
             paused: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         });
         Ok(key)
     }
@@ -231,15 +236,19 @@ impl Reactor {
         }
     }
 
-    fn admit(&mut self, l: usize, mut socket: TcpStream, peer: SocketAddr, now: u64) {
+    fn admit(&mut self, l: usize, socket: TcpStream, peer: SocketAddr, now: u64) {
         // Entries are small and latency matters more than packet count.
         let _ = socket.set_nodelay(true);
         let key = self.conns.vacant_key();
+        let mut transport = match self.listener_transport(l, socket) {
+            Ok(t) => t,
+            Err(_) => return,
+        };
         if self
             .poll
             .registry()
             .register(
-                &mut socket,
+                transport.socket(),
                 Token(key),
                 Interest::READABLE | Interest::WRITABLE,
             )
@@ -247,6 +256,7 @@ impl Reactor {
         {
             return;
         }
+        let tls = transport.handshaking();
         let generation = self.next_generation();
         let peer_ip = crate::ratelimit::canonical(peer.ip());
         let tcp_stream = match self.listeners[l].kind {
@@ -265,7 +275,7 @@ impl Reactor {
             },
         };
         self.conns.insert(Conn {
-            transport: Transport::Plain(socket),
+            transport,
             peer: peer_ip,
             listener: l,
             generation,
@@ -277,14 +287,27 @@ impl Reactor {
             timer: None,
             state,
         });
-        match tcp_stream {
-            None => {
-                let t = self.arm(HEADER_TIMEOUT_MS, Timer::HeaderTimeout { key, generation });
-                self.conns[key].timer = Some(t);
-            }
-            Some(s) => self.arm_heartbeat(s, ServerKind::Tcp),
+        // A request head, or a TLS handshake, must come in time.
+        if tcp_stream.is_none() || tls {
+            let t = self.arm(HEADER_TIMEOUT_MS, Timer::HeaderTimeout { key, generation });
+            self.conns[key].timer = Some(t);
+        }
+        if let Some(s) = tcp_stream {
+            self.arm_heartbeat(s, ServerKind::Tcp);
         }
         self.drive(key, now);
+    }
+
+    /// The byte pipe for a connection accepted by listener `l`: a TLS session when it
+    /// serves TLS.
+    fn listener_transport(&mut self, l: usize, socket: TcpStream) -> std::io::Result<Transport> {
+        #[cfg(feature = "tls")]
+        if let Some(cfg) = &self.listeners[l].tls {
+            let session = crate::tls::TlsStream::new(socket, std::sync::Arc::clone(cfg))?;
+            return Ok(Transport::Tls(Box::new(session)));
+        }
+        let _ = l;
+        Ok(Transport::Plain(socket))
     }
 
     /// A TCP client: takes a token and a connection slot, or gets its one refusal line.

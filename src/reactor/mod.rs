@@ -533,6 +533,9 @@ impl Reactor {
             return;
         }
         let mut conn = self.conns.remove(key);
+        if conn.transport.handshaking() {
+            self.counters.tls_handshake_failures += 1;
+        }
         let _ = self.poll.registry().deregister(conn.transport.socket());
         if let Some(t) = conn.timer.take() {
             self.timers.cancel(t);

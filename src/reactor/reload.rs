@@ -29,6 +29,9 @@ struct Want {
     requested: SocketAddr,
     kind: WantKind,
     who: String,
+    /// TLS settings, the files read for this config.
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 enum WantKind {
@@ -94,7 +97,15 @@ impl Reactor {
             .filter(|id| !plan.iter().any(|(p, _)| p == id))
             .collect();
 
-        let wants = wanted_listeners(&plan, new.router);
+        let wants = match wanted_listeners(&plan, new.router) {
+            Ok(w) => w,
+            Err(e) => {
+                for (id, _) in added {
+                    self.streams.remove(id.index);
+                }
+                return Err(e);
+            }
+        };
         let mut keep: Vec<(usize, usize)> = Vec::new();
         let mut bound = Vec::new();
         let mut deferred = Vec::new();
@@ -380,12 +391,16 @@ impl Reactor {
             }
         };
         self.listeners[key].kind = kind;
+        #[cfg(feature = "tls")]
+        {
+            self.listeners[key].tls = want.tls.clone();
+        }
     }
 }
 
 /// The listeners `plan` needs: one per TCP server, one per HTTP server, or in router mode
 /// one per HTTP address shared by every stream on it.
-fn wanted_listeners(plan: &[(StreamId, StreamConfig)], router: bool) -> Vec<Want> {
+fn wanted_listeners(plan: &[(StreamId, StreamConfig)], router: bool) -> Result<Vec<Want>, String> {
     let mut wants: Vec<Want> = Vec::new();
     for (id, cfg) in plan {
         if let Some(h) = &cfg.http {
@@ -407,6 +422,8 @@ fn wanted_listeners(plan: &[(StreamId, StreamConfig)], router: bool) -> Vec<Want
                         streams: vec![*id],
                     },
                     who: format!("stream `{}` http server", cfg.name),
+                    #[cfg(feature = "tls")]
+                    tls: tls_config(&h.tls, &cfg.name)?,
                 }),
             }
         }
@@ -415,10 +432,24 @@ fn wanted_listeners(plan: &[(StreamId, StreamConfig)], router: bool) -> Vec<Want
                 requested: SocketAddr::new(t.address, t.port),
                 kind: WantKind::Tcp(*id),
                 who: format!("stream `{}` tcp server", cfg.name),
+                #[cfg(feature = "tls")]
+                tls: tls_config(&t.tls, &cfg.name)?,
             });
         }
     }
-    wants
+    Ok(wants)
+}
+
+/// A server's TLS session settings, its certificate files read now (so a reload picks up
+/// a renewed certificate).
+#[cfg(feature = "tls")]
+fn tls_config(
+    tls: &Option<config::TlsConfig>,
+    stream: &str,
+) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, String> {
+    tls.as_ref()
+        .map(|t| crate::tls::server_config(t).map_err(|e| format!("stream `{stream}`: {e}")))
+        .transpose()
 }
 
 /// A server's run-time state under its new settings (`None`: the server is gone).

@@ -136,6 +136,14 @@ impl Reactor {
                 }
             }
         }
+        if let Some(c) = self.conns.get_mut(key)
+            && !c.read_closed
+            && !c.transport.handshaking()
+            && let Some(t) = c.timer.take()
+        {
+            // A TLS client's handshake is done: its deadline goes.
+            self.timers.cancel(t);
+        }
         if self.conns.get(key).is_some_and(|c| c.writable) {
             self.write_stream_client(key, now);
         }

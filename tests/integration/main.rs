@@ -12,4 +12,5 @@ mod resume;
 mod rotation;
 mod router;
 mod streaming;
+mod tls;
 mod util;

@@ -1249,3 +1249,73 @@ impl Drop for TcpCollector {
         }
     }
 }
+
+/// Certificates made for a test: a CA, a server certificate for `localhost` and
+/// 127.0.0.1, a client certificate from the same CA, one from another CA, and an expired
+/// server certificate. All written as PEM files into the test's directory.
+pub struct Pki {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    pub stranger_cert: PathBuf,
+    pub stranger_key: PathBuf,
+    pub expired_cert: PathBuf,
+    pub expired_key: PathBuf,
+}
+
+impl Pki {
+    pub fn new(dir: &Path) -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+        };
+        let ca = |name: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name
+                .push(rcgen::DnType::CommonName, name.to_string());
+            let key = KeyPair::generate().unwrap();
+            let cert = p.self_signed(&key).unwrap();
+            (cert.pem(), Issuer::new(p, key))
+        };
+        let leaf = |issuer: &Issuer<KeyPair>, client: bool, expired: bool| {
+            let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+            let mut p = CertificateParams::new(names).unwrap();
+            p.extended_key_usages = vec![if client {
+                ExtendedKeyUsagePurpose::ClientAuth
+            } else {
+                ExtendedKeyUsagePurpose::ServerAuth
+            }];
+            if expired {
+                p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+            }
+            let key = KeyPair::generate().unwrap();
+            let cert = p.signed_by(&key, issuer).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (ca_pem, issuer) = ca("logwisp test CA");
+        let (_, other) = ca("another CA");
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            fs::write(&path, text).unwrap();
+            path
+        };
+        let (server, server_key) = leaf(&issuer, false, false);
+        let (client, client_key) = leaf(&issuer, true, false);
+        let (stranger, stranger_key) = leaf(&other, true, false);
+        let (expired, expired_key) = leaf(&issuer, false, true);
+        Pki {
+            ca: write("ca.pem", &ca_pem),
+            server_cert: write("server.pem", &server),
+            server_key: write("server.key", &server_key),
+            client_cert: write("client.pem", &client),
+            client_key: write("client.key", &client_key),
+            stranger_cert: write("stranger.pem", &stranger),
+            stranger_key: write("stranger.key", &stranger_key),
+            expired_cert: write("expired.pem", &expired),
+            expired_key: write("expired.key", &expired_key),
+        }
+    }
+}
