@@ -19,6 +19,7 @@ pub mod entry;
 pub mod fanout;
 pub mod history;
 pub mod http;
+pub mod log;
 pub mod metrics;
 pub mod ratelimit;
 pub mod reactor;

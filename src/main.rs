@@ -97,6 +97,10 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    if let Err(e) = logwisp::log::configure(&cfg.logging) {
+        eprintln!("logwisp: {e}");
+        return ExitCode::from(1);
+    }
     reactor::raise_fd_limit();
     let mut service = match reactor::Reactor::new(cfg, &source, overrides) {
         Ok(r) => r,

@@ -170,7 +170,7 @@ impl Store {
 
     fn report(&mut self, message: &str) {
         if self.problem.as_deref() != Some(message) {
-            eprintln!("logwisp: {message}");
+            crate::log::warn("", message);
         }
         self.problem = Some(message.to_string());
     }
@@ -217,7 +217,7 @@ impl Store {
             Ok(()) => {
                 self.saves += 1;
                 if self.problem.take().is_some() {
-                    eprintln!("logwisp: state is saved again in {}", path.display());
+                    crate::log::info("", &format!("state is saved again in {}", path.display()));
                 }
                 true
             }

@@ -159,9 +159,12 @@ impl Reactor {
                     .unwrap_or(Path::new("."));
                 match self.watch_table.add(dir, CONFIG_MASK, Owner::Config) {
                     Ok(token) => self.config_watch = Some(token),
-                    Err(e) => eprintln!(
-                        "logwisp: cannot watch {} for config changes: {e}; SIGHUP still reloads",
-                        dir.display()
+                    Err(e) => crate::log::warn(
+                        "",
+                        &format!(
+                            "cannot watch {} for config changes: {e}; SIGHUP still reloads",
+                            dir.display()
+                        ),
                     ),
                 }
             }
@@ -201,7 +204,10 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    eprintln!("logwisp: inotify read failed: {e}; relying on periodic checks");
+                    crate::log::warn(
+                        "",
+                        &format!("inotify read failed: {e}; looking at everything again"),
+                    );
                     self.rescan_everything();
                     return;
                 }

@@ -63,7 +63,6 @@ const PROBE_MS: u64 = 10_000;
 /// How long shutdown waits for clients to take their last bytes.
 /// (The spec allows 2 s; the margin covers process teardown.)
 const SHUTDOWN_GRACE_MS: u64 = 1_500;
-const CONSOLE_STATS_MS: u64 = 30_000;
 const LIMITER_SWEEP_MS: u64 = 60_000;
 /// Saved state lags what was read by at most this long.
 const STATE_SAVE_MS: u64 = 1_000;
@@ -234,7 +233,7 @@ impl Reactor {
         reactor
             .apply_config(config)
             .map_err(|message| StartupError { message })?;
-        reactor.arm(CONSOLE_STATS_MS, Timer::ConsoleStats);
+        reactor.arm_console_stats();
         reactor.arm(LIMITER_SWEEP_MS, Timer::SweepLimiters);
         Ok(reactor)
     }
@@ -285,6 +284,14 @@ impl Reactor {
             if let Some(stream) = self.stream_mut(id) {
                 stream.wake = Some((tick, timer));
             }
+        }
+    }
+
+    /// The console summary every `stats_interval_seconds` (none when 0).
+    fn arm_console_stats(&mut self) {
+        let secs = self.config.logging.stats_interval_secs;
+        if secs > 0 {
+            self.arm(secs * 1000, Timer::ConsoleStats);
         }
     }
 
@@ -457,9 +464,11 @@ impl Reactor {
                 }
                 Timer::Probe { key, generation } => self.probe(key, generation),
                 Timer::ConsoleStats => {
-                    let streams: Vec<&Stream> = self.streams.iter().map(|(_, s)| s).collect();
-                    print!("{}", stats::console_summary(&streams, self.unix_secs));
-                    self.arm(CONSOLE_STATS_MS, Timer::ConsoleStats);
+                    if self.config.logging.stats_interval_secs > 0 {
+                        let streams: Vec<&Stream> = self.streams.iter().map(|(_, s)| s).collect();
+                        print!("{}", stats::console_summary(&streams, self.unix_secs));
+                    }
+                    self.arm_console_stats();
                 }
                 Timer::SweepLimiters => {
                     for (_, s) in &mut self.streams {
@@ -552,7 +561,7 @@ impl Reactor {
             return;
         }
         self.stopping = true;
-        eprintln!("logwisp: shutting down");
+        crate::log::info("", "shutting down");
         let keys: Vec<usize> = self.listeners.iter().map(|(k, _)| k).collect();
         for k in keys {
             self.close_listener(k);
@@ -621,10 +630,10 @@ fn file_budget() -> usize {
     limit.saturating_sub(reserve + 16).max(8)
 }
 
-/// Report helper for listener code.
+/// Logs a problem the first time it happens.
 fn report_once(flag: &mut bool, message: &str) {
     if !*flag {
         *flag = true;
-        crate::tail::report("*", message);
+        crate::log::warn("", message);
     }
 }

@@ -50,22 +50,22 @@ impl Reactor {
             Ok(c) => c,
             Err(e) => {
                 self.counters.reload_failures += 1;
-                eprintln!("logwisp: reload: {e}; keeping the running config");
+                crate::log::error("", &format!("reload: {e}; keeping the running config"));
                 return;
             }
         };
         if new == self.config {
-            eprintln!("logwisp: reload: {} is unchanged", self.source);
+            crate::log::info("", &format!("reload: {} is unchanged", self.source));
             return;
         }
         match self.apply_config(new) {
             Ok(()) => {
                 self.counters.reloads += 1;
-                eprintln!("logwisp: reloaded {}", self.source);
+                crate::log::info("", &format!("reloaded {}", self.source));
             }
             Err(e) => {
                 self.counters.reload_failures += 1;
-                eprintln!("logwisp: reload: {e}; keeping the running config");
+                crate::log::error("", &format!("reload: {e}; keeping the running config"));
             }
         }
     }
@@ -183,7 +183,14 @@ impl Reactor {
         for (id, resume) in added {
             self.start_stream_tailing(id, resume);
         }
+        if let Err(e) = crate::log::configure(&new.logging) {
+            problems.push(e);
+        }
+        let stats_was_off = self.config.logging.stats_interval_secs == 0;
         self.config = new;
+        if stats_was_off {
+            self.arm_console_stats();
+        }
         self.watch_config();
         self.print_endpoints();
         if problems.is_empty() {

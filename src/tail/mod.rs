@@ -211,9 +211,14 @@ pub struct Monitor {
     pub counters: TailCounters,
 }
 
-/// Prints a diagnostic line on stderr.
+/// A problem with a stream's files, for logwisp's log.
 pub fn report(stream: &str, what: &str) {
-    eprintln!("logwisp: [{stream}] {what}");
+    crate::log::warn(stream, what);
+}
+
+/// A problem that went away.
+fn recovered(stream: &str, what: &str) {
+    crate::log::info(stream, what);
 }
 
 enum PathState {
@@ -791,7 +796,7 @@ impl Monitor {
             }
         }
         if self.targets[t].last_error.take().is_some() {
-            report(
+            recovered(
                 &self.stream,
                 &format!("{} is accessible again", dir.display()),
             );
@@ -946,7 +951,7 @@ impl Monitor {
             }
         };
         if self.names[n].last_error.take().is_some() {
-            report(
+            recovered(
                 &self.stream,
                 &format!("{} is readable again", path.display()),
             );
@@ -1444,7 +1449,7 @@ impl Monitor {
                 pass.budget.bytes = pass.budget.bytes.saturating_sub(consumed);
                 if self.sources[k].last_error.take().is_some() {
                     let path = self.sources[k].path.display().to_string();
-                    report(&self.stream, &format!("{path} is readable again"));
+                    recovered(&self.stream, &format!("{path} is readable again"));
                 }
                 state
             }

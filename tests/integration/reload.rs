@@ -122,3 +122,68 @@ fn a_changed_port_is_bound_again_and_clients_of_other_servers_stay() {
     assert_eq!(t.next_message(), "after the rebind");
     assert_eq!(c.next_message(), "after the rebind");
 }
+
+#[test]
+fn config_auto_reload_applies_a_changed_file_without_a_signal() {
+    let keep = stream("keep", "keep.log", HTTP);
+    let mut server = Server::start(&format!("config_auto_reload = true\n{keep}"));
+    let added = stream("added", "added.log", HTTP);
+    let toml = format!("config_auto_reload = true\n{keep}{added}")
+        .replace("$DIR", &server.dir.path().display().to_string());
+    // Written the way editors do: a new file renamed over the old one.
+    let tmp = server.dir.join("logwisp.toml.new");
+    std::fs::write(&tmp, toml).unwrap();
+    std::fs::rename(&tmp, server.dir.join("logwisp.toml")).unwrap();
+    assert!(
+        wait_until(TIMEOUT, || server.stderr().contains("logwisp: reloaded")),
+        "{}",
+        server.stderr()
+    );
+    server.reparse_ports();
+    let r = http_get(server.http_port("added"), "/status");
+    assert_eq!(r.json()["stream"], "added");
+}
+
+#[test]
+fn logging_goes_where_configured_at_its_level_and_format() {
+    let dir = TempDir::new();
+    let log = dir.join("lw.log");
+    let toml = format!(
+        "[logging]\nlevel = \"warn\"\nformat = \"json\"\noutput = \"file\"\nfile = \"{}\"\nstats_interval_seconds = 1\n{}",
+        log.display(),
+        one_stream(HTTP)
+    );
+    let mut server = Server::start_in(dir, &toml, &[]);
+    // A FIFO at a watched name is a warning.
+    let fifo = server.path("pipe.log");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let line = wait_for_line(&log, "FIFO");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["level"], "warn");
+    assert_eq!(v["scope"], "app");
+    assert!(is_rfc3339_utc(v["time"].as_str().unwrap(), 6), "{line}");
+    // The console summary comes every second on stdout.
+    assert!(wait_until(TIMEOUT, || server
+        .stdout()
+        .contains("Active streams: 1")));
+    // Info is below the level: shutting down is not logged; nothing goes to stderr.
+    server.signal(libc::SIGTERM);
+    server.wait_exit(TIMEOUT).expect("exit");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("shutting down"), "{text}");
+    assert!(server.stderr().is_empty(), "{}", server.stderr());
+}
+
+/// The first line of `path` containing `needle`, once it is there.
+fn wait_for_line(path: &std::path::Path, needle: &str) -> String {
+    let mut found = None;
+    wait_until(TIMEOUT, || {
+        found = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.lines().find(|l| l.contains(needle)).map(str::to_string));
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("no {needle:?} in {}", path.display()))
+}

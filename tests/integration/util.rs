@@ -346,6 +346,11 @@ impl Server {
         self.wait_listening();
     }
 
+    /// Notes the ports printed so far again (after a reload logwisp did by itself).
+    pub fn reparse_ports(&mut self) {
+        self.wait_listening();
+    }
+
     /// The process id of the running logwisp.
     pub fn pid(&self) -> u32 {
         self.child.id()
