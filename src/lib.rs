@@ -9,7 +9,8 @@
 //! - [`fanout`]: a bounded buffer of rendered frames per stream; clients are positions.
 //! - [`history`]: where each entry came from, so a client behind the buffer is served
 //!   from the files themselves; [`state`] keeps positions and ids across restarts.
-//! - [`http`], [`sse`], [`tcp`]: the wire protocols; [`ratelimit`] guards them.
+//! - [`http`], [`sse`], [`tcp`], `ws` (feature `websocket`): the wire protocols;
+//!   [`ratelimit`] guards them.
 //! - [`reactor`]: the mio event loop that owns every socket, file watch and timer
 //!   ([`timer`]); [`stream`] holds one stream's run-time state, [`stats`] reports on it.
 
@@ -33,3 +34,5 @@ pub mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod version;
+#[cfg(feature = "websocket")]
+pub mod ws;
