@@ -7,7 +7,7 @@
 //! - [`tail`]: inotify-driven file following, rotation, line splitting.
 //! - [`entry`]: a line becomes one JSON object, serialized once.
 //! - [`fanout`]: a bounded buffer of rendered frames per stream; clients are positions.
-//!   [`format`]: what a server sends of each entry (json, raw, txt).
+//!   [`format`](mod@format): what a server sends of each entry (json, raw, txt).
 //! - [`history`]: where each entry came from, so a client behind the buffer is served
 //!   from the files themselves; [`state`] keeps positions and ids across restarts.
 //! - [`http`], [`sse`], [`tcp`], `ws` (feature `websocket`): the wire protocols;
