@@ -73,8 +73,7 @@ impl UpgradeHeaders {
     pub fn header(&mut self, name: &str, value: &[u8]) {
         let value = value.trim_ascii();
         if name.eq_ignore_ascii_case("upgrade") {
-            // `websocket`, or `websocket/13` style protocol-version pairs are not sent by
-            // any client; the token alone is what RFC 6455 asks for.
+            // The bare token: RFC 9110 also allows `websocket/13`, which no client sends.
             self.upgrade_websocket |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"websocket"));
         } else if name.eq_ignore_ascii_case("connection") {
             self.connection_upgrade |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"upgrade"));
@@ -525,7 +524,8 @@ impl Decoder {
 
     /// Reads from `input` up to and including the next event. Returns the bytes used
     /// (never 0 for non-empty input) and the event, if one completed; call again with the
-    /// rest. After `Close` or `Error` all input is used and no event follows.
+    /// rest. Once `Close` or `Error` has been returned, later calls use all their input
+    /// and return no event (RFC 6455 §5.5.1: nothing after a close is read).
     pub fn feed(&mut self, input: &[u8]) -> (usize, Option<Event>) {
         let mut used = 0;
         while used < input.len() {
