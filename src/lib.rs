@@ -7,9 +7,11 @@
 //! - [`tail`]: inotify-driven file following, rotation, line splitting.
 //! - [`entry`]: a line becomes one JSON object, serialized once.
 //! - [`fanout`]: a bounded buffer of rendered frames per stream; clients are positions.
+//!   [`format`](mod@format): what a server sends of each entry (json, raw, txt).
 //! - [`history`]: where each entry came from, so a client behind the buffer is served
 //!   from the files themselves; [`state`] keeps positions and ids across restarts.
-//! - [`http`], [`sse`], [`tcp`]: the wire protocols; [`ratelimit`] guards them.
+//! - [`http`], [`sse`], [`tcp`], `ws` (feature `websocket`): the wire protocols;
+//!   [`ratelimit`] guards them.
 //! - [`reactor`]: the mio event loop that owns every socket, file watch and timer
 //!   ([`timer`]); [`stream`] holds one stream's run-time state, [`stats`] reports on it.
 
@@ -17,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod entry;
 pub mod fanout;
+pub mod format;
 pub mod history;
 pub mod http;
 pub mod log;
@@ -34,3 +37,5 @@ pub mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod version;
+#[cfg(feature = "websocket")]
+pub mod ws;

@@ -4,19 +4,30 @@
 use logwisp::config::{self, Overrides};
 use logwisp::entry::{self, Stamp};
 use logwisp::http::request::{self, Body, MAX_BODY, MAX_HEAD, Method, Parse};
-use logwisp::http::router::{Endpoint, Routes};
+use logwisp::http::router::{Endpoint, Routes, StreamPaths};
+use logwisp::stream::StreamId;
 use logwisp::tail::lines::LineSplitter;
+use logwisp::ws;
 use serde_json::Value;
 
 /// Statuses a malformed or unacceptable request head may get (SPEC §7).
 const ERROR_STATUSES: [u16; 7] = [400, 408, 411, 413, 414, 431, 505];
 
 fn routes() -> [Routes; 2] {
+    let paths = |stream, status| StreamPaths {
+        stream,
+        status,
+        metrics: "/metrics",
+    };
+    let id = |index| StreamId {
+        index,
+        generation: 1,
+    };
     let mut standalone = Routes::new(false);
-    standalone.add_stream(0, "app", "/stream", "/status");
+    standalone.add_stream(id(0), "app", paths("/stream", "/status"));
     let mut router = Routes::new(true);
-    router.add_stream(0, "app", "/stream", "/status");
-    router.add_stream(1, "sys", "/logs", "/info");
+    router.add_stream(id(0), "app", paths("/stream", "/status"));
+    router.add_stream(id(1), "sys", paths("/logs", "/info"));
     [standalone, router]
 }
 
@@ -277,4 +288,206 @@ fn check_entry(line: &[u8]) {
         assert_eq!(obj["message"], *String::from_utf8_lossy(line), "plain line");
         assert_eq!(obj["level"], entry::detect_level(line));
     }
+}
+
+/// The data-message cap the `ws_frames` oracle uses: small, so inputs of fuzzing size
+/// reach it.
+const WS_MAX_MESSAGE: u64 = 300;
+
+/// `ws::Event` in a form the reference can build.
+#[derive(Debug, PartialEq, Eq)]
+enum WsEvent {
+    Ping(Vec<u8>),
+    Pong,
+    Close(Option<u16>, String),
+    Error(ws::ProtocolError),
+}
+
+impl From<&ws::Event> for WsEvent {
+    fn from(e: &ws::Event) -> WsEvent {
+        match e {
+            ws::Event::Ping(p) => WsEvent::Ping(p.as_bytes().to_vec()),
+            ws::Event::Pong => WsEvent::Pong,
+            ws::Event::Close { code, reason } => WsEvent::Close(*code, reason.clone()),
+            ws::Event::Error(e) => WsEvent::Error(*e),
+        }
+    }
+}
+
+/// The client frames in `data` decoded all at once, the plain way: events and the data
+/// payload bytes skipped. Written apart from `ws::Decoder` (no state machine) so the two
+/// can be compared. An error is reported as soon as the bytes that prove it are there.
+fn reference_ws(data: &[u8], max: u64) -> (Vec<WsEvent>, u64) {
+    use ws::ProtocolError as E;
+    let mut events = Vec::new();
+    let mut discarded = 0u64;
+    let mut message: Option<u64> = None;
+    let mut at = 0usize;
+    while let [b0, b1, ..] = data[at..] {
+        let (fin, opcode, len7) = (b0 & 0x80 != 0, b0 & 0x0F, b1 & 0x7F);
+        let control = opcode >= 8;
+        let early = if b0 & 0x70 != 0 {
+            Some(E::ReservedBits)
+        } else if ![0, 1, 2, 8, 9, 10].contains(&opcode) {
+            Some(E::ReservedOpcode(opcode))
+        } else if b1 & 0x80 == 0 {
+            Some(E::Unmasked)
+        } else if control && !fin {
+            Some(E::FragmentedControl)
+        } else if control && len7 > 125 {
+            Some(E::ControlTooLong)
+        } else if opcode == 0 && message.is_none() {
+            Some(E::UnexpectedContinuation)
+        } else if (opcode == 1 || opcode == 2) && message.is_some() {
+            Some(E::ExpectedContinuation)
+        } else {
+            None
+        };
+        if let Some(e) = early {
+            events.push(WsEvent::Error(e));
+            return (events, discarded);
+        }
+        let ext = match len7 {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let Some(head) = data.get(at..at + 2 + ext + 4) else {
+            break;
+        };
+        let len = match ext {
+            0 => u64::from(len7),
+            2 => u64::from(u16::from_be_bytes([head[2], head[3]])),
+            _ => u64::from_be_bytes(head[2..10].try_into().unwrap()),
+        };
+        if len >= 1 << 63 {
+            events.push(WsEvent::Error(E::BadLength));
+            return (events, discarded);
+        }
+        if !control {
+            let total = message.unwrap_or(0).saturating_add(len);
+            if total > max {
+                events.push(WsEvent::Error(E::MessageTooBig));
+                return (events, discarded);
+            }
+            message = Some(total);
+        }
+        let mask = &head[2 + ext..];
+        let start = at + head.len();
+        let have = (data.len() - start).min(usize::try_from(len).unwrap_or(usize::MAX));
+        if !control {
+            discarded += have as u64;
+        }
+        if (have as u64) < len {
+            break;
+        }
+        at = start + have;
+        let payload: Vec<u8> = data[start..at]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ mask[i % 4])
+            .collect();
+        let event = match opcode {
+            9 => WsEvent::Ping(payload),
+            10 => WsEvent::Pong,
+            8 => match payload.as_slice() {
+                [] => WsEvent::Close(None, String::new()),
+                [_] => WsEvent::Error(E::BadClose),
+                [hi, lo, reason @ ..] => {
+                    let code = u16::from_be_bytes([*hi, *lo]);
+                    let valid = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+                    match std::str::from_utf8(reason) {
+                        _ if !valid => WsEvent::Error(E::BadClose),
+                        Ok(r) => WsEvent::Close(Some(code), r.to_owned()),
+                        Err(_) => WsEvent::Error(E::CloseReasonNotUtf8),
+                    }
+                }
+            },
+            _ => {
+                if fin {
+                    message = None;
+                }
+                continue;
+            }
+        };
+        let end = matches!(event, WsEvent::Close(..) | WsEvent::Error(_));
+        events.push(event);
+        if end {
+            break;
+        }
+    }
+    (events, discarded)
+}
+
+/// Input layout: `[n, len_1 .. len_n, data..]`. `data` is a client byte stream fed to
+/// `ws::Decoder` in chunks of `len_i` bytes (cycling), each chunk until used up. The
+/// events and the count of skipped bytes equal a whole-input reference decode; every
+/// call makes progress; nothing follows a close or an error; the reply to each event is
+/// a well-formed unmasked server frame (pong or close, payload ≤ 125 bytes, close reason
+/// UTF-8), and nothing is written once our own close went out.
+pub fn ws_frames(input: &[u8]) {
+    let [n, rest @ ..] = input else {
+        return;
+    };
+    let n = usize::from(*n % 16).min(rest.len());
+    let (lens, data) = rest.split_at(n);
+    let (want, want_discarded) = reference_ws(data, WS_MAX_MESSAGE);
+
+    let mut decoder = ws::Decoder::new(WS_MAX_MESSAGE);
+    let mut got = Vec::new();
+    let mut offset = 0;
+    let mut i = 0;
+    while offset < data.len() {
+        let len = match lens.get(i % lens.len().max(1)) {
+            Some(&l) if i < 256 => usize::from(l).max(1),
+            _ => data.len() - offset,
+        };
+        i += 1;
+        let mut chunk = &data[offset..(offset + len).min(data.len())];
+        offset += chunk.len();
+        while !chunk.is_empty() {
+            let (used, event) = decoder.feed(chunk);
+            assert!(used > 0 && used <= chunk.len(), "feed used {used}");
+            chunk = &chunk[used..];
+            if let Some(event) = event {
+                assert!(
+                    !got.iter()
+                        .any(|e| matches!(e, WsEvent::Close(..) | WsEvent::Error(_)))
+                );
+                check_ws_reply(&event);
+                got.push(WsEvent::from(&event));
+            }
+        }
+    }
+    assert_eq!(got, want, "events");
+    let ended = matches!(got.last(), Some(WsEvent::Close(..) | WsEvent::Error(_)));
+    assert_eq!(decoder.is_done(), ended);
+    if !ended {
+        assert_eq!(decoder.discarded(), want_discarded, "discarded bytes");
+    }
+}
+
+fn check_ws_reply(event: &ws::Event) {
+    let mut out = Vec::new();
+    let next = event.respond(&mut out, false);
+    let done = matches!(event, ws::Event::Close { .. } | ws::Event::Error(_));
+    assert_eq!(next == ws::Next::Close, done, "{event:?}");
+    if matches!(event, ws::Event::Pong) {
+        assert!(out.is_empty());
+        return;
+    }
+    let [b0, b1, payload @ ..] = out.as_slice() else {
+        panic!("no reply to {event:?}");
+    };
+    assert_eq!(*b0, if done { 0x88 } else { 0x8A }, "{event:?}");
+    assert!(*b1 <= 125 && usize::from(*b1) == payload.len(), "{out:?}");
+    if done && let [_, _, reason @ ..] = payload {
+        assert!(std::str::from_utf8(reason).is_ok());
+    }
+    if let ws::Event::Ping(p) = event {
+        assert_eq!(payload, p.as_bytes());
+    }
+    let mut after_close = Vec::new();
+    event.respond(&mut after_close, true);
+    assert!(after_close.is_empty(), "a reply after our close");
 }
