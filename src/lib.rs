@@ -5,7 +5,8 @@
 //!
 //! - [`config`] and [`cli`]: what to run (validated TOML, command line).
 //! - [`tail`]: inotify-driven file following, rotation, line splitting.
-//! - [`entry`]: a line becomes one JSON object, serialized once.
+//! - [`entry`]: a line becomes one JSON object, serialized once; [`filter`] decides which
+//!   lines enter a stream and which entries each client gets.
 //! - [`fanout`]: a bounded buffer of rendered frames per stream; clients are positions.
 //! - [`history`]: where each entry came from, so a client behind the buffer is served
 //!   from the files themselves; [`state`] keeps positions and ids across restarts.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod entry;
 pub mod fanout;
+pub mod filter;
 pub mod history;
 pub mod http;
 pub mod metrics;
