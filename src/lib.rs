@@ -10,7 +10,8 @@
 //! - [`fanout`]: a bounded buffer of rendered frames per stream; clients are positions.
 //! - [`history`]: where each entry came from, so a client behind the buffer is served
 //!   from the files themselves; [`state`] keeps positions and ids across restarts.
-//! - [`http`], [`sse`], [`tcp`]: the wire protocols; [`ratelimit`] guards them.
+//! - [`http`], [`sse`], [`tcp`]: the wire protocols; [`ratelimit`] guards them; [`page`]
+//!   is the browser view served over HTTP.
 //! - [`reactor`]: the mio event loop that owns every socket, file watch and timer
 //!   ([`timer`]); [`stream`] holds one stream's run-time state, [`stats`] reports on it.
 
@@ -22,6 +23,7 @@ pub mod filter;
 pub mod history;
 pub mod http;
 pub mod metrics;
+pub mod page;
 pub mod ratelimit;
 pub mod reactor;
 pub mod sse;
