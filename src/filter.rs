@@ -16,6 +16,7 @@
 //! Patterns that are plain words skip the regex engine (see `Matcher`).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
 use memchr::memmem;
@@ -367,7 +368,7 @@ pub fn last_event_id(query: Option<&str>) -> Result<Option<u64>, QueryError> {
     let mut found = None;
     for pair in query_pairs(query.unwrap_or("")) {
         let (name, value) = pair?;
-        if name == "last_event_id" {
+        if name == "last_event_id" && !value.is_empty() {
             if found.is_some() {
                 return Err(QueryError::new(&name, "given more than once"));
             }
@@ -676,6 +677,13 @@ struct Slot {
 /// At most three atoms per slot (source, filter, exclude).
 const MAX_ATOMS: usize = 3 * MAX_DISTINCT_FILTERS;
 
+/// Each atom's verdict on the entry being evaluated, once known.
+type Memo = [Cell<Option<bool>>; MAX_ATOMS];
+
+fn new_memo() -> Memo {
+    std::array::from_fn(|_| Cell::new(None))
+}
+
 /// The distinct client filters of one stream, with reference counts. Adding a filter that
 /// is already there (same [`ClientFilter::canonical_query`]) shares its slot.
 ///
@@ -794,11 +802,11 @@ impl FilterSet {
     /// One bit per slot: set when the entry passes that slot's filter. Every regex and
     /// glob is run at most once, however many slots and clients use it.
     pub fn evaluate(&self, level: &str, message: &str, source: &str) -> u64 {
-        let mut memo = [None::<bool>; MAX_ATOMS];
+        let memo = new_memo();
         let mut mask = 0;
         for (i, slot) in self.slots.iter().enumerate() {
             let Some(s) = slot else { continue };
-            if self.passes(s, level, message, source, &mut memo) {
+            if self.passes(s, level, message, source, &memo) {
                 mask |= 1 << i;
             }
         }
@@ -808,25 +816,19 @@ impl FilterSet {
     /// Whether an entry passes one slot's filter, on its own (entries older than the
     /// slot's [`valid_from`](Self::valid_from), entries re-read from disk).
     pub fn matches(&self, id: FilterId, level: &str, message: &str, source: &str) -> bool {
-        let mut memo = [None::<bool>; MAX_ATOMS];
         self.slot(id)
-            .is_some_and(|s| self.passes(s, level, message, source, &mut memo))
+            .is_some_and(|s| self.passes(s, level, message, source, &new_memo()))
     }
 
-    fn passes(
-        &self,
-        s: &Slot,
-        level: &str,
-        message: &str,
-        source: &str,
-        memo: &mut [Option<bool>; MAX_ATOMS],
-    ) -> bool {
-        // One cell per atom: the closures below take turns, never at the same time.
-        let memo = &std::cell::RefCell::new(memo);
+    fn passes(&self, s: &Slot, level: &str, message: &str, source: &str, memo: &Memo) -> bool {
         let run = |a: usize| {
-            move || {
-                let mut m = memo.borrow_mut();
-                *m[a].get_or_insert_with(|| self.run_atom(a, message, source))
+            move || match memo[a].get() {
+                Some(hit) => hit,
+                None => {
+                    let hit = self.run_atom(a, message, source);
+                    memo[a].set(Some(hit));
+                    hit
+                }
             }
         };
         test_entry(
@@ -1213,6 +1215,7 @@ mod tests {
             assert_eq!(e.param, param, "{q}");
             assert!(e.reason.contains(pattern), "{q}: {e}");
             assert!(e.reason.contains("not a valid regex"), "{q}: {e}");
+            assert!(!e.to_string().contains('\n'), "one line: {e}");
         }
     }
 
