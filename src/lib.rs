@@ -5,13 +5,14 @@
 //!
 //! - [`config`] and [`cli`]: what to run (validated TOML, command line).
 //! - [`tail`]: inotify-driven file following, rotation, line splitting.
-//! - [`entry`]: a line becomes one JSON object, serialized once.
+//! - [`entry`]: a line becomes one JSON object, serialized once; [`filter`] decides which
+//!   lines enter a stream and which entries each client gets.
 //! - [`fanout`]: a bounded buffer of rendered frames per stream; clients are positions.
 //!   [`format`](mod@format): what a server sends of each entry (json, raw, txt).
 //! - [`history`]: where each entry came from, so a client behind the buffer is served
 //!   from the files themselves; [`state`] keeps positions and ids across restarts.
 //! - [`http`], [`sse`], [`tcp`], `ws` (feature `websocket`): the wire protocols;
-//!   [`ratelimit`] guards them.
+//!   [`ratelimit`] guards them; [`page`] is the browser view served over HTTP.
 //! - [`reactor`]: the mio event loop that owns every socket, file watch and timer
 //!   ([`timer`]); [`stream`] holds one stream's run-time state, [`stats`] reports on it.
 
@@ -19,11 +20,13 @@ pub mod cli;
 pub mod config;
 pub mod entry;
 pub mod fanout;
+pub mod filter;
 pub mod format;
 pub mod history;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod page;
 pub mod ratelimit;
 pub mod reactor;
 pub mod sse;
