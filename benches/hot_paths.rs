@@ -9,7 +9,8 @@ use std::io::{self, IoSlice, Write};
 use std::time::{Duration, Instant};
 
 use logwisp::entry::{Stamp, detect_level, write_entry, write_json_string};
-use logwisp::fanout::{At, ControlRenderer, Flush, Ring, Subscriber, Wire};
+use logwisp::fanout::{At, ControlRenderer, EntryParts, Flush, Ring, Subscriber, Wire};
+use logwisp::format::Format;
 use logwisp::tail::lines::LineSplitter;
 use logwisp::timer::Wheel;
 
@@ -64,6 +65,17 @@ impl Report {
 }
 
 /// The 100-byte lines of the load bench, plus some variety.
+/// The default output: every wire carries the JSON entry.
+const JSON_ONLY: [Format; 1] = [Format::Json];
+
+fn json_parts(json: &[u8]) -> EntryParts<'_> {
+    EntryParts {
+        line: b"",
+        json,
+        mask: 0,
+    }
+}
+
 fn sample_lines(n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for i in 0..n {
@@ -232,11 +244,11 @@ fn main() {
     let mut rendered = Vec::new();
     write_entry(&mut rendered, plain, &source, &stamp);
     for (name, wires) in [
-        ("ring: push + evict, SSE framing", &[Wire::Sse][..]),
-        ("ring: push + evict, TCP framing", &[Wire::Ndjson][..]),
+        ("ring: push + evict, SSE framing", &[Wire::SSE][..]),
+        ("ring: push + evict, TCP framing", &[Wire::NDJSON][..]),
         (
             "ring: push + evict, SSE + TCP framing",
-            &[Wire::Sse, Wire::Ndjson][..],
+            &[Wire::SSE, Wire::NDJSON][..],
         ),
     ] {
         let mut ring = Ring::new(1000, 1);
@@ -245,21 +257,24 @@ fn main() {
         }
         r.case(name, "entry", 1000, rendered.len() as f64, || {
             for _ in 0..1000 {
-                ring.push(|o| o.extend_from_slice(black_box(&rendered)));
+                ring.push(&JSON_ONLY, &json_parts(black_box(&rendered)));
             }
             ring.evict_excess();
         });
     }
     let mut ring = Ring::new(1000, 1);
-    ring.enable(Wire::Sse);
+    ring.enable(Wire::SSE);
+    let mut json = Vec::new();
     r.case(
-        "ring: push(write_entry), SSE framing",
+        "ring: write_entry + push, SSE framing",
         "entry",
         1000,
         plain.len() as f64,
         || {
             for _ in 0..1000 {
-                ring.push(|o| write_entry(o, black_box(plain), &source, &stamp));
+                json.clear();
+                write_entry(&mut json, black_box(plain), &source, &stamp);
+                ring.push(&JSON_ONLY, &json_parts(&json));
             }
             ring.evict_excess();
         },
@@ -267,19 +282,19 @@ fn main() {
 
     // --- delivery to one client ---------------------------------------------------------
     for (name, wire) in [
-        ("flush: 1000 entries to a client, SSE", Wire::Sse),
-        ("flush: 1000 entries to a client, TCP", Wire::Ndjson),
+        ("flush: 1000 entries to a client, SSE", Wire::SSE),
+        ("flush: 1000 entries to a client, TCP", Wire::NDJSON),
     ] {
         let mut ring = Ring::new(1000, 1);
         ring.enable(wire);
         for _ in 0..1000 {
-            ring.push(|o| o.extend_from_slice(&rendered));
+            ring.push(&JSON_ONLY, &json_parts(&rendered));
         }
         let frame_bytes = ring.held_bytes() as f64 / 1000.0;
         let start = ring.base_seq();
         let mut sink = NullSink { bytes: 0 };
         r.case(name, "entry", 1000, frame_bytes, || {
-            let mut sub = Subscriber::new(wire, &ring, start, false);
+            let mut sub = Subscriber::new(wire, None, &ring, start, false, true);
             let res = sub.flush(&ring, &Renderer, &mut sink, usize::MAX);
             assert_eq!(res.ok(), Some(Flush::Drained));
         });
@@ -292,7 +307,7 @@ fn main() {
             frame_bytes,
             || {
                 vec_out.clear();
-                let mut sub = Subscriber::new(wire, &ring, start, false);
+                let mut sub = Subscriber::new(wire, None, &ring, start, false, true);
                 let res = sub.flush(&ring, &Renderer, &mut vec_out, usize::MAX);
                 assert_eq!(res.ok(), Some(Flush::Drained));
             },
@@ -301,12 +316,12 @@ fn main() {
     // One new entry to each of 1000 caught-up clients: the per-client cost of a fan-out.
     {
         let mut ring = Ring::new(1000, 1);
-        ring.enable(Wire::Sse);
-        ring.push(|o| o.extend_from_slice(&rendered));
+        ring.enable(Wire::SSE);
+        ring.push(&JSON_ONLY, &json_parts(&rendered));
         let mut sink = NullSink { bytes: 0 };
         let tail = ring.base_seq();
         let mut subs: Vec<Subscriber> = (0..1000)
-            .map(|_| Subscriber::new(Wire::Sse, &ring, tail, false))
+            .map(|_| Subscriber::new(Wire::SSE, None, &ring, tail, false, true))
             .collect();
         r.case(
             "flush: 1 new entry to each of 1000 clients",

@@ -16,6 +16,8 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
+use crate::filter::FilterId;
+use crate::format::Format;
 use crate::tail::SourceRef;
 
 /// Frames are appended to the open chunk until it holds this many bytes.
@@ -25,57 +27,81 @@ const CHUNK_BYTES: usize = 64 * 1024;
 pub const MAX_RING_BYTES: usize = 64 * 1024 * 1024;
 /// Slices per `writev`; each is a whole chunk or a private buffer.
 const MAX_IOV: usize = 64;
-/// Wire formats a buffer can hold at once.
-pub const MAX_WIRES: usize = 2;
+/// Wire formats a buffer can hold at once (more distinct ones are served from disk).
+pub const MAX_WIRES: usize = 4;
 /// Frames rendered from disk for a lagging client are topped up to about this much.
 pub const REFILL_BYTES: usize = 64 * 1024;
 
-/// How entries are laid out on a connection.
+/// How an entry is framed on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Wire {
-    /// Server-Sent Events: `id: N\ndata: {json}\n\n`.
+pub enum Framing {
+    /// Server-Sent Events: `id: N\ndata: {payload}\n\n`.
     Sse,
-    /// Newline-delimited JSON: `{json}\n`.
-    Ndjson,
+    /// One entry per line: `{payload}\n` (TCP).
+    Lines,
+    /// One WebSocket text frame per entry.
+    Ws,
+}
+
+/// How entries are laid out on a connection: the framing, and which of the stream's
+/// output formats (its index in the stream's table; 0 is JSON) fills the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Wire {
+    pub framing: Framing,
+    pub format: u8,
 }
 
 impl Wire {
-    fn index(self) -> usize {
-        match self {
-            Wire::Sse => 0,
-            Wire::Ndjson => 1,
-        }
-    }
+    pub const SSE: Wire = Wire {
+        framing: Framing::Sse,
+        format: 0,
+    };
+    pub const NDJSON: Wire = Wire {
+        framing: Framing::Lines,
+        format: 0,
+    };
 
-    /// Writes what comes before an entry's payload.
-    pub fn begin(self, out: &mut Vec<u8>, seq: u64) {
-        match self {
-            Wire::Sse => {
+    /// One whole frame for entry `seq` carrying `payload`.
+    pub fn frame(self, out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+        match self.framing {
+            Framing::Sse => {
                 out.extend_from_slice(b"id: ");
                 push_decimal(out, seq);
                 out.extend_from_slice(b"\ndata: ");
+                out.extend_from_slice(payload);
+                out.extend_from_slice(b"\n\n");
             }
-            Wire::Ndjson => {}
+            Framing::Lines => {
+                out.extend_from_slice(payload);
+                out.push(b'\n');
+            }
+            Framing::Ws => {
+                #[cfg(feature = "websocket")]
+                out.extend_from_slice(crate::ws::text_head(payload.len()).as_bytes());
+                out.extend_from_slice(payload);
+            }
         }
-    }
-
-    /// Writes what comes after an entry's payload.
-    pub fn end(self, out: &mut Vec<u8>) {
-        match self {
-            Wire::Sse => out.extend_from_slice(b"\n\n"),
-            Wire::Ndjson => out.push(b'\n'),
-        }
-    }
-
-    /// One whole frame for entry `seq`.
-    pub fn frame(self, out: &mut Vec<u8>, seq: u64, write_json: impl FnOnce(&mut Vec<u8>)) {
-        self.begin(out, seq);
-        write_json(out);
-        self.end(out);
     }
 }
 
-const WIRES: [Wire; MAX_WIRES] = [Wire::Sse, Wire::Ndjson];
+/// What an entry is made of, for every wire that frames it.
+pub struct EntryParts<'a> {
+    /// The line as read (a notice's message for notices).
+    pub line: &'a [u8],
+    /// Its JSON entry.
+    pub json: &'a [u8],
+    /// Bit `i` set: client filter `i` of the stream wants it.
+    pub mask: u64,
+}
+
+impl EntryParts<'_> {
+    /// For a ring that frames nothing.
+    pub const NONE: EntryParts<'static> = EntryParts {
+        line: b"",
+        json: b"",
+        mask: 0,
+    };
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Span {
@@ -87,6 +113,7 @@ struct Span {
 struct Slot {
     chunk: u64,
     spans: [Span; MAX_WIRES],
+    mask: u64,
 }
 
 #[derive(Default, Debug)]
@@ -100,9 +127,10 @@ impl Chunk {
     }
 }
 
-/// Who uses a wire format and since which entry it is rendered.
+/// A place for one wire's frames: who uses it and since which entry it is rendered.
 #[derive(Debug, Clone, Copy)]
 struct WireUse {
+    wire: Wire,
     users: u32,
     since: u64,
 }
@@ -118,6 +146,8 @@ pub struct Ring {
     capacity: usize,
     held_bytes: usize,
     wires: [WireUse; MAX_WIRES],
+    /// Where non-JSON payloads are rendered before framing.
+    scratch: Vec<u8>,
 }
 
 impl Ring {
@@ -131,9 +161,11 @@ impl Ring {
             capacity: capacity.max(1),
             held_bytes: 0,
             wires: [WireUse {
+                wire: Wire::SSE,
                 users: 0,
                 since: u64::MAX,
             }; MAX_WIRES],
+            scratch: Vec::new(),
         }
     }
 
@@ -168,85 +200,104 @@ impl Ring {
         self.held_bytes
     }
 
-    /// A client of `wire` joins: entries from the next one on are framed for it.
-    pub fn enable(&mut self, wire: Wire) {
+    /// Where `wire`'s frames are, while some client uses it.
+    fn position(&self, wire: Wire) -> Option<usize> {
+        self.wires
+            .iter()
+            .position(|u| u.users > 0 && u.wire == wire)
+    }
+
+    /// A client of `wire` joins: entries from the next one on are framed for it. False
+    /// when every place is taken by other wires (the client is then served from disk).
+    /// Whether a pushed entry's bytes are kept at all (some client uses a wire).
+    pub fn frames_entries(&self) -> bool {
+        self.wires.iter().any(|u| u.users > 0)
+    }
+
+    pub fn enable(&mut self, wire: Wire) -> bool {
         let next = self.next_seq();
-        let u = &mut self.wires[wire.index()];
-        if u.users == 0 {
-            u.since = next;
+        if let Some(p) = self.position(wire) {
+            self.wires[p].users += 1;
+            return true;
         }
-        u.users += 1;
+        let Some(p) = self.wires.iter().position(|u| u.users == 0) else {
+            return false;
+        };
+        self.wires[p] = WireUse {
+            wire,
+            users: 1,
+            since: next,
+        };
+        true
     }
 
     /// A client of `wire` left.
     pub fn disable(&mut self, wire: Wire) {
-        let u = &mut self.wires[wire.index()];
-        u.users = u.users.saturating_sub(1);
-        if u.users == 0 {
-            u.since = u64::MAX;
+        if let Some(p) = self.position(wire) {
+            let u = &mut self.wires[p];
+            u.users -= 1;
+            if u.users == 0 {
+                u.since = u64::MAX;
+            }
         }
     }
 
     /// Whether entry `seq`'s frame in `wire` is here.
     pub fn holds(&self, wire: Wire, seq: u64) -> bool {
-        let u = self.wires[wire.index()];
-        u.users > 0 && seq >= u.since && seq >= self.base_seq && seq < self.next_seq()
+        self.position(wire)
+            .is_some_and(|p| seq >= self.wires[p].since)
+            && seq >= self.base_seq
+            && seq < self.next_seq()
     }
 
-    /// Appends one entry; `write_json` writes its JSON (no newlines) into the buffer it is
-    /// given, once, and only if some client will read it. Returns its sequence number.
-    pub fn push(&mut self, write_json: impl FnOnce(&mut Vec<u8>)) -> u64 {
+    /// Appends one entry, framed for every wire a client uses (nothing at all without
+    /// clients); `formats` renders non-JSON payloads. Returns its sequence number.
+    pub fn push(&mut self, formats: &[Format], entry: &EntryParts) -> u64 {
         let seq = self.next_seq();
-        let active: Vec<usize> = (0..MAX_WIRES)
-            .filter(|&w| self.wires[w].users > 0)
-            .collect();
-        let Some((&first, rest)) = active.split_first() else {
-            let chunk = self.chunk_base + self.chunks.len().saturating_sub(1) as u64;
-            self.slots.push_back(Slot {
-                chunk,
-                spans: [Span::default(); MAX_WIRES],
-            });
-            return seq;
+        let mut slot = Slot {
+            chunk: self.chunk_base + self.chunks.len().saturating_sub(1) as u64,
+            spans: [Span::default(); MAX_WIRES],
+            mask: entry.mask,
         };
+        if !self.frames_entries() {
+            self.slots.push_back(slot);
+            return seq;
+        }
         let need_new = match self.chunks.back() {
             None => true,
             Some(c) => c.bufs.iter().any(|b| b.len() >= CHUNK_BYTES),
         };
         if need_new {
             let mut chunk = Chunk::default();
-            for &w in &active {
-                // Full size at once: growing by doubling would copy each chunk several times.
-                chunk.bufs[w] = Vec::with_capacity(CHUNK_BYTES);
+            for (p, u) in self.wires.iter().enumerate() {
+                if u.users > 0 {
+                    // Full size at once: growing by doubling copies each chunk again.
+                    chunk.bufs[p] = Vec::with_capacity(CHUNK_BYTES);
+                }
             }
             self.chunks.push_back(chunk);
         }
-        let chunk_index = self.chunk_base + self.chunks.len() as u64 - 1;
+        slot.chunk = self.chunk_base + self.chunks.len() as u64 - 1;
         let chunk = self.chunks.back_mut().expect("a chunk was just ensured");
         let before = chunk.held();
-        let mut slot = Slot {
-            chunk: chunk_index,
-            spans: [Span::default(); MAX_WIRES],
-        };
-        let buf = &mut chunk.bufs[first];
-        let start = buf.len();
-        WIRES[first].begin(buf, seq);
-        let json_start = buf.len();
-        write_json(buf);
-        let json_end = buf.len();
-        WIRES[first].end(buf);
-        slot.spans[first] = Span {
-            start: start as u32,
-            len: (buf.len() - start) as u32,
-        };
-        for &w in rest {
-            let (src, dst) = split_two(&mut chunk.bufs, first, w);
-            let start = dst.len();
-            WIRES[w].begin(dst, seq);
-            dst.extend_from_slice(&src[json_start..json_end]);
-            WIRES[w].end(dst);
-            slot.spans[w] = Span {
+        for (p, u) in self.wires.iter().enumerate() {
+            if u.users == 0 {
+                continue;
+            }
+            let payload: &[u8] = match formats.get(usize::from(u.wire.format)) {
+                None | Some(Format::Json) => entry.json,
+                Some(other) => {
+                    self.scratch.clear();
+                    other.render(&mut self.scratch, entry.line, entry.json);
+                    &self.scratch
+                }
+            };
+            let buf = &mut chunk.bufs[p];
+            let start = buf.len();
+            u.wire.frame(buf, seq, payload);
+            slot.spans[p] = Span {
                 start: start as u32,
-                len: (dst.len() - start) as u32,
+                len: (buf.len() - start) as u32,
             };
         }
         self.held_bytes += chunk.held() - before;
@@ -315,55 +366,119 @@ impl Ring {
         self.slots.get(usize::try_from(i).ok()?)
     }
 
-    fn bytes(&self, chunk: u64, wire: Wire) -> &[u8] {
+    fn bytes(&self, chunk: u64, p: usize) -> &[u8] {
         match chunk
             .checked_sub(self.chunk_base)
             .and_then(|i| self.chunks.get(i as usize))
         {
-            Some(c) => &c.bufs[wire.index()],
+            Some(c) => &c.bufs[p],
             None => &[],
         }
+    }
+
+    /// The first entry at or after `seq` that `filter` wants (all do without one).
+    fn next_wanted(&self, seq: u64, filter: Option<u64>) -> u64 {
+        let Some(bit) = filter else { return seq };
+        let mut s = seq;
+        while let Some(slot) = self.slot(s) {
+            if slot.mask & bit != 0 {
+                break;
+            }
+            s += 1;
+        }
+        s
     }
 
     /// The unsent part of entry `seq`'s frame, `offset` bytes of which went out.
     fn frame_rest(&self, wire: Wire, seq: u64, offset: u32) -> &[u8] {
-        match self.slot(seq) {
-            None => &[],
-            Some(slot) => {
-                let span = slot.spans[wire.index()];
-                let start = (span.start + offset) as usize;
-                let end = (span.start + span.len) as usize;
-                let bytes = self.bytes(slot.chunk, wire);
-                &bytes[start.min(end).min(bytes.len())..end.min(bytes.len())]
-            }
-        }
+        let (Some(p), Some(slot)) = (self.position(wire), self.slot(seq)) else {
+            return &[];
+        };
+        let span = slot.spans[p];
+        let start = (span.start + offset) as usize;
+        let end = (span.start + span.len) as usize;
+        let bytes = self.bytes(slot.chunk, p);
+        &bytes[start.min(end).min(bytes.len())..end.min(bytes.len())]
     }
 
-    /// Appends slices covering everything from (`seq`, `offset`) on.
-    fn gather<'a>(&'a self, wire: Wire, seq: u64, offset: u32, out: &mut IovList<'a>) {
-        let Some(first) = self.slot(seq) else {
+    /// Appends slices covering everything from (`seq`, `offset`) on that `filter`
+    /// wants; runs of wanted frames that lie back to back go as one slice.
+    fn gather<'a>(
+        &'a self,
+        wire: Wire,
+        filter: Option<u64>,
+        seq: u64,
+        offset: u32,
+        out: &mut IovList<'a>,
+    ) {
+        let Some(p) = self.position(wire) else {
             return;
         };
-        let mut chunk = first.chunk;
-        let mut from = (first.spans[wire.index()].start + offset) as usize;
-        let end_chunk = self.chunk_base + self.chunks.len() as u64;
-        while chunk < end_chunk && !out.full() {
-            let bytes = self.bytes(chunk, wire);
-            if from < bytes.len() {
-                out.push(&bytes[from..]);
+        let Some(bit) = filter else {
+            let Some(first) = self.slot(seq) else {
+                return;
+            };
+            let mut chunk = first.chunk;
+            let mut from = (first.spans[p].start + offset) as usize;
+            let end_chunk = self.chunk_base + self.chunks.len() as u64;
+            while chunk < end_chunk && !out.full() {
+                let bytes = self.bytes(chunk, p);
+                if from < bytes.len() {
+                    out.push(&bytes[from..]);
+                }
+                chunk += 1;
+                from = 0;
             }
-            chunk += 1;
-            from = 0;
+            return;
+        };
+        // (chunk, start, end) of the run being built.
+        let mut run: Option<(u64, usize, usize)> = None;
+        let mut s = seq;
+        let mut skip = offset as usize;
+        while let Some(slot) = self.slot(s) {
+            s += 1;
+            if slot.mask & bit == 0 {
+                continue;
+            }
+            let span = slot.spans[p];
+            let start = span.start as usize + std::mem::take(&mut skip);
+            let end = (span.start + span.len) as usize;
+            match &mut run {
+                Some((c, _, e)) if *c == slot.chunk && *e == start => *e = end,
+                _ => {
+                    if let Some((c, a, e)) = run.take() {
+                        out.push(&self.bytes(c, p)[a..e]);
+                        if out.full() {
+                            return;
+                        }
+                    }
+                    run = Some((slot.chunk, start, end));
+                }
+            }
+        }
+        if let Some((c, a, e)) = run {
+            out.push(&self.bytes(c, p)[a..e]);
         }
     }
 
-    /// Moves (`seq`, `offset`) forward by `n` bytes of frames.
-    fn advance(&self, wire: Wire, seq: &mut u64, offset: &mut u32, mut n: usize) {
+    /// Moves (`seq`, `offset`) forward by `n` bytes of the frames `filter` wants.
+    fn advance(
+        &self,
+        wire: Wire,
+        filter: Option<u64>,
+        seq: &mut u64,
+        offset: &mut u32,
+        mut n: usize,
+    ) {
+        let Some(p) = self.position(wire) else {
+            return;
+        };
         while n > 0 {
+            *seq = self.next_wanted(*seq, filter);
             let Some(slot) = self.slot(*seq) else {
                 return;
             };
-            let rest = (slot.spans[wire.index()].len - *offset) as usize;
+            let rest = (slot.spans[p].len - *offset) as usize;
             if n < rest {
                 *offset += n as u32;
                 return;
@@ -372,18 +487,9 @@ impl Ring {
             *seq += 1;
             *offset = 0;
         }
-    }
-}
-
-/// Two distinct elements of an array, one shared and one mutable.
-fn split_two<T>(items: &mut [T; MAX_WIRES], a: usize, b: usize) -> (&T, &mut T) {
-    assert_ne!(a, b);
-    if a < b {
-        let (left, right) = items.split_at_mut(b);
-        (&left[a], &mut right[0])
-    } else {
-        let (left, right) = items.split_at_mut(a);
-        (&right[0], &mut left[b])
+        if *offset == 0 {
+            *seq = self.next_wanted(*seq, filter);
+        }
     }
 }
 
@@ -537,11 +643,23 @@ impl Chunking {
     }
 }
 
+/// A client's filter as the buffer knows it: its bit in each entry's mask, and the first
+/// entry whose mask has that bit (older ones are judged from disk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterBit {
+    pub id: FilterId,
+    pub valid_from: u64,
+}
+
 /// One streaming client of a stream.
 #[derive(Debug)]
 pub struct Subscriber {
     pub wire: Wire,
     pub at: At,
+    /// Only entries this filter wants (SPEC §14 client filters).
+    pub filter: Option<FilterBit>,
+    /// The buffer had no place for this client's wire: every entry comes from disk.
+    disk_only: bool,
     /// Written as is, outside any body framing: the response head first, the end of a
     /// chunked body last.
     raw: Vec<u8>,
@@ -578,19 +696,20 @@ enum Seg {
 
 impl Subscriber {
     /// A client of `ring` in `wire` whose first entry is `seq`; `chunked` frames its body
-    /// as HTTP/1.1 chunks.
-    pub fn new(wire: Wire, ring: &Ring, seq: u64, chunked: bool) -> Subscriber {
-        let at = if ring.holds(wire, seq) || seq >= ring.next_seq() {
-            At::Live {
-                seq: seq.min(ring.next_seq()),
-                offset: 0,
-            }
-        } else {
-            At::Disk { seq, hint: None }
-        };
-        Subscriber {
+    /// as HTTP/1.1 chunks. `in_ring`: the buffer frames `wire` (it had a place for it).
+    pub fn new(
+        wire: Wire,
+        filter: Option<FilterBit>,
+        ring: &Ring,
+        seq: u64,
+        chunked: bool,
+        in_ring: bool,
+    ) -> Subscriber {
+        let mut sub = Subscriber {
             wire,
-            at,
+            at: At::Disk { seq, hint: None },
+            filter,
+            disk_only: !in_ring,
             raw: Vec::new(),
             raw_sent: 0,
             pending: Vec::new(),
@@ -604,7 +723,27 @@ impl Subscriber {
             heartbeat_due: false,
             dropped: 0,
             bytes_sent: 0,
+        };
+        sub.rejoin(ring);
+        sub
+    }
+
+    /// Whether entry `seq` can be sent from the buffer (held in this client's wire, and
+    /// judged by its filter).
+    fn in_buffer(&self, ring: &Ring, seq: u64) -> bool {
+        if self.disk_only || self.filter.is_some_and(|f| seq < f.valid_from) {
+            return false;
         }
+        ring.holds(self.wire, seq) || seq >= ring.next_seq()
+    }
+
+    fn mask(&self) -> Option<u64> {
+        self.filter.map(|f| f.id.bit())
+    }
+
+    /// The buffer frames this client's wire (it is not served from disk only).
+    pub fn in_ring(&self) -> bool {
+        !self.disk_only
     }
 
     /// The next entry this client will get.
@@ -706,9 +845,12 @@ impl Subscriber {
     /// Back into the shared buffer once the position is held there again.
     pub fn rejoin(&mut self, ring: &Ring) -> bool {
         if let At::Disk { seq, .. } = self.at
-            && (ring.holds(self.wire, seq) || seq >= ring.next_seq())
+            && self.in_buffer(ring, seq)
         {
-            self.at = At::Live { seq, offset: 0 };
+            self.at = At::Live {
+                seq: seq.min(ring.next_seq()),
+                offset: 0,
+            };
             return true;
         }
         false
@@ -785,7 +927,7 @@ impl Subscriber {
             }
             if let Some((seq, offset)) = frames_from {
                 let before = iov.bytes;
-                ring.gather(self.wire, seq, offset, &mut iov);
+                ring.gather(self.wire, self.mask(), seq, offset, &mut iov);
                 segs.add(Seg::Frames, iov.bytes - before);
             }
             let payload = iov.bytes - payload_start;
@@ -889,7 +1031,13 @@ impl Subscriber {
                 }
                 Seg::FrameRest | Seg::Frames => {
                     if let At::Live { seq, offset } = &mut self.at {
-                        ring.advance(self.wire, seq, offset, take);
+                        ring.advance(
+                            self.wire,
+                            self.filter.map(|f| f.id.bit()),
+                            seq,
+                            offset,
+                            take,
+                        );
                     }
                 }
                 Seg::Control => {
@@ -1000,13 +1148,24 @@ mod tests {
         }
     }
 
+    fn push_json(r: &mut Ring, json: &[u8]) -> u64 {
+        r.push(
+            &[Format::Json],
+            &EntryParts {
+                line: b"",
+                json,
+                mask: 0,
+            },
+        )
+    }
+
     fn ring_with(n: u64, capacity: usize, wires: &[Wire]) -> Ring {
         let mut r = Ring::new(capacity, 1);
         for &w in wires {
             r.enable(w);
         }
         for i in 0..n {
-            r.push(|out| out.extend_from_slice(format!("{{\"n\":{}}}", i + 1).as_bytes()));
+            push_json(&mut r, format!("{{\"n\":{}}}", i + 1).as_bytes());
         }
         r
     }
@@ -1038,8 +1197,8 @@ mod tests {
 
     #[test]
     fn frames_are_rendered_once_in_each_wire_in_use() {
-        let r = ring_with(2, 10, &[Wire::Sse, Wire::Ndjson]);
-        let mut s = Subscriber::new(Wire::Sse, &r, 1, false);
+        let r = ring_with(2, 10, &[Wire::SSE, Wire::NDJSON]);
+        let mut s = Subscriber::new(Wire::SSE, None, &r, 1, false, true);
         let mut sink = Sink::new(usize::MAX, usize::MAX);
         assert_eq!(
             s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap(),
@@ -1049,7 +1208,7 @@ mod tests {
             String::from_utf8(sink.data).unwrap(),
             "id: 1\ndata: {\"n\":1}\n\nid: 2\ndata: {\"n\":2}\n\n"
         );
-        let mut t = Subscriber::new(Wire::Ndjson, &r, 1, false);
+        let mut t = Subscriber::new(Wire::NDJSON, None, &r, 1, false, true);
         let mut sink = Sink::new(usize::MAX, usize::MAX);
         t.flush(&r, &Marks, &mut sink, usize::MAX).unwrap();
         assert_eq!(String::from_utf8(sink.data).unwrap(), lines(1..=2));
@@ -1059,19 +1218,17 @@ mod tests {
     #[test]
     fn nothing_is_rendered_for_nobody() {
         let mut r = Ring::new(10, 7);
-        let mut called = false;
-        assert_eq!(r.push(|_| called = true), 7);
-        assert!(!called);
+        assert_eq!(push_json(&mut r, b"{}"), 7);
         assert_eq!((r.next_seq(), r.held_bytes()), (8, 0));
-        r.enable(Wire::Ndjson);
+        r.enable(Wire::NDJSON);
         assert!(
-            !r.holds(Wire::Ndjson, 7),
+            !r.holds(Wire::NDJSON, 7),
             "rendered only from the next entry on"
         );
-        r.push(|out| out.push(b'x'));
-        assert!(r.holds(Wire::Ndjson, 8));
-        assert!(!r.holds(Wire::Sse, 8));
-        let s = Subscriber::new(Wire::Ndjson, &r, 7, false);
+        push_json(&mut r, b"x");
+        assert!(r.holds(Wire::NDJSON, 8));
+        assert!(!r.holds(Wire::SSE, 8));
+        let s = Subscriber::new(Wire::NDJSON, None, &r, 7, false, true);
         assert!(
             s.on_disk(),
             "an entry the buffer has not in this wire comes from disk"
@@ -1080,8 +1237,8 @@ mod tests {
 
     #[test]
     fn tiny_writes_keep_every_byte_in_order() {
-        let r = ring_with(3000, 5000, &[Wire::Ndjson]);
-        let mut s = Subscriber::new(Wire::Ndjson, &r, 1, false);
+        let r = ring_with(3000, 5000, &[Wire::NDJSON]);
+        let mut s = Subscriber::new(Wire::NDJSON, None, &r, 1, false, true);
         s.queue_raw(b"HEAD\n");
         s.queue_control(b"HELLO\n");
         let mut sink = Sink::new(7, usize::MAX);
@@ -1097,8 +1254,8 @@ mod tests {
 
     #[test]
     fn control_waits_for_a_frame_boundary() {
-        let r = ring_with(3, 10, &[Wire::Ndjson]);
-        let mut s = Subscriber::new(Wire::Ndjson, &r, 1, false);
+        let r = ring_with(3, 10, &[Wire::NDJSON]);
+        let mut s = Subscriber::new(Wire::NDJSON, None, &r, 1, false, true);
         let mut sink = Sink::new(usize::MAX, 4);
         assert_eq!(
             s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap(),
@@ -1116,15 +1273,15 @@ mod tests {
 
     #[test]
     fn a_client_behind_the_buffer_moves_to_disk_finishing_its_torn_frame() {
-        let mut r = ring_with(5, 5, &[Wire::Ndjson]);
-        let mut s = Subscriber::new(Wire::Ndjson, &r, 1, false);
+        let mut r = ring_with(5, 5, &[Wire::NDJSON]);
+        let mut s = Subscriber::new(Wire::NDJSON, None, &r, 1, false, true);
         let mut sink = Sink::new(usize::MAX, 3);
         assert_eq!(
             s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap(),
             Flush::Blocked
         );
         for i in 6..=12u64 {
-            r.push(|out| out.extend_from_slice(format!("{{\"n\":{i}}}").as_bytes()));
+            push_json(&mut r, format!("{{\"n\":{i}}}").as_bytes());
         }
         let base = r.planned_base();
         assert_eq!(base, 8);
@@ -1150,8 +1307,8 @@ mod tests {
 
     #[test]
     fn losses_are_told_at_a_frame_boundary() {
-        let r = ring_with(2, 10, &[Wire::Sse]);
-        let mut s = Subscriber::new(Wire::Sse, &r, 1, false);
+        let r = ring_with(2, 10, &[Wire::SSE]);
+        let mut s = Subscriber::new(Wire::SSE, None, &r, 1, false, true);
         s.note_lost(5, false);
         let mut sink = Sink::new(usize::MAX, usize::MAX);
         s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap();
@@ -1166,14 +1323,14 @@ mod tests {
     #[test]
     fn a_chunked_body_frames_each_write_whatever_the_socket_takes() {
         for room in [1, 2, 3, 5, 7, 64, 1000, usize::MAX] {
-            let mut r = ring_with(50, 100, &[Wire::Sse]);
-            let mut s = Subscriber::new(Wire::Sse, &r, 1, true);
+            let mut r = ring_with(50, 100, &[Wire::SSE]);
+            let mut s = Subscriber::new(Wire::SSE, None, &r, 1, true, true);
             s.queue_raw(b"HTTP/1.1 200 OK\r\n\r\n");
             s.queue_control(b"event: connected\n\n");
             let mut sink = Sink::new(room, usize::MAX);
             s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap();
             for i in 51..=60u64 {
-                r.push(|out| out.extend_from_slice(format!("{{\"n\":{i}}}").as_bytes()));
+                push_json(&mut r, format!("{{\"n\":{i}}}").as_bytes());
             }
             s.request_heartbeat();
             s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap();
@@ -1204,8 +1361,8 @@ mod tests {
 
     #[test]
     fn a_chunk_that_was_not_started_is_not_owed() {
-        let r = ring_with(2, 10, &[Wire::Sse]);
-        let mut s = Subscriber::new(Wire::Sse, &r, 1, true);
+        let r = ring_with(2, 10, &[Wire::SSE]);
+        let mut s = Subscriber::new(Wire::SSE, None, &r, 1, true, true);
         let mut sink = Sink::new(usize::MAX, 0);
         assert_eq!(
             s.flush(&r, &Marks, &mut sink, usize::MAX).unwrap(),
@@ -1217,10 +1374,10 @@ mod tests {
     #[test]
     fn eviction_frees_chunks_and_bytes() {
         let mut r = Ring::new(10, 1);
-        r.enable(Wire::Ndjson);
+        r.enable(Wire::NDJSON);
         let line = vec![b'x'; 1000];
         for _ in 0..1000 {
-            r.push(|out| out.extend_from_slice(&line));
+            push_json(&mut r, &line);
             r.evict_excess();
         }
         assert_eq!(r.len(), 10);
@@ -1235,10 +1392,10 @@ mod tests {
     #[test]
     fn byte_ceiling_bounds_huge_entries() {
         let mut r = Ring::new(1000, 1);
-        r.enable(Wire::Ndjson);
+        r.enable(Wire::NDJSON);
         let line = vec![b'x'; 1 << 20];
         for _ in 0..100 {
-            r.push(|out| out.extend_from_slice(&line));
+            push_json(&mut r, &line);
             r.evict_excess();
         }
         assert!(
@@ -1251,15 +1408,15 @@ mod tests {
 
     #[test]
     fn room_before_paces_reading_to_the_most_advanced_client() {
-        let r = ring_with(8, 10, &[Wire::Ndjson]);
+        let r = ring_with(8, 10, &[Wire::NDJSON]);
         assert_eq!(r.room_before(1), 2);
         assert_eq!(r.room_before(9), 10);
     }
 
     #[test]
     fn budget_stops_a_hungry_client() {
-        let r = ring_with(10_000, 10_000, &[Wire::Ndjson]);
-        let mut s = Subscriber::new(Wire::Ndjson, &r, 1, false);
+        let r = ring_with(10_000, 10_000, &[Wire::NDJSON]);
+        let mut s = Subscriber::new(Wire::NDJSON, None, &r, 1, false, true);
         let mut sink = Sink::new(1000, usize::MAX);
         assert_eq!(s.flush(&r, &Marks, &mut sink, 5000).unwrap(), Flush::Budget);
         assert_eq!(sink.data.len(), 5000);

@@ -10,7 +10,11 @@ use std::net::SocketAddr;
 
 use crate::config::{HeartbeatConfig, StreamConfig};
 use crate::entry::{self, Stamp};
-use crate::fanout::{At, ControlRenderer, REFILL_BYTES, Ring, Subscriber, Wire};
+use crate::fanout::{
+    At, ControlRenderer, EntryParts, FilterBit, Framing, REFILL_BYTES, Ring, Subscriber, Wire,
+};
+use crate::filter::{ClientFilter, FilterId, FilterSet, SetFull, StreamFilters};
+use crate::format::{Format, Parts};
 use crate::history::{History, Notice, RunKind};
 use crate::ratelimit::Limiter;
 use crate::sse::{self, HeartbeatStats};
@@ -45,10 +49,12 @@ impl ServerKind {
         }
     }
 
-    pub fn wire(self) -> Wire {
-        match self {
-            ServerKind::Http => Wire::Sse,
-            ServerKind::Tcp => Wire::Ndjson,
+    /// How this server frames entries (HTTP: SSE, or WebSocket after an upgrade).
+    pub fn framing(self, websocket: bool) -> Framing {
+        match (self, websocket) {
+            (ServerKind::Http, false) => Framing::Sse,
+            (ServerKind::Http, true) => Framing::Ws,
+            (ServerKind::Tcp, _) => Framing::Lines,
         }
     }
 }
@@ -77,6 +83,8 @@ pub struct ServerState {
     pub rejected_connections: u64,
     /// A heartbeat timer is pending.
     pub heartbeat_armed: bool,
+    /// Its output format's index in the stream's table of formats.
+    pub format: u8,
 }
 
 impl ServerState {
@@ -101,6 +109,7 @@ impl ServerState {
             rejected_rate: 0,
             rejected_connections: 0,
             heartbeat_armed: false,
+            format: 0,
         }
     }
 
@@ -174,26 +183,85 @@ pub struct Stream {
     pub saved: (u64, u64),
     /// A reload removed it: it reads nothing more and goes once its clients are gone.
     pub removing: bool,
+    /// The output formats its servers use; 0 is JSON.
+    pub formats: Vec<Format>,
+    /// `[[streams.filters]]`, and lines they kept out.
+    pub filters: StreamFilters,
+    pub filtered_lines: u64,
+    /// The distinct filters its clients asked for, evaluated once per entry.
+    pub client_filters: FilterSet,
+    /// Where an entry's JSON is rendered before it is framed.
+    json: Vec<u8>,
 }
 
-/// Where the tailer's entries go: framed into the buffer once, and noted in the history.
+/// Where the tailer's entries go: through the stream's filters, framed into the buffer
+/// once, noted in the history.
 struct Intake<'a> {
     ring: &'a mut Ring,
     history: &'a mut History,
+    formats: &'a [Format],
+    filters: &'a StreamFilters,
+    clients: &'a FilterSet,
+    json: &'a mut Vec<u8>,
+    filtered: &'a mut u64,
+}
+
+/// An entry scratch buffer past this is released after use: one huge line must not
+/// keep its size resident.
+const JSON_SCRATCH_KEEP: usize = 64 * 1024;
+
+/// Which client filters want the entry whose JSON is `json`.
+fn filter_mask(clients: &FilterSet, json: &[u8]) -> u64 {
+    if clients.is_empty() {
+        return 0;
+    }
+    match Parts::of_entry(json) {
+        Some(p) => clients.evaluate(&p.level, &p.message, &p.source),
+        None => 0,
+    }
 }
 
 impl EntrySink for Intake<'_> {
     fn line(&mut self, src: SourceRef, start: u64, line: &[u8], source_json: &[u8], stamp: &Stamp) {
-        let seq = self
-            .ring
-            .push(|out| entry::write_entry(out, line, source_json, stamp));
+        if !self.filters.keep(line) {
+            *self.filtered += 1;
+            return;
+        }
+        if !self.ring.frames_entries() {
+            // No client: only the sequence number and where the line is on disk count.
+            let seq = self.ring.push(self.formats, &EntryParts::NONE);
+            self.history.note_line(seq, src, start, stamp.micros);
+            return;
+        }
+        self.json.clear();
+        entry::write_entry(self.json, line, source_json, stamp);
+        let mask = filter_mask(self.clients, self.json);
+        let seq = self.ring.push(
+            self.formats,
+            &EntryParts {
+                line,
+                json: self.json,
+                mask,
+            },
+        );
+        if self.json.capacity() > JSON_SCRATCH_KEEP {
+            *self.json = Vec::new();
+        }
         self.history.note_line(seq, src, start, stamp.micros);
     }
 
     fn notice(&mut self, source_json: &[u8], message: &str, stamp: &Stamp) {
-        let seq = self
-            .ring
-            .push(|out| entry::write_notice(out, stamp, source_json, "INFO", message));
+        self.json.clear();
+        entry::write_notice(self.json, stamp, source_json, "INFO", message);
+        let mask = filter_mask(self.clients, self.json);
+        let seq = self.ring.push(
+            self.formats,
+            &EntryParts {
+                line: message.as_bytes(),
+                json: self.json,
+                mask,
+            },
+        );
         self.history.note_notice(
             seq,
             Notice {
@@ -216,14 +284,17 @@ impl Stream {
     ) -> Stream {
         let monitor = Monitor::new(&cfg, max_open_files);
         let ring = Ring::new(cfg.ring_capacity(), ids.first);
-        let http = cfg
+        let mut http = cfg
             .http
             .as_ref()
             .map(|h| ServerState::new(ServerKind::Http, h.buffer_size, h.heartbeat, http_limiter));
-        let tcp = cfg
+        let mut tcp = cfg
             .tcp
             .as_ref()
             .map(|t| ServerState::new(ServerKind::Tcp, t.buffer_size, t.heartbeat, tcp_limiter));
+        let formats = formats_of(&cfg, http.as_mut(), tcp.as_mut());
+        // Validated with the config: a failure here would mean no filter at all.
+        let filters = StreamFilters::new(&cfg.filters).unwrap_or_default();
         let (stream_path, status_path) = cfg
             .http
             .as_ref()
@@ -253,7 +324,18 @@ impl Stream {
             wake: None,
             saved: (0, 0),
             removing: false,
+            formats,
+            filters,
+            filtered_lines: 0,
+            client_filters: FilterSet::new(),
+            json: Vec::new(),
         }
+    }
+
+    /// Takes a changed config's formats and stream filters (a reload).
+    pub fn set_formats_and_filters(&mut self) {
+        self.formats = formats_of(&self.cfg, self.http.as_mut(), self.tcp.as_mut());
+        self.filters = StreamFilters::new(&self.cfg.filters).unwrap_or_default();
     }
 
     pub fn name(&self) -> &str {
@@ -310,6 +392,11 @@ impl Stream {
         let mut intake = Intake {
             ring: &mut self.ring,
             history: &mut self.history,
+            formats: &self.formats,
+            filters: &self.filters,
+            clients: &self.client_filters,
+            json: &mut self.json,
+            filtered: &mut self.filtered_lines,
         };
         self.read_pending = self
             .monitor
@@ -357,16 +444,42 @@ impl Stream {
         }
     }
 
-    /// A new streaming client of `kind` starting at `seq`.
-    pub fn subscribe(&mut self, kind: ServerKind, seq: u64, chunked: bool) -> Subscriber {
-        let wire = kind.wire();
-        self.ring.enable(wire);
-        Subscriber::new(wire, &self.ring, seq, chunked)
+    /// A new streaming client of `kind` (framed as `framing`) starting at `seq`, getting
+    /// the entries `filter` wants. Fails when the stream already evaluates as many
+    /// distinct filters as it can.
+    pub fn subscribe(
+        &mut self,
+        kind: ServerKind,
+        framing: Framing,
+        seq: u64,
+        chunked: bool,
+        filter: ClientFilter,
+    ) -> Result<Subscriber, SetFull> {
+        let format = self.server(kind).map_or(0, |s| s.format);
+        let wire = Wire { framing, format };
+        let filter = if filter.is_all() {
+            None
+        } else {
+            let id = self.client_filters.add(filter, self.ring.next_seq())?;
+            Some(FilterBit {
+                id,
+                valid_from: self.client_filters.valid_from(id),
+            })
+        };
+        let in_ring = self.ring.enable(wire);
+        Ok(Subscriber::new(
+            wire, filter, &self.ring, seq, chunked, in_ring,
+        ))
     }
 
     /// A streaming client left.
     pub fn unsubscribe(&mut self, sub: &Subscriber) {
-        self.ring.disable(sub.wire);
+        if sub.in_ring() {
+            self.ring.disable(sub.wire);
+        }
+        if let Some(f) = sub.filter {
+            self.client_filters.remove(f.id);
+        }
     }
 
     /// Renders frames from disk for a client behind the buffer, until it has about
@@ -376,12 +489,13 @@ impl Stream {
             return;
         };
         let wire = sub.wire;
+        let client = sub.filter.map(|f| f.id);
         let n = buf.len().min(REPLAY_READ);
         let buf = &mut buf[..n];
+        let mut json = Vec::new();
         loop {
-            if self.ring.holds(wire, seq) || seq >= self.ring.next_seq() {
-                sub.at = At::Disk { seq, hint };
-                sub.rejoin(&self.ring);
+            sub.at = At::Disk { seq, hint };
+            if sub.rejoin(&self.ring) || seq >= self.ring.next_seq() {
                 return;
             }
             if sub.pending_bytes() >= REFILL_BYTES {
@@ -402,10 +516,17 @@ impl Stream {
             let (run_first, run_end) = (run.first_seq, run.end_seq());
             match run.kind.clone() {
                 RunKind::Notice(n) => {
+                    json.clear();
                     let stamp = Stamp::from_micros(n.micros);
-                    wire.frame(sub.pending_buffer(), seq, |out| {
-                        entry::write_notice(out, &stamp, &n.source_json, "INFO", &n.message)
-                    });
+                    entry::write_notice(&mut json, &stamp, &n.source_json, "INFO", &n.message);
+                    let clients = &self.client_filters;
+                    frame_if_wanted(
+                        sub.pending_buffer(),
+                        (wire, &self.formats, client.map(|id| (clients, id))),
+                        seq,
+                        n.message.as_bytes(),
+                        &json,
+                    );
                     seq += 1;
                     hint = None;
                 }
@@ -426,16 +547,28 @@ impl Stream {
                     let pending = sub.pending_buffer();
                     let target = pending.len() + REFILL_BYTES;
                     let first_seq = seq;
+                    let (filters, formats, clients) =
+                        (&self.filters, &self.formats, &self.client_filters);
                     let result =
                         self.monitor
                             .replay(src, from, buf, true, &mut |line, _cut, _start| {
+                                // The same lines the tailer let in, in the same order.
+                                if !filters.keep(line) {
+                                    return true;
+                                }
                                 if skip > 0 {
                                     skip -= 1;
                                     return true;
                                 }
-                                wire.frame(pending, first_seq + produced, |out| {
-                                    entry::write_entry(out, line, &source_json, &stamp)
-                                });
+                                json.clear();
+                                entry::write_entry(&mut json, line, &source_json, &stamp);
+                                frame_if_wanted(
+                                    pending,
+                                    (wire, formats, client.map(|id| (clients, id))),
+                                    first_seq + produced,
+                                    line,
+                                    &json,
+                                );
                                 produced += 1;
                                 left -= 1;
                                 left > 0 && pending.len() < target
@@ -465,10 +598,16 @@ impl Stream {
     }
 
     /// What a client of `kind` needs to render heartbeats and notices now.
-    pub fn renderer(&self, kind: ServerKind, unix_secs: i64, uptime_secs: u64) -> WireRenderer {
+    pub fn renderer(
+        &self,
+        kind: ServerKind,
+        framing: Framing,
+        unix_secs: i64,
+        uptime_secs: u64,
+    ) -> WireRenderer {
         let server = self.server(kind);
         WireRenderer {
-            kind,
+            framing,
             heartbeat: server.and_then(|s| s.heartbeat),
             stats: HeartbeatStats {
                 unix_secs,
@@ -479,26 +618,86 @@ impl Stream {
     }
 }
 
-/// Renders control output (heartbeats, loss notices) in a server's wire format.
+/// The output formats of a stream's servers (0 is JSON), each server told its index.
+fn formats_of(
+    cfg: &StreamConfig,
+    http: Option<&mut ServerState>,
+    tcp: Option<&mut ServerState>,
+) -> Vec<Format> {
+    let mut formats = vec![Format::Json];
+    let mut index_of = |f: &Format| -> u8 {
+        match formats.iter().position(|g| g == f) {
+            Some(i) => i as u8,
+            None => {
+                formats.push(f.clone());
+                (formats.len() - 1) as u8
+            }
+        }
+    };
+    if let (Some(server), Some(h)) = (http, &cfg.http) {
+        server.format = index_of(&h.format);
+    }
+    if let (Some(server), Some(t)) = (tcp, &cfg.tcp) {
+        server.format = index_of(&t.format);
+    }
+    formats
+}
+
+/// Frames one entry for a client from disk, if its filter wants it: `payload` rendered
+/// in the wire's format from the line and its JSON.
+fn frame_if_wanted(
+    out: &mut Vec<u8>,
+    (wire, formats, filter): (Wire, &[Format], Option<(&FilterSet, FilterId)>),
+    seq: u64,
+    line: &[u8],
+    json: &[u8],
+) {
+    if let Some((set, id)) = filter {
+        let wanted =
+            Parts::of_entry(json).is_some_and(|p| set.matches(id, &p.level, &p.message, &p.source));
+        if !wanted {
+            return;
+        }
+    }
+    match formats.get(usize::from(wire.format)) {
+        None | Some(Format::Json) => wire.frame(out, seq, json),
+        Some(format) => {
+            let mut payload = Vec::with_capacity(json.len());
+            format.render(&mut payload, line, json);
+            wire.frame(out, seq, &payload);
+        }
+    }
+}
+
+/// Renders control output (heartbeats, loss notices) in a client's framing.
 pub struct WireRenderer {
-    pub kind: ServerKind,
+    pub framing: Framing,
     pub heartbeat: Option<HeartbeatConfig>,
     pub stats: HeartbeatStats,
 }
 
 impl ControlRenderer for WireRenderer {
     fn dropped(&self, out: &mut Vec<u8>, count: u64, exact: bool) {
-        // TCP clients have no event channel; their losses show in /status.
-        if self.kind == ServerKind::Http {
+        // TCP and WebSocket clients have no event channel; their losses show in /status.
+        if self.framing == Framing::Sse {
             sse::dropped(out, count, exact);
         }
     }
 
     fn heartbeat(&self, out: &mut Vec<u8>) {
         if let Some(cfg) = &self.heartbeat {
-            match self.kind {
-                ServerKind::Http => sse::heartbeat(out, cfg, self.stats),
-                ServerKind::Tcp => tcp::heartbeat(out, cfg, self.stats),
+            match self.framing {
+                Framing::Sse => sse::heartbeat(out, cfg, self.stats),
+                Framing::Lines => tcp::heartbeat(out, cfg, self.stats),
+                // A ping: clients answer it without showing anything.
+                Framing::Ws => {
+                    #[cfg(feature = "websocket")]
+                    {
+                        let mut json = Vec::new();
+                        sse::heartbeat_json(&mut json, cfg, self.stats);
+                        crate::ws::write_ping(out, &json);
+                    }
+                }
             }
         }
     }

@@ -116,6 +116,8 @@ pub struct StreamConfig {
     pub max_line_bytes: usize,
     pub http: Option<HttpConfig>,
     pub tcp: Option<TcpConfig>,
+    /// `[[streams.filters]]`: which lines enter the stream at all.
+    pub filters: Vec<crate::filter::FilterSpec>,
 }
 
 impl StreamConfig {
@@ -125,6 +127,8 @@ impl StreamConfig {
             && self.rotate_wait_ms == other.rotate_wait_ms
             && self.targets == other.targets
             && self.max_line_bytes == other.max_line_bytes
+            // Entries are counted after the stream's filters: history depends on them.
+            && self.filters == other.filters
     }
 
     /// Entries the shared buffer must hold: the deepest lag any of its servers allows.
@@ -175,6 +179,8 @@ pub struct HttpConfig {
     pub stream_path: String,
     pub status_path: String,
     pub metrics_path: String,
+    /// What each entry is sent as: its JSON, the raw line, or a `txt` template.
+    pub format: crate::format::Format,
     pub heartbeat: Option<HeartbeatConfig>,
     pub rate_limit: Option<RateLimitConfig>,
     pub tls: Option<TlsConfig>,
@@ -185,6 +191,7 @@ pub struct TcpConfig {
     pub address: IpAddr,
     pub port: u16,
     pub buffer_size: usize,
+    pub format: crate::format::Format,
     pub heartbeat: Option<HeartbeatConfig>,
     pub rate_limit: Option<RateLimitConfig>,
     pub tls: Option<TlsConfig>,

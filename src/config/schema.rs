@@ -35,8 +35,16 @@ schema! {
         monitor: Monitor,
         httpserver: Http,
         tcpserver: Tcp,
+        filters: Vec<Filter>,
         // Also allowed in [streams.monitor]; at most one of the two.
         max_line_bytes: i64,
+    }
+
+    pub struct Filter {
+        // `FilterKind` and `Logic`, checked in validation.
+        kind("type"): String,
+        logic: String,
+        patterns: Vec<String>,
     }
 
     pub struct Monitor {
@@ -62,6 +70,8 @@ schema! {
         status_path: String = "/status".into(),
         // Defaulted in validation, which must know whether it was written.
         metrics_path: String,
+        format: String = "json".into(),
+        txt_template: String,
         heartbeat: Heartbeat,
         rate_limit: RateLimit,
         tls: Tls,
@@ -72,6 +82,8 @@ schema! {
         address: String,
         port: i64 = super::DEFAULT_TCP_PORT.into(),
         buffer_size: i64 = super::DEFAULT_BUFFER_SIZE as i64,
+        format: String = "json".into(),
+        txt_template: String,
         heartbeat: Heartbeat,
         rate_limit: RateLimit,
         tls: Tls,

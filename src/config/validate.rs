@@ -7,6 +7,8 @@ use std::path::{Component, Path, PathBuf};
 
 use super::schema;
 use super::*;
+use crate::filter::{FilterKind, FilterSpec, Logic, StreamFilters};
+use crate::format::{Format, FormatError};
 
 /// A validation failure: key path and message.
 pub type Invalid = (String, String);
@@ -281,6 +283,7 @@ fn stream(i: usize, s: schema::Stream) -> Result<StreamConfig, Invalid> {
             ),
         ));
     }
+    let filters = filters(&at("filters"), s.filters.unwrap_or_default())?;
     Ok(StreamConfig {
         name,
         check_interval_ms,
@@ -289,6 +292,47 @@ fn stream(i: usize, s: schema::Stream) -> Result<StreamConfig, Invalid> {
         max_line_bytes,
         http,
         tcp,
+        filters,
+    })
+}
+
+/// `[[streams.filters]]`, compiled once here so a bad pattern is a config error naming it.
+fn filters(key: &str, raw: Vec<schema::Filter>) -> Result<Vec<FilterSpec>, Invalid> {
+    let mut specs = Vec::with_capacity(raw.len());
+    for (j, f) in raw.into_iter().enumerate() {
+        let at = |k: &str| format!("{key}[{j}].{k}");
+        let kind = match f.kind.as_deref() {
+            Some(k) => FilterKind::parse(k).ok_or_else(|| {
+                invalid(at("type"), format!("`{k}` is not `include` or `exclude`"))
+            })?,
+            None => return Err(invalid(format!("{key}[{j}]"), "a filter needs `type`")),
+        };
+        let logic = match f.logic.as_deref() {
+            None => Logic::Or,
+            Some(l) => Logic::parse(l)
+                .ok_or_else(|| invalid(at("logic"), format!("`{l}` is not `or` or `and`")))?,
+        };
+        specs.push(FilterSpec {
+            kind,
+            logic,
+            patterns: f.patterns.unwrap_or_default(),
+        });
+    }
+    if let Err(e) = StreamFilters::new(&specs) {
+        let stream = key.trim_end_matches("filters");
+        return Err(invalid(format!("{stream}{}", e.key()), e.message));
+    }
+    Ok(specs)
+}
+
+/// A server's `format` and `txt_template`.
+fn output_format(key: &str, format: String, template: Option<String>) -> Result<Format, Invalid> {
+    Format::from_config(&format, template.as_deref()).map_err(|e| {
+        let which = match e {
+            FormatError::UnknownFormat(_) => "format",
+            _ => "txt_template",
+        };
+        invalid(format!("{key}.{which}"), e.to_string())
     })
 }
 
@@ -500,6 +544,7 @@ fn http(key: &str, h: schema::Http) -> Result<HttpConfig, Invalid> {
         heartbeat: heartbeat(&format!("{key}.heartbeat"), h.heartbeat, true)?,
         rate_limit: rate_limit(&format!("{key}.rate_limit"), h.rate_limit)?,
         tls: tls(&format!("{key}.tls"), h.tls)?,
+        format: output_format(key, h.format, h.txt_template)?,
     })
 }
 
@@ -511,6 +556,7 @@ fn tcp(key: &str, t: schema::Tcp) -> Result<TcpConfig, Invalid> {
         heartbeat: heartbeat(&format!("{key}.heartbeat"), t.heartbeat, false)?,
         rate_limit: rate_limit(&format!("{key}.rate_limit"), t.rate_limit)?,
         tls: tls(&format!("{key}.tls"), t.tls)?,
+        format: output_format(key, t.format, t.txt_template)?,
     })
 }
 

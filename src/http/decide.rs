@@ -6,6 +6,7 @@
 use super::request::{HttpError, Method, Request};
 use super::response::{error_body, reason};
 use super::router::{Endpoint, Routes};
+use crate::filter::{self, ClientFilter, QueryError};
 use crate::stream::StreamId;
 
 /// Methods every endpoint answers (`Allow` of 405s and OPTIONS).
@@ -17,17 +18,26 @@ const CORS_ALLOW_HEADERS: &str =
 /// How long a browser may cache a preflight answer (seconds; browsers cap it lower).
 const CORS_MAX_AGE: &str = "86400";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Decision {
     /// Answer with one response.
     Reply(Reply),
-    /// Serve the SSE stream, from the entry after `last_event_id`.
+    /// Serve the stream, from the entry after `last_event_id`, the entries `filter`
+    /// wants: as SSE, or as WebSocket frames after the upgrade `websocket` accepts.
     Stream {
         stream: StreamId,
         last_event_id: Option<u64>,
         chunked: bool,
+        filter: Box<ClientFilter>,
+        websocket: Option<WebSocket>,
     },
 }
+
+/// An accepted WebSocket upgrade: the `Sec-WebSocket-Accept` value.
+#[cfg(feature = "websocket")]
+pub type WebSocket = crate::ws::Accept;
+#[cfg(not(feature = "websocket"))]
+pub type WebSocket = std::convert::Infallible;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -54,6 +64,10 @@ pub enum Content {
     Metrics,
     /// The head of an SSE stream (HEAD of the stream path); the connection closes after.
     StreamHead { chunked: bool },
+    /// The browser view of a stream.
+    Page(StreamId),
+    /// Router mode: the list of streams.
+    Index,
 }
 
 impl Reply {
@@ -116,16 +130,19 @@ pub fn decide(req: &Request, routes: &Routes) -> Decision {
         Endpoint::Status(s) => Content::StreamStatus(s),
         Endpoint::GlobalStatus => Content::AllStatus,
         Endpoint::Metrics => Content::Metrics,
-        Endpoint::Stream(stream) if !head_only => {
-            return Decision::Stream {
-                stream,
-                last_event_id: req
-                    .last_event_id
-                    .as_deref()
-                    .and_then(|v| v.parse::<u64>().ok()),
-                chunked,
+        Endpoint::Page(s) => Content::Page(s),
+        Endpoint::Index => Content::Index,
+        Endpoint::AddSlash => {
+            let location = match &req.query {
+                Some(q) => format!("{}/?{q}", req.path),
+                None => format!("{}/", req.path),
             };
+            let mut reply =
+                Reply::json(301, Vec::new(), req.keep_alive).header("Location", location);
+            reply.content = Content::None;
+            return Decision::Reply(reply);
         }
+        Endpoint::Stream(stream) if !head_only => return stream_decision(req, stream),
         Endpoint::Stream(_) => Content::StreamHead { chunked },
     };
     let keep_alive = req.keep_alive && !matches!(content, Content::StreamHead { .. });
@@ -136,6 +153,62 @@ pub fn decide(req: &Request, routes: &Routes) -> Decision {
         head_only,
         headers: Vec::new(),
     })
+}
+
+/// A GET of a stream path: its filters and resume point from the query (a bad one is a
+/// 400 naming the parameter), and an upgrade to WebSocket when one is asked.
+fn stream_decision(req: &Request, stream: StreamId) -> Decision {
+    let bad = |e: QueryError| {
+        let v = serde_json::json!({
+            "error": "Bad Request",
+            "message": e.to_string(),
+            "parameter": e.param,
+        });
+        Decision::Reply(Reply::json(
+            400,
+            serde_json::to_vec(&v).unwrap_or_default(),
+            false,
+        ))
+    };
+    let filter = match ClientFilter::from_query(req.query.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return bad(e),
+    };
+    // The header (what browsers send on their own) wins over the query parameter (what
+    // a page or a WebSocket client, which cannot set headers, sends).
+    let last_event_id = match req
+        .last_event_id
+        .as_deref()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(id) => Some(id),
+        None => match filter::last_event_id(req.query.as_deref()) {
+            Ok(id) => id,
+            Err(e) => return bad(e),
+        },
+    };
+    #[cfg(feature = "websocket")]
+    let websocket = match req.upgrade.decide(req.method == Method::Get, req.http10) {
+        crate::ws::Handshake::NotRequested => None,
+        crate::ws::Handshake::Accept(accept) => Some(accept),
+        crate::ws::Handshake::Refuse(refusal) => {
+            let body = error_body(reason(refusal.status()), Some(refusal.detail()));
+            let mut reply = Reply::json(refusal.status(), body, false);
+            for (name, value) in refusal.headers() {
+                reply = reply.header(name, *value);
+            }
+            return Decision::Reply(reply);
+        }
+    };
+    #[cfg(not(feature = "websocket"))]
+    let websocket = None;
+    Decision::Stream {
+        stream,
+        last_event_id,
+        chunked: !req.http10 && websocket.is_none(),
+        filter: Box::new(filter),
+        websocket,
+    }
 }
 
 fn no_content(keep_alive: bool) -> Reply {
@@ -218,23 +291,89 @@ mod tests {
         }
     }
 
+    /// (stream, last id, chunked, websocket) of a stream decision.
+    fn streamed(raw: &str) -> (StreamId, Option<u64>, bool, bool) {
+        match decide_raw(raw) {
+            Decision::Stream {
+                stream,
+                last_event_id,
+                chunked,
+                websocket,
+                ..
+            } => (stream, last_event_id, chunked, websocket.is_some()),
+            other => panic!("{raw:?}: {other:?}"),
+        }
+    }
+
     #[test]
     fn a_get_of_the_stream_path_streams_from_last_event_id() {
         assert_eq!(
-            decide_raw("GET /stream HTTP/1.1\r\nHost: a\r\nLast-Event-ID: 41\r\n\r\n"),
-            Decision::Stream {
-                stream: APP,
-                last_event_id: Some(41),
-                chunked: true
-            }
+            streamed("GET /stream HTTP/1.1\r\nHost: a\r\nLast-Event-ID: 41\r\n\r\n"),
+            (APP, Some(41), true, false)
         );
         assert_eq!(
-            decide_raw("GET /stream HTTP/1.0\r\nLast-Event-ID: junk\r\n\r\n"),
-            Decision::Stream {
-                stream: APP,
-                last_event_id: None,
-                chunked: false
-            }
+            streamed("GET /stream HTTP/1.0\r\nLast-Event-ID: junk\r\n\r\n"),
+            (APP, None, false, false)
+        );
+        // The query parameter, for clients that cannot set headers; the header wins.
+        assert_eq!(
+            streamed("GET /stream?last_event_id=7 HTTP/1.1\r\nHost: a\r\n\r\n"),
+            (APP, Some(7), true, false)
+        );
+        assert_eq!(
+            streamed("GET /stream?last_event_id=7 HTTP/1.1\r\nHost: a\r\nLast-Event-ID: 9\r\n\r\n"),
+            (APP, Some(9), true, false)
+        );
+    }
+
+    #[test]
+    fn a_bad_filter_is_a_400_naming_the_parameter() {
+        let r = reply("GET /stream?filter=%28 HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(r.status, 400);
+        let Content::Json(body) = r.content else {
+            panic!()
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["parameter"], "filter");
+    }
+
+    #[cfg(feature = "websocket")]
+    #[test]
+    fn a_websocket_upgrade_is_accepted_or_refused() {
+        let ws = "GET /stream HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        assert_eq!(streamed(ws), (APP, None, false, true));
+        let old = ws.replace("Version: 13", "Version: 8");
+        assert_eq!(reply(&old).status, 426);
+    }
+
+    #[test]
+    fn the_page_is_at_the_root_and_a_router_adds_the_slash() {
+        assert_eq!(
+            reply("GET / HTTP/1.1\r\nHost: a\r\n\r\n").content,
+            Content::Page(APP)
+        );
+        let mut r = Routes::new(true);
+        r.add_stream(
+            APP,
+            "app",
+            StreamPaths {
+                stream: "/stream",
+                status: "/status",
+                metrics: DEFAULT_METRICS_PATH,
+            },
+        );
+        let Parse::Done(req) = parse(b"GET /app?levels=ERROR HTTP/1.1\r\nHost: a\r\n\r\n") else {
+            panic!()
+        };
+        let Decision::Reply(reply) = decide(&req, &r) else {
+            panic!()
+        };
+        assert_eq!(reply.status, 301);
+        assert!(
+            reply
+                .headers
+                .contains(&("Location", "/app/?levels=ERROR".to_string()))
         );
     }
 
@@ -275,7 +414,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             v["endpoints"],
-            serde_json::json!(["/stream", "/status", "/metrics"])
+            serde_json::json!(["/stream", "/status", "/metrics", "/"])
         );
         assert_eq!(v["path"], "/x");
     }

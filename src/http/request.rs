@@ -42,6 +42,11 @@ pub struct Request {
     pub last_event_id: Option<String>,
     /// A CORS preflight's `Access-Control-Request-Headers`, when it is a list of tokens.
     pub cors_request_headers: Option<String>,
+    /// The `Authorization` header (`Some(None)` when it was sent more than once).
+    pub authorization: Option<Option<Vec<u8>>>,
+    /// What the head says about a WebSocket upgrade.
+    #[cfg(feature = "websocket")]
+    pub upgrade: crate::ws::UpgradeHeaders,
     pub body: Body,
     /// Bytes of the head, including its final empty line.
     pub head_len: usize,
@@ -313,8 +318,13 @@ fn interpret(req: &httparse::Request, head_len: usize) -> Result<Request, HttpEr
     let mut keep_alive_token = false;
     let mut last_event_id = None;
     let mut cors_request_headers = None;
+    let mut authorization: Option<Option<Vec<u8>>> = None;
+    #[cfg(feature = "websocket")]
+    let mut upgrade = crate::ws::UpgradeHeaders::default();
     for h in req.headers.iter() {
         let name = h.name;
+        #[cfg(feature = "websocket")]
+        upgrade.header(name, h.value);
         if name.eq_ignore_ascii_case("host") {
             hosts += 1;
             host_valid &= valid_host(h.value.trim_ascii());
@@ -340,6 +350,11 @@ fn interpret(req: &httparse::Request, head_len: usize) -> Result<Request, HttpEr
             }
         } else if name.eq_ignore_ascii_case("last-event-id") {
             last_event_id = Some(String::from_utf8_lossy(h.value.trim_ascii()).into_owned());
+        } else if name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(match authorization {
+                None => Some(h.value.trim_ascii().to_vec()),
+                Some(_) => None,
+            });
         } else if name.eq_ignore_ascii_case("access-control-request-headers") {
             let v = h.value.trim_ascii();
             cors_request_headers =
@@ -402,6 +417,9 @@ fn interpret(req: &httparse::Request, head_len: usize) -> Result<Request, HttpEr
         keep_alive,
         last_event_id,
         cors_request_headers,
+        authorization,
+        #[cfg(feature = "websocket")]
+        upgrade,
         body,
         head_len,
     })

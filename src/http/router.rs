@@ -18,6 +18,12 @@ pub enum Endpoint {
     GlobalStatus,
     /// Prometheus metrics of every stream.
     Metrics,
+    /// The browser view of a stream (SPEC §15).
+    Page(StreamId),
+    /// Router mode: the list of streams, linking to their views.
+    Index,
+    /// Router mode: `/{name}` without its slash; the view is at `/{name}/`.
+    AddSlash,
 }
 
 impl Endpoint {
@@ -28,14 +34,18 @@ impl Endpoint {
             Endpoint::Status(_) => "status",
             Endpoint::GlobalStatus => "all streams",
             Endpoint::Metrics => "metrics",
+            Endpoint::Page(_) | Endpoint::Index => "browser view",
+            Endpoint::AddSlash => "redirect",
         }
     }
 
     /// The stream it belongs to, if one.
     pub fn stream(self) -> Option<StreamId> {
         match self {
-            Endpoint::Stream(s) | Endpoint::Status(s) => Some(s),
-            Endpoint::GlobalStatus | Endpoint::Metrics => None,
+            Endpoint::Stream(s) | Endpoint::Status(s) | Endpoint::Page(s) => Some(s),
+            Endpoint::GlobalStatus | Endpoint::Metrics | Endpoint::Index | Endpoint::AddSlash => {
+                None
+            }
         }
     }
 }
@@ -65,6 +75,7 @@ impl Routes {
                 .push(("/status".to_string(), Endpoint::GlobalStatus));
             r.table
                 .push((DEFAULT_METRICS_PATH.to_string(), Endpoint::Metrics));
+            r.table.push(("/".to_string(), Endpoint::Index));
         }
         r
     }
@@ -88,6 +99,14 @@ impl Routes {
             self.table
                 .push((paths.metrics.to_string(), Endpoint::Metrics));
         }
+        // The view, unless a configured path already takes its place.
+        let page = format!("{prefix}/");
+        if self.lookup(&page).is_none() {
+            self.table.push((page, Endpoint::Page(id)));
+            if self.router {
+                self.table.push((prefix, Endpoint::AddSlash));
+            }
+        }
         (stream, status)
     }
 
@@ -95,9 +114,20 @@ impl Routes {
         self.table.iter().find(|(p, _)| p == path).map(|(_, e)| *e)
     }
 
-    /// Every path served here, for 404 bodies.
+    /// Every path served here, for 404 bodies (a redirect is not an endpoint).
     pub fn paths(&self) -> impl Iterator<Item = (&str, Endpoint)> {
-        self.table.iter().map(|(p, e)| (p.as_str(), *e))
+        self.table
+            .iter()
+            .filter(|(_, e)| *e != Endpoint::AddSlash)
+            .map(|(p, e)| (p.as_str(), *e))
+    }
+
+    /// The streams served here with their configured stream paths, for the router's index.
+    pub fn views(&self) -> impl Iterator<Item = (StreamId, &str)> + '_ {
+        self.table.iter().filter_map(|(p, e)| match e {
+            Endpoint::Page(i) => Some((*i, p.as_str())),
+            _ => None,
+        })
     }
 
     /// Streams served by this listener.

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 
 use mio::net::TcpStream;
 
-use crate::fanout::Subscriber;
+use crate::fanout::{Framing, Subscriber};
 use crate::stream::{ServerKind, StreamId};
 use crate::timer::TimerId;
 
@@ -136,7 +136,11 @@ pub enum Finish {
 pub struct StreamClient {
     pub stream: StreamId,
     pub kind: ServerKind,
+    pub framing: Framing,
     pub sub: Subscriber,
+    /// A WebSocket client's frames, read (and answered) as they come.
+    #[cfg(feature = "websocket")]
+    pub ws: Option<crate::ws::Decoder>,
     /// Position in the stream's client list (kept in sync on removal).
     pub index: usize,
     /// Counted against the server's connection limits.

@@ -23,6 +23,14 @@ const LINGER_MS: u64 = 2_000;
 /// Bytes discarded from a lingering connection per turn.
 const LINGER_READ_BUDGET: usize = 256 * 1024;
 
+/// How a client starts streaming.
+struct Start {
+    last_event_id: Option<u64>,
+    chunked: bool,
+    filter: Box<crate::filter::ClientFilter>,
+    websocket: Option<decide::WebSocket>,
+}
+
 enum Step {
     /// Something was done; go round again (write the response, look for the next request).
     Continue,
@@ -216,6 +224,36 @@ impl Reactor {
     fn send_reply(&mut self, key: usize, reply: Reply) {
         let body: Vec<u8> = match &reply.content {
             Content::None | Content::StreamHead { .. } => Vec::new(),
+            Content::Page(id) => match self.stream(*id) {
+                Some(stream) => {
+                    let configured = stream
+                        .cfg
+                        .http
+                        .as_ref()
+                        .map_or("/stream", |h| h.stream_path.as_str());
+                    crate::page::stream_page_for(configured).into_owned()
+                }
+                None => error_body("Not Found", Some("the stream was removed")),
+            },
+            Content::Index => {
+                let views: Vec<(String, String)> = self
+                    .routes_of(key)
+                    .map(|r| {
+                        r.views()
+                            .filter_map(|(id, _)| {
+                                let s = self.stream(id)?;
+                                let path = s.cfg.http.as_ref()?.stream_path.clone();
+                                Some((s.name().to_string(), path))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let refs: Vec<(&str, &str)> = views
+                    .iter()
+                    .map(|(n, p)| (n.as_str(), p.as_str()))
+                    .collect();
+                crate::page::router_index(&refs)
+            }
             Content::Json(b) => b.clone(),
             Content::StreamStatus(id) => match self.stream(*id) {
                 Some(stream) => serde_json::to_vec(&stats::stream_status(
@@ -262,13 +300,21 @@ impl Reactor {
             h.close_after = true;
             return;
         }
-        let headers: Vec<(&str, &str)> = reply
+        let mut headers: Vec<(&str, &str)> = reply
             .headers
             .iter()
             .map(|(k, v)| (*k, v.as_str()))
             .collect();
         let content_type = match reply.content {
             Content::Metrics => "text/plain; version=0.0.4; charset=utf-8",
+            Content::Page(_) => {
+                headers.extend_from_slice(&crate::page::PAGE_HEADERS);
+                crate::page::CONTENT_TYPE
+            }
+            Content::Index => {
+                headers.extend_from_slice(&crate::page::INDEX_HEADERS);
+                crate::page::CONTENT_TYPE
+            }
             _ => "application/json",
         };
         JsonResponse {
@@ -375,19 +421,30 @@ impl Reactor {
                 stream,
                 last_event_id,
                 chunked,
-            } => self.start_stream(key, stream, last_event_id, chunked, now),
+                filter,
+                websocket,
+            } => self.start_stream(
+                key,
+                stream,
+                Start {
+                    last_event_id,
+                    chunked,
+                    filter,
+                    websocket,
+                },
+                now,
+            ),
         }
     }
 
-    /// Turns the connection into an SSE client of stream `id`.
-    fn start_stream(
-        &mut self,
-        key: usize,
-        id: StreamId,
-        last_event_id: Option<u64>,
-        chunked: bool,
-        now: u64,
-    ) -> Step {
+    /// Turns the connection into an SSE (or WebSocket) client of stream `id`.
+    fn start_stream(&mut self, key: usize, id: StreamId, start: Start, now: u64) -> Step {
+        let Start {
+            last_event_id,
+            chunked,
+            filter,
+            websocket,
+        } = start;
         let Some(peer) = self.conns.get(key).map(|c| c.peer) else {
             return Step::Handed;
         };
@@ -423,29 +480,62 @@ impl Reactor {
             }
             counted = true;
         }
-        server.active_clients += 1;
-        server.clients_served += 1;
         let buffer_size = server.buffer_size;
         let start = stream.start_point(last_event_id);
-        let mut sub = stream.subscribe(ServerKind::Http, start.seq, chunked);
+        let framing = ServerKind::Http.framing(websocket.is_some());
+        let Ok(mut sub) = stream.subscribe(ServerKind::Http, framing, start.seq, chunked, *filter)
+        else {
+            // As many distinct filters as a stream evaluates per entry are in use.
+            if counted && let Some(l) = stream.http.as_mut().and_then(|s| s.limiter.as_mut()) {
+                l.close_connection(peer, now);
+            }
+            let body = error_body(
+                "Service Unavailable",
+                Some(
+                    "too many distinct filters on this stream; try again later or use a filter already in use",
+                ),
+            );
+            self.send_reply(
+                key,
+                Reply {
+                    status: 503,
+                    content: Content::Json(body),
+                    keep_alive: false,
+                    head_only: false,
+                    headers: vec![("Retry-After", "10".to_string())],
+                },
+            );
+            return Step::Continue;
+        };
+        if let Some(server) = stream.http.as_mut() {
+            server.active_clients += 1;
+            server.clients_served += 1;
+        }
         let mut head = Vec::with_capacity(256);
-        sse::response_head(&mut head, &timefmt::http_date(unix_secs), chunked);
+        let date = timefmt::http_date(unix_secs);
+        match &websocket {
+            #[cfg(feature = "websocket")]
+            Some(accept) => crate::ws::write_accept_head(&mut head, &date, accept),
+            _ => sse::response_head(&mut head, &date, chunked),
+        }
         sub.queue_raw(&head);
         let client_id = self.next_client_id.to_string();
         self.next_client_id += 1;
         let Some(stream) = self.stream_mut(id) else {
             return Step::Handed;
         };
-        let mut hello = Vec::with_capacity(256);
-        sse::connected(
-            &mut hello,
-            &client_id,
-            stream.name(),
-            &stream.stream_path,
-            &stream.status_path,
-            buffer_size,
-        );
-        sub.queue_control(&hello);
+        if websocket.is_none() {
+            let mut hello = Vec::with_capacity(256);
+            sse::connected(
+                &mut hello,
+                &client_id,
+                stream.name(),
+                &stream.stream_path,
+                &stream.status_path,
+                buffer_size,
+            );
+            sub.queue_control(&hello);
+        }
         sub.note_lost(start.lost, start.exact);
         stream.dropped += start.lost;
         if start.exact {
@@ -469,6 +559,9 @@ impl Reactor {
         c.state = ConnState::Stream(Box::new(StreamClient {
             stream: id,
             kind: ServerKind::Http,
+            framing,
+            #[cfg(feature = "websocket")]
+            ws: websocket.map(|_| crate::ws::Decoder::default()),
             sub,
             index,
             counted,

@@ -12,6 +12,7 @@ use mio::{Interest, Token};
 
 use super::conn::{Conn, ConnState, Finish, HttpState, StreamClient, Transport};
 use super::{HEADER_TIMEOUT_MS, LISTENER_BASE, MAX_LISTENERS, Reactor, Timer, report_once};
+use crate::fanout::Framing;
 use crate::http::router::Routes;
 use crate::ratelimit::Refusal;
 use crate::stream::{ServerKind, StreamId};
@@ -350,12 +351,24 @@ impl Reactor {
         server.active_clients += 1;
         server.clients_served += 1;
         let start = stream.ring.next_seq();
-        let sub = stream.subscribe(ServerKind::Tcp, start, false);
+        // TCP has no query, so no filter: every entry, and never a full filter set.
+        let Ok(sub) = stream.subscribe(
+            ServerKind::Tcp,
+            Framing::Lines,
+            start,
+            false,
+            crate::filter::ClientFilter::all(),
+        ) else {
+            return Err(Vec::new());
+        };
         let index = stream.clients.len();
         stream.clients.push(key);
         Ok(Box::new(StreamClient {
             stream: s,
             kind: ServerKind::Tcp,
+            framing: Framing::Lines,
+            #[cfg(feature = "websocket")]
+            ws: None,
             sub,
             index,
             counted,

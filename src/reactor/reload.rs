@@ -289,6 +289,18 @@ impl Reactor {
             return;
         }
         let restart_tailer = !stream.cfg.same_monitor(&cfg);
+        // Clients of a server whose output format changed are framed for the old one:
+        // they reconnect and get the new.
+        let reformatted = [
+            (
+                ServerKind::Http,
+                stream.cfg.http.as_ref().map(|h| &h.format) != cfg.http.as_ref().map(|h| &h.format),
+            ),
+            (
+                ServerKind::Tcp,
+                stream.cfg.tcp.as_ref().map(|t| &t.format) != cfg.tcp.as_ref().map(|t| &t.format),
+            ),
+        ];
         stream.http = reconfigure_server(
             stream.http.take(),
             ServerKind::Http,
@@ -307,12 +319,32 @@ impl Reactor {
         );
         stream.ring.set_capacity(cfg.ring_capacity());
         stream.cfg = cfg;
+        let index_before =
+            [ServerKind::Http, ServerKind::Tcp].map(|k| stream.server(k).map(|s| s.format));
+        stream.set_formats_and_filters();
+        let index_after =
+            [ServerKind::Http, ServerKind::Tcp].map(|k| stream.server(k).map(|s| s.format));
+        let reformatted = [
+            (
+                ServerKind::Http,
+                reformatted[0].1 || index_before[0] != index_after[0],
+            ),
+            (
+                ServerKind::Tcp,
+                reformatted[1].1 || index_before[1] != index_after[1],
+            ),
+        ];
         let gone: Vec<usize> = stream
             .clients
             .iter()
             .copied()
             .filter(|&key| match self.conns.get(key).map(|c| &c.state) {
-                Some(ConnState::Stream(client)) => stream.server(client.kind).is_none(),
+                Some(ConnState::Stream(client)) => {
+                    stream.server(client.kind).is_none()
+                        || reformatted
+                            .iter()
+                            .any(|&(k, changed)| changed && k == client.kind)
+                }
                 _ => false,
             })
             .collect();

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::conn::{self, Conn, ConnState, Finish, StreamClient};
 use super::{DISCARD_BUDGET, PROBE_MS, Reactor, Timer, WRITE_BUDGET};
-use crate::fanout::Flush;
+use crate::fanout::{Flush, Framing};
 use crate::stream::{CatchUp, ServerKind, Stream, StreamId};
 
 /// What to do with a streaming client after a write attempt.
@@ -103,11 +103,16 @@ impl Reactor {
             return;
         }
         if conn.readable && !conn.read_closed {
-            // Whatever a streaming client sends is read and discarded.
+            // Whatever a streaming client sends is read and discarded (a WebSocket
+            // client's frames are read for what they ask: a pong, a close).
             let mut taken = 0;
             loop {
                 match conn::read_some(&mut conn.transport, &mut self.scratch) {
                     Ok((conn::Io::Done, n)) => {
+                        #[cfg(feature = "websocket")]
+                        if let ConnState::Stream(client) = &mut conn.state {
+                            websocket_input(client, &self.scratch[..n]);
+                        }
                         taken += n;
                         if taken >= DISCARD_BUDGET {
                             self.ready.push((key, conn.generation));
@@ -242,6 +247,28 @@ impl Reactor {
     }
 }
 
+/// Feeds a WebSocket client's bytes to its decoder: pings are answered, a close (or a
+/// protocol error) is answered with a close, after which the connection ends.
+#[cfg(feature = "websocket")]
+fn websocket_input(client: &mut StreamClient, mut input: &[u8]) {
+    let Some(decoder) = client.ws.as_mut() else {
+        return;
+    };
+    while !input.is_empty() {
+        let (used, event) = decoder.feed(input);
+        input = &input[used..];
+        let Some(event) = event else { continue };
+        let mut answer = Vec::new();
+        let close_sent = client.finish == Finish::Closing;
+        let next = event.respond(&mut answer, close_sent);
+        client.sub.queue_control(&answer);
+        if matches!(next, crate::ws::Next::Close) {
+            client.finish = Finish::Closing;
+            client.sub.end_body();
+        }
+    }
+}
+
 /// Sends a streaming client what it is owed (rendering it from disk when it is behind the
 /// buffer); handles the goodbye.
 fn write_client(
@@ -257,7 +284,12 @@ fn write_client(
     let client: &mut StreamClient = client;
     let mut budget = WRITE_BUDGET;
     loop {
-        let renderer = stream.renderer(client.kind, unix_secs, (unix_secs - started).max(0) as u64);
+        let renderer = stream.renderer(
+            client.kind,
+            client.framing,
+            unix_secs,
+            (unix_secs - started).max(0) as u64,
+        );
         let before = client.sub.bytes_sent;
         let seq_before = client.sub.next_seq();
         let result = client
@@ -312,8 +344,25 @@ fn write_client(
                     Finish::Streaming => return ClientWrite::Wait,
                     Finish::Draining(goodbye) => {
                         client.finish = Finish::Closing;
-                        if client.kind == ServerKind::Http {
-                            client.sub.queue_control(goodbye);
+                        match client.framing {
+                            Framing::Sse => client.sub.queue_control(goodbye),
+                            Framing::Ws => {
+                                #[cfg(feature = "websocket")]
+                                {
+                                    let mut close = Vec::new();
+                                    crate::ws::write_close(
+                                        &mut close,
+                                        Some(crate::ws::CLOSE_GOING_AWAY),
+                                        if goodbye == crate::sse::DISCONNECT {
+                                            "server shutdown"
+                                        } else {
+                                            "stream removed"
+                                        },
+                                    );
+                                    client.sub.queue_control(&close);
+                                }
+                            }
+                            Framing::Lines => {}
                         }
                         client.sub.end_body();
                     }

@@ -120,7 +120,10 @@ fn unknown_path_gets_404_listing_endpoints_and_keeps_the_connection() {
     let v = r.json();
     assert_eq!(v["error"], "Not Found");
     assert_eq!(v["path"], "/nope");
-    assert_eq!(v["endpoints"], json!(["/stream", "/status", "/metrics"]));
+    assert_eq!(
+        v["endpoints"],
+        json!(["/stream", "/status", "/metrics", "/"])
+    );
     conn.send(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n");
     let r = conn.read_response();
     assert_eq!(r.status, 200);

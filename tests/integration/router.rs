@@ -79,7 +79,7 @@ fn router_serves_two_streams_on_one_port_each_with_only_its_own_files() {
 fn router_404_lists_every_route() {
     let port = free_port();
     let server = Server::start_in(dirs(), &two_streams(port, port), &["--router"]);
-    for path in ["/stream", "/app", "/sys/status", "/nope"] {
+    for path in ["/stream", "/ap", "/sys/status", "/nope"] {
         let r = http_get(server.http_port("app"), path);
         assert_eq!(r.status, 404, "{path}");
         let mut endpoints: Vec<String> = r.json()["endpoints"]
@@ -92,15 +92,22 @@ fn router_404_lists_every_route() {
         assert_eq!(
             endpoints,
             [
+                "/",
+                "/app/",
                 "/app/status",
                 "/app/stream",
                 "/metrics",
                 "/status",
+                "/sys/",
                 "/sys/info",
                 "/sys/logs"
             ]
         );
     }
+    // A stream's name alone leads to its view.
+    let r = http_get(server.http_port("app"), "/app");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("Location"), Some("/app/"));
 }
 
 #[test]
