@@ -12,9 +12,11 @@
 //! - [`http`], [`sse`], [`tcp`]: the wire protocols; [`ratelimit`] guards them.
 //! - [`reactor`]: the mio event loop that owns every socket, file watch and timer
 //!   ([`timer`]); [`stream`] holds one stream's run-time state, [`stats`] reports on it.
-//! - [`acl`]: who may connect (SPEC §13), decided from the peer address alone.
+//! - [`acl`] and [`auth`]: who may connect and who may read (SPEC §13), decided from the
+//!   peer address and the `Authorization` header alone.
 
 pub mod acl;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod entry;
