@@ -15,7 +15,11 @@
 //!   [`ratelimit`] guards them; [`page`] is the browser view served over HTTP.
 //! - [`reactor`]: the mio event loop that owns every socket, file watch and timer
 //!   ([`timer`]); [`stream`] holds one stream's run-time state, [`stats`] reports on it.
+//! - [`acl`] and [`auth`]: who may connect and who may read (SPEC §13), decided from the
+//!   peer address and the `Authorization` header alone.
 
+pub mod acl;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod entry;

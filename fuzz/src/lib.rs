@@ -1,6 +1,10 @@
 //! Oracles for the fuzz targets. Each target in `fuzz_targets/` is a shim that hands its
 //! bytes to one function here; the functions panic when logwisp breaks a promise.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use logwisp::auth::header::{self as auth_header_parser, Credentials, Malformed};
+use logwisp::auth::{Auth, AuthOutcome, Principal, Token, User};
 use logwisp::config::{self, Overrides};
 use logwisp::entry::{self, Stamp};
 use logwisp::http::request::{self, Body, MAX_BODY, MAX_HEAD, Method, Parse};
@@ -490,4 +494,62 @@ fn check_ws_reply(event: &ws::Event) {
     let mut after_close = Vec::new();
     event.respond(&mut after_close, true);
     assert!(after_close.is_empty(), "a reply after our close");
+}
+
+/// A cheap argon2id hash of "pw" (m=8 KiB, t=1; made with the argon2 reference CLI), so
+/// the fuzzer reaches a real verify.
+const CHEAP_HASH: &str =
+    "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$V4H3HtTOx/OSF1MH0AOC7qYPwyx7EScAQXWSGhaLb7Q";
+
+/// `Authorization` value bytes -> credentials -> decision. Never panics; Basic credentials
+/// re-encode to a header that reads the same and a user name without a colon; a bearer
+/// token is a b64token from the input; a bearer server lets in exactly its token and a
+/// basic server exactly its user and password, and neither is ever Busy on one request.
+pub fn auth_header(data: &[u8]) {
+    let parsed = auth_header_parser::parse(data);
+    match &parsed {
+        Ok(Credentials::Basic { user, password }) => {
+            assert!(!user.contains(':'), "{user:?}");
+            let again = format!("basic {}", STANDARD.encode(format!("{user}:{password}")));
+            assert_eq!(auth_header_parser::parse(again.as_bytes()), parsed);
+        }
+        Ok(Credentials::Bearer(token)) => {
+            assert!(
+                auth_header_parser::is_b64token(token.as_bytes()),
+                "{token:?}"
+            );
+            assert!(data.windows(token.len()).any(|w| w == token.as_bytes()));
+        }
+        Ok(Credentials::Other) => {}
+        Err(Malformed(why)) => assert!(!why.is_empty()),
+    }
+
+    let token = Token::new("s3cr3t-token").unwrap();
+    let mut bearer = Auth::bearer("logwisp", vec![token]).unwrap();
+    let outcome = bearer.check(Some(data), false, 0);
+    let is_token = matches!(parsed, Ok(Credentials::Bearer("s3cr3t-token")));
+    assert_eq!(
+        outcome == AuthOutcome::Allowed(Principal::Token(0)),
+        is_token,
+        "{outcome:?}"
+    );
+    assert_eq!(
+        matches!(outcome, AuthOutcome::Malformed(_)),
+        parsed.is_err()
+    );
+
+    let users = vec![User::new("ops", CHEAP_HASH).unwrap()];
+    let mut basic = Auth::basic("logwisp", users).unwrap();
+    let outcome = basic.check(Some(data), false, 0);
+    let is_user = matches!(&parsed, Ok(Credentials::Basic { user, password }) if user == "ops" && password == "pw");
+    assert_eq!(
+        outcome == AuthOutcome::Allowed(Principal::User("ops".into())),
+        is_user,
+        "{outcome:?}"
+    );
+    assert!(!matches!(outcome, AuthOutcome::Busy { .. }));
+    assert_eq!(
+        basic.hash_verifications(),
+        u64::from(matches!(&parsed, Ok(Credentials::Basic { user, .. }) if user == "ops"))
+    );
 }
