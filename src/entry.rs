@@ -731,4 +731,349 @@ mod tests {
         assert_eq!(v["message"], "Log rotation detected (#1): inode change");
         assert_eq!(v["level"], "INFO");
     }
+
+    const STAMP_TEXT: &str = "2024-01-01T12:00:00.123456Z";
+
+    fn render(line: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_entry(&mut out, line, b"\"s\"", &stamp());
+        out
+    }
+
+    /// What `write_entry` gives a line it does not take as JSON.
+    fn plain(line: &[u8]) -> Vec<u8> {
+        let mut out = format!(
+            r#"{{"time":"{STAMP_TEXT}","source":"s","level":"{}","message":"#,
+            detect_level(line)
+        )
+        .into_bytes();
+        write_json_string(&mut out, line);
+        out.push(b'}');
+        out
+    }
+
+    /// Exact output for JSON-looking lines, recorded from the two-pass implementation (a
+    /// full `serde_json::Value` parse to validate, then `RawValue` members); `None` means
+    /// the line is carried as plain text.
+    const RECORDED: &[(&[u8], Option<&str>)] = &[
+        // The bench line; duplicate keys (the first usable one is lifted, the rest kept).
+        (br#"{"ts":"2024-05-01T10:00:00.123Z","level":"info","msg":"request served","user_id":"12345","latency_ms":3.5,"path":"/api/v1/items","fields":{"request_id":"abc-123"}}"#, Some(r#"{"time":"2024-05-01T10:00:00.123000Z","source":"s","level":"info","message":"request served","fields":{"user_id":"12345","latency_ms":3.5,"path":"/api/v1/items","request_id":"abc-123"}}"#)),
+        (br#"{"a":1,"a":2,"level":"x","level":"y","msg":1,"msg":"m"}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"x","message":"m","fields":{"a":1,"a":2,"level":"y","msg":1}}"#)),
+        // Escaped keys are compared and re-written decoded.
+        (br#"{"\u0074ime":"2024-01-01T00:00:00Z","l\u0065vel":"warn","k\"q":1,"\u00e9":2,"\ud83d\ude00":3,"tab\t":4,"\/":5,"\u001f\b":6,"\u007f":7,"":8}"#, Some("{\"time\":\"2024-01-01T00:00:00.000000Z\",\"source\":\"s\",\"level\":\"warn\",\"message\":\"\",\"fields\":{\"k\\\"q\":1,\"\u{e9}\":2,\"\u{1f600}\":3,\"tab\\t\":4,\"/\":5,\"\\u001f\\b\":6,\"\u{7f}\":7,\"\":8}}")),
+        // A nested `fields` object: the first object-valued one is merged, top-level keys win.
+        (br#"{"fields":{"a":1,"b":2,"a":3,"msg":"n"},"b":0,"msg":"top","fields":{"c":1}}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"top","fields":{"b":0,"fields":{"c":1},"a":1,"msg":"n"}}"#)),
+        (br#"{"fields":1,"fields":{"x":1}}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"fields":1,"x":1}}"#)),
+        (br#"{"fields":{"fields":{"y":1}}}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"fields":{"y":1}}}"#)),
+        (br#"{"fields":{}}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":""}"#)),
+        (br#"{"fields":{"a":1},"a":2}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":2}}"#)),
+        // Surrogates: only proper pairs.
+        (br#"{"msg":"\ud800"}"#, None),
+        (br#"{"msg":"\udc00"}"#, None),
+        (br#"{"msg":"\ud800\u0041"}"#, None),
+        (br#"{"msg":"\ud800\\"}"#, None),
+        (br#"{"msg":"\ud800\ud800"}"#, None),
+        (br#"{"msg":"\ud83d\ude00"}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"\ud83d\ude00"}"#)),
+        (br#"{"\ud800":1}"#, None),
+        // Numbers: the grammar, and the range a JSON reader accepts.
+        (br#"{"a":1e400}"#, None),
+        (br#"{"a":-1e400}"#, None),
+        (br#"{"a":1e308}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":1e308}}"#)),
+        (br#"{"a":1.7976931348623157e308}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":1.7976931348623157e308}}"#)),
+        (br#"{"a":1.8e308}"#, None),
+        (br#"{"a":1e-400}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":1e-400}}"#)),
+        (br#"{"a":0e99999}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":0e99999}}"#)),
+        (br#"{"a":1e99999999999}"#, None),
+        (br#"{"a":0e99999999999}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":0e99999999999}}"#)),
+        (br#"{"a":-0.0e+00000000000000000000005}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":-0.0e+00000000000000000000005}}"#)),
+        (br#"{"a":01}"#, None),
+        (br#"{"a":1.}"#, None),
+        (br#"{"a":.5}"#, None),
+        (br#"{"a":-}"#, None),
+        (br#"{"a":+1}"#, None),
+        (br#"{"a":1e}"#, None),
+        (br#"{"a":1E+2}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":1E+2}}"#)),
+        (br#"{"a":-0}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":-0}}"#)),
+        // Structure and trailing garbage.
+        (br#"{"a":1} x"#, None),
+        (br#"{"a":1}}"#, None),
+        (br#"{"a":1},{"b":2}"#, None),
+        (br#"{"a":1,}"#, None),
+        (br#"{"a" 1}"#, None),
+        (br#"{,}"#, None),
+        (br#"{}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":""}"#)),
+        (br#"{ }"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":""}"#)),
+        // Around the object: ASCII whitespace (form feed too) is trimmed, a BOM is not.
+        (b"\xef\xbb\xbf{\"a\":1}", None),
+        (b"  {\"a\":1}  \x09", Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":1}}"#)),
+        (b"\x0c{\"a\":1}\x0c", Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":1}}"#)),
+        (b"{\x0c\"a\":1}", None),
+        // Inside values: spacing kept; raw control characters and bad UTF-8 refused.
+        (b"{ \"a\" : 1 , \"b\" :\x09[ 1 , 2 ] }", Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":1,"b":[ 1 , 2 ]}}"#)),
+        (b"{\"a\":\"x\x09y\"}", None),
+        (b"{\"a\":\"x\x7fy\"}", Some("{\"time\":\"2024-01-01T12:00:00.123456Z\",\"source\":\"s\",\"level\":\"\",\"message\":\"\",\"fields\":{\"a\":\"x\u{7f}y\"}}")),
+        (b"{\"a\":\"\xff\"}", None),
+        (b"{\"a\":\"\xc3\xa9\"}", Some("{\"time\":\"2024-01-01T12:00:00.123456Z\",\"source\":\"s\",\"level\":\"\",\"message\":\"\",\"fields\":{\"a\":\"\u{e9}\"}}")),
+        (b"{\"\xc3\xa9\":\"\xc3\"}", None),
+        // time / timestamp / ts: the first RFC 3339 string in key order; escapes are decoded.
+        (br#"{"time":"bad","timestamp":"2024-01-01T00:00:00Z"}"#, Some(r#"{"time":"2024-01-01T00:00:00.000000Z","source":"s","level":"","message":"","fields":{"time":"bad"}}"#)),
+        (br#"{"ts":"2024-01-01T00:00:00Z","time":"2024-02-01T00:00:00Z"}"#, Some(r#"{"time":"2024-02-01T00:00:00.000000Z","source":"s","level":"","message":"","fields":{"ts":"2024-01-01T00:00:00Z"}}"#)),
+        (br#"{"time":"2024-01-01T00:00:00\u005a"}"#, Some(r#"{"time":"2024-01-01T00:00:00.000000Z","source":"s","level":"","message":""}"#)),
+        (br#"{"time":1,"time":"2024-01-01T00:00:00+01:00"}"#, Some(r#"{"time":"2023-12-31T23:00:00.000000Z","source":"s","level":"","message":"","fields":{"time":1}}"#)),
+        (br#"{"time":"2024-01-01T00:00:00Z","time":"2025-01-01T00:00:00Z"}"#, Some(r#"{"time":"2024-01-01T00:00:00.000000Z","source":"s","level":"","message":"","fields":{"time":"2025-01-01T00:00:00Z"}}"#)),
+        // Literals.
+        (br#"{"a":true,"b":false,"c":null,"d":[],"e":{},"f":[{},[[]]]}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":true,"b":false,"c":null,"d":[],"e":{},"f":[{},[[]]]}}"#)),
+        (br#"{"a":tru}"#, None),
+        (br#"{"a":nulls}"#, None),
+        // Raw CR/LF as whitespace never reaches the output.
+        (b"{\"a\":\x0d\x0a[1,\x0a2]\x0d}", Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":[1,2]}}"#)),
+        // Not an object; string values are copied as written, escapes included.
+        (br#"[1]"#, None),
+        (br#"{"level":"\u0057ARN","msg":"a\"b\\c\/"}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"\u0057ARN","message":"a\"b\\c\/"}"#)),
+        // Escapes.
+        (br#"{"a":"\x"}"#, None),
+        (br#"{"a":"\u12"}"#, None),
+        (br#"{"a":"\u12G4"}"#, None),
+        (br#"{"a":"\uDEAD"}"#, None),
+        (br#"{"a":"\uD83D\uDE00"}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":"\uD83D\uDE00"}}"#)),
+        // Level and message: the first string in key order.
+        (br#"{"level":5,"lvl":"warn","severity":"error","message":"m2","msg":"m1"}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"warn","message":"m1","fields":{"level":5,"severity":"error","message":"m2"}}"#)),
+        // Malformed nesting.
+        (br#"{"a":[1,2,],"b":1}"#, None),
+        (br#"{"a":{"b":1,}}"#, None),
+        (br#"{"a":{"b"}}"#, None),
+        (br#"{"a":{1:2}}"#, None),
+        (br#"{"a":"unterminated}"#, None),
+        (br#"{"a":1 "b":2}"#, None),
+        (br#"{"a":[1 2]}"#, None),
+        // No other key: no `fields`.
+        (br#"{"message":"only"}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"only"}"#)),
+        // Big and tiny numbers that stay in range.
+        (br#"{"a":123456789012345678901234567890}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":123456789012345678901234567890}}"#)),
+        (br#"{"a":0.000000000000000000000000000000000000001e-310}"#, Some(r#"{"time":"2024-01-01T12:00:00.123456Z","source":"s","level":"","message":"","fields":{"a":0.000000000000000000000000000000000000001e-310}}"#)),
+    ];
+
+    #[test]
+    fn json_lines_give_the_recorded_bytes() {
+        for (line, want) in RECORDED {
+            let want = match want {
+                Some(w) => w.as_bytes().to_vec(),
+                None => plain(line),
+            };
+            assert_eq!(
+                String::from_utf8_lossy(&render(line)),
+                String::from_utf8_lossy(&want),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    /// serde_json's `Value` gives up at 128 nested arrays and objects (the line's own
+    /// object included); so does logwisp, whatever the containers and wherever they are.
+    #[test]
+    fn nesting_deeper_than_a_json_reader_allows_makes_a_plain_line() {
+        for depth in [1usize, 2, 100, 126, 127, 128, 129, 1000] {
+            let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let objects = format!("{}1{}", r#"{"o":"#.repeat(depth), "}".repeat(depth));
+            for inner in [arrays, objects] {
+                for line in [
+                    format!(r#"{{"a":{inner}}}"#),
+                    format!(r#"{{"msg":"m","fields":{{"b":{inner}}}}}"#),
+                    format!(r#"{{"a":[1,{{"b":{inner}}}]}}"#),
+                ] {
+                    let json_ok = serde_json::from_str::<Value>(&line).is_ok();
+                    assert_eq!(render(line.as_bytes()) != plain(line.as_bytes()), json_ok);
+                }
+            }
+        }
+        let ok = format!(r#"{{"a":{}{}}}"#, "[".repeat(126), "]".repeat(126));
+        assert_ne!(render(ok.as_bytes()), plain(ok.as_bytes()));
+        let deep = format!(r#"{{"a":{}{}}}"#, "[".repeat(127), "]".repeat(127));
+        assert_eq!(render(deep.as_bytes()), plain(deep.as_bytes()));
+    }
+
+    #[test]
+    fn numbers_out_of_a_json_readers_range_make_a_plain_line() {
+        let cases = [
+            ("1".to_string() + &"0".repeat(308), true),
+            ("2".to_string() + &"0".repeat(308), false),
+            ("-9".to_string() + &"9".repeat(400), false),
+            ("0.".to_string() + &"0".repeat(400) + "1", true),
+            ("1".to_string() + &"0".repeat(400) + "e-400", true),
+            ("1".to_string() + &"0".repeat(400) + "e-90", false),
+            ("0.".to_string() + &"0".repeat(400) + "1e700", true),
+            ("0.".to_string() + &"0".repeat(300) + "1e700", false),
+            ("1e2147483647".to_string(), false),
+            ("1e2147483648".to_string(), false),
+            ("1e-2147483648".to_string(), true),
+            ("0.0e2147483648".to_string(), true),
+            ("17976931348623157e292".to_string(), true),
+            ("17976931348623159e292".to_string(), false),
+            ("18446744073709551615".to_string(), true),
+            ("18446744073709551616".to_string(), true),
+            ("-9223372036854775809".to_string(), true),
+        ];
+        for (number, ok) in cases {
+            let line = format!(r#"{{"n":{number}}}"#);
+            assert_eq!(serde_json::from_str::<Value>(&line).is_ok(), ok, "{number}");
+            let want = if ok {
+                format!(
+                    r#"{{"time":"{STAMP_TEXT}","source":"s","level":"","message":"","fields":{{"n":{number}}}}}"#
+                )
+                .into_bytes()
+            } else {
+                plain(line.as_bytes())
+            };
+            assert_eq!(render(line.as_bytes()), want, "{number}");
+        }
+    }
+
+    /// A small xorshift generator: the tests stay deterministic without a dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+            &items[self.below(items.len())]
+        }
+    }
+
+    /// A random JSON value, mostly of the pieces log lines and the edges above are made of.
+    fn random_value(rng: &mut Rng, out: &mut Vec<u8>, depth: usize) {
+        const KEYS: &[&str] = &[
+            r#""time""#,
+            r#""ts""#,
+            r#""timestamp""#,
+            r#""level""#,
+            r#""lvl""#,
+            r#""severity""#,
+            r#""msg""#,
+            r#""message""#,
+            r#""fields""#,
+            r#""a""#,
+            r#""b""#,
+            r#""\u0061""#,
+            r#""t\u0069me""#,
+            r#""é""#,
+            r#""""#,
+        ];
+        const SCALARS: &[&str] = &[
+            "0",
+            "-1",
+            "3.5",
+            "1e400",
+            "-2.5E-3",
+            "123456789012345678901234567890",
+            "true",
+            "false",
+            "null",
+            r#""2024-01-01T00:00:00Z""#,
+            r#""2024-01-01T00:00:00\u005A""#,
+            r#""2024-13-01T00:00:00Z""#,
+            r#""warn""#,
+            r#""a\"b\\c\/\b\f\n\r\t""#,
+            r#""\ud83d\ude00""#,
+            r#""\ud800""#,
+            r#""\udc00x""#,
+            r#""é\u00e9""#,
+            r#""""#,
+        ];
+        let ws = |rng: &mut Rng, out: &mut Vec<u8>| {
+            if rng.below(4) == 0 {
+                out.extend_from_slice(rng.pick(&[" ", "\t", "\r", "\n", "  "]).as_bytes());
+            }
+        };
+        ws(rng, out);
+        match if depth == 0 { 2 } else { rng.below(5) } {
+            0 => {
+                out.push(b'{');
+                for i in 0..rng.below(5) {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    ws(rng, out);
+                    out.extend_from_slice(rng.pick(KEYS).as_bytes());
+                    ws(rng, out);
+                    out.push(b':');
+                    random_value(rng, out, depth - 1);
+                }
+                ws(rng, out);
+                out.push(b'}');
+            }
+            1 => {
+                out.push(b'[');
+                for i in 0..rng.below(4) {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    random_value(rng, out, depth - 1);
+                }
+                out.push(b']');
+            }
+            _ => out.extend_from_slice(rng.pick(SCALARS).as_bytes()),
+        }
+        ws(rng, out);
+    }
+
+    /// Random objects, some with a byte changed, inserted or removed: a line is taken as
+    /// JSON exactly when serde_json reads it as a `Value`, and the entry is always JSON.
+    #[test]
+    fn json_lines_are_taken_exactly_when_serde_json_reads_them() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        const NOISE: &[u8] = b"{}[]\":,\\ -+.0159eEtrufalsn\x00\x0c\r\n\xff\xc3u";
+        let (mut taken, mut refused) = (0, 0);
+        for _ in 0..20_000 {
+            let mut line = Vec::new();
+            line.push(b'{');
+            for i in 0..rng.below(6) {
+                if i > 0 {
+                    line.push(b',');
+                }
+                line.extend_from_slice(rng.pick(&[r#""a""#, r#""msg""#, r#""fields""#]).as_bytes());
+                line.push(b':');
+                random_value(&mut rng, &mut line, 3);
+            }
+            line.push(b'}');
+            for _ in 0..rng.below(3) {
+                let at = rng.below(line.len());
+                match rng.below(3) {
+                    0 => line[at] = *rng.pick(NOISE),
+                    1 => line.insert(at, *rng.pick(NOISE)),
+                    _ => {
+                        line.remove(at);
+                    }
+                }
+            }
+            let out = render(&line);
+            let looks = line.trim_ascii().starts_with(b"{") && line.trim_ascii().ends_with(b"}");
+            let json_ok = looks && serde_json::from_slice::<Value>(line.trim_ascii()).is_ok();
+            assert_eq!(
+                out != plain(&line),
+                json_ok,
+                "{:?}",
+                String::from_utf8_lossy(&line)
+            );
+            if json_ok {
+                taken += 1
+            } else {
+                refused += 1
+            }
+            if let Err(e) = serde_json::from_slice::<Value>(&out) {
+                panic!("{e}: {}", String::from_utf8_lossy(&out));
+            }
+        }
+        assert!(
+            taken > 5_000 && refused > 5_000,
+            "{taken} taken, {refused} refused"
+        );
+    }
 }
