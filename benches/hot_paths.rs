@@ -3,6 +3,10 @@
 //! `cargo bench --bench hot_paths [-- --quick] [-- FILTER]`: plain timing loops, no
 //! framework; each case runs for about a second (0.2 s with `--quick`) and prints ns/op
 //! and ops/s. Compare runs on the same machine only.
+//!
+//! `--calls=N` runs each selected case exactly N times, untimed, for instruction counts
+//! that neighbours on a shared machine cannot disturb: run it under
+//! `valgrind --tool=callgrind` with N and with 0, and divide the difference by N.
 
 use std::hint::black_box;
 use std::io::{self, IoSlice, Write};
@@ -39,6 +43,7 @@ fn time(budget: Duration, ops_per_call: u64, mut f: impl FnMut()) -> f64 {
 struct Report {
     filter: Option<String>,
     budget: Duration,
+    calls: Option<u64>,
 }
 
 impl Report {
@@ -48,6 +53,14 @@ impl Report {
             .as_ref()
             .is_some_and(|f| !name.contains(f.as_str()))
         {
+            return;
+        }
+        if let Some(calls) = self.calls {
+            let mut f = f;
+            for _ in 0..calls {
+                f();
+            }
+            println!("{name:<46} {calls} calls of {ops_per_call} {unit}");
             return;
         }
         let ns = time(self.budget, ops_per_call, f);
@@ -121,13 +134,20 @@ impl Write for NullSink {
 fn main() {
     let mut quick = false;
     let mut filter = None;
+    let mut calls = None;
     for a in std::env::args().skip(1) {
         match a.as_str() {
             "--bench" => {}
             "--quick" => quick = true,
+            s if s
+                .strip_prefix("--calls=")
+                .is_some_and(|n| n.parse::<u64>().is_ok()) =>
+            {
+                calls = s["--calls=".len()..].parse().ok();
+            }
             s if !s.starts_with('-') => filter = Some(s.to_string()),
             s => {
-                eprintln!("hot_paths: unknown flag {s}; usage: [--quick] [FILTER]");
+                eprintln!("hot_paths: unknown flag {s}; usage: [--quick] [--calls=N] [FILTER]");
                 std::process::exit(2);
             }
         }
@@ -135,6 +155,7 @@ fn main() {
     let r = Report {
         filter,
         budget: Duration::from_millis(if quick { 200 } else { 1000 }),
+        calls,
     };
     println!("hot paths (best of 5 rounds; ns per operation)\n");
 
