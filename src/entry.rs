@@ -2,14 +2,12 @@
 //! `{"time":…,"source":…,"level":…,"message":…[,"fields":{…}]}`.
 //!
 //! Plain lines take the fast path (one scan for the level keywords, one escaping copy).
-//! Lines that are JSON objects keep their values byte-exact (`RawValue`), with time, level
-//! and message lifted out and every other key kept, in order, under `fields`.
+//! Lines that are JSON objects are validated and split into members in one pass over the
+//! line (`Scanner`), refusing exactly what serde_json refuses as a `Value` (such lines
+//! are carried as plain text). Values are copied byte-exact, with time, level and message
+//! lifted out and every other key kept, in order, under `fields`.
 
 use std::borrow::Cow;
-
-use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
 
 use crate::timefmt;
 
@@ -61,16 +59,22 @@ static ESCAPE: [u8; 256] = {
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any of 8 bytes is a control character, `"` or `\` (exact: a false answer
-/// means all 8 can be copied as they are).
+/// The high bit of each of 8 bytes (little-endian) that is a control character, `"` or
+/// `\`. None set means all 8 can be copied as they are; the lowest one set marks the first
+/// such byte exactly (a borrow only disturbs the bytes above it).
 #[inline]
-fn word_needs_escape(x: u64) -> bool {
+fn escape_bits(x: u64) -> u64 {
     let control = x.wrapping_sub(LO * 0x20) & !x;
     let q = x ^ (LO * u64::from(b'"'));
     let quote = q.wrapping_sub(LO) & !q;
     let b = x ^ (LO * u64::from(b'\\'));
     let backslash = b.wrapping_sub(LO) & !b;
-    (control | quote | backslash) & HI != 0
+    (control | quote | backslash) & HI
+}
+
+#[inline]
+fn word_needs_escape(x: u64) -> bool {
+    escape_bits(x) != 0
 }
 
 fn escape_str_into(out: &mut Vec<u8>, s: &str) {
@@ -355,153 +359,489 @@ pub fn write_entry(out: &mut Vec<u8>, line: &[u8], source_json: &[u8], stamp: &S
     out.push(b'}');
 }
 
-/// An object's members in document order, values untouched.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// A line that is not taken as JSON (it is then carried as plain text).
+struct NotJson;
 
-/// An object key, borrowed from the line when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
+type Scan<T> = Result<T, NotJson>;
 
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
+/// serde_json's `Value` refuses a 128th level of nested arrays and objects (the line's own
+/// object counts); refusing the same keeps the entries the same, and bounds the recursion.
+const MAX_DEPTH: u32 = 127;
+
+/// What a top-level key means to an entry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Time,
+    Timestamp,
+    Ts,
+    Level,
+    Lvl,
+    Severity,
+    Msg,
+    Message,
+    Fields,
+    Other,
+}
+
+impl Role {
+    fn of(key: &[u8]) -> Role {
+        match key {
+            b"time" => Role::Time,
+            b"timestamp" => Role::Timestamp,
+            b"ts" => Role::Ts,
+            b"level" => Role::Level,
+            b"lvl" => Role::Lvl,
+            b"severity" => Role::Severity,
+            b"msg" => Role::Msg,
+            b"message" => Role::Message,
+            b"fields" => Role::Fields,
+            _ => Role::Other,
         }
-        d.deserialize_str(V)
     }
 }
 
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
+/// One member of the line's object (or of its nested `fields`), borrowed from the line.
+struct Member<'a> {
+    /// Decoded; borrowed when the key has no escapes, so it can be written back as is.
+    key: Cow<'a, [u8]>,
+    /// The value's exact text, from its first byte to its last.
+    value: &'a [u8],
+    role: Role,
+    /// Lifted out of `fields` (time, level, message, the merged `fields` object).
+    taken: bool,
+}
+
+/// A JSON object line, validated and split into members in one pass.
+struct Object<'a> {
+    members: Vec<Member<'a>>,
+    /// The members of the first top-level `fields` whose value is an object.
+    nested: Vec<Member<'a>>,
+    /// A raw CR or LF was met in whitespace: values holding one are copied without it.
+    raw_breaks: bool,
+}
+
+fn hex4(digits: &[u8]) -> Option<u32> {
+    digits
+        .iter()
+        .try_fold(0, |n, &d| Some(n * 16 + char::from(d).to_digit(16)?))
+}
+
+/// The escape after a backslash (`bytes` starts at its letter): the character and the
+/// escape's length without the backslash. `None` for what serde_json refuses, including a
+/// surrogate that is not a leading one followed at once by `\u` and a trailing one.
+fn escape(bytes: &[u8]) -> Option<(char, usize)> {
+    let c = match *bytes.first()? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => {
+            let unit = hex4(bytes.get(1..5)?)?;
+            if !(0xD800..0xE000).contains(&unit) {
+                return Some((char::from_u32(unit)?, 5));
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = Vec::new();
-                while let Some((Key(k), v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    members.push((k, v));
+            if unit >= 0xDC00 || bytes.get(5..7)? != b"\\u" {
+                return None;
+            }
+            let low = hex4(bytes.get(7..11)?)?;
+            if !(0xDC00..0xE000).contains(&low) {
+                return None;
+            }
+            let c = char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))?;
+            return Some((c, 11));
+        }
+        _ => return None,
+    };
+    Some((c, 1))
+}
+
+/// The text of a string body (quotes excluded) whose escapes the scanner accepted.
+fn unescape(body: &[u8]) -> Scan<Vec<u8>> {
+    let mut text = Vec::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(at) = rest.iter().position(|&b| b == b'\\') {
+        text.extend_from_slice(&rest[..at]);
+        let (c, len) = escape(&rest[at + 1..]).ok_or(NotJson)?;
+        text.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+        rest = &rest[at + 1 + len..];
+    }
+    text.extend_from_slice(rest);
+    Ok(text)
+}
+
+/// A validating JSON scanner over one line: RFC 8259 with serde_json's limits (nesting
+/// depth, numbers that overflow an f64). It notes positions, never builds values.
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    raw_breaks: bool,
+    /// A string holds a byte above 0x7f: the line's UTF-8 must be checked.
+    non_ascii: bool,
+}
+
+impl<'a> Scanner<'a> {
+    /// Skips whitespace and returns the byte after it, not consumed.
+    #[inline]
+    fn skip_ws(&mut self) -> Option<u8> {
+        while let Some(&b) = self.bytes.get(self.pos) {
+            match b {
+                b' ' | b'\t' => {}
+                b'\r' | b'\n' => self.raw_breaks = true,
+                _ => return Some(b),
+            }
+            self.pos += 1;
+        }
+        None
+    }
+
+    /// A string at `pos` (its opening quote): the body's range and whether it has escapes.
+    #[inline]
+    fn string(&mut self) -> Scan<(usize, usize, bool)> {
+        let bytes = self.bytes;
+        let start = self.pos + 1;
+        let mut i = start;
+        let mut escaped = false;
+        loop {
+            // Eight bytes at a time to the next one worth a look (non-ASCII only until
+            // the first: one is enough to have the line's UTF-8 checked).
+            let high = if self.non_ascii { 0 } else { HI };
+            while let Some(word) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+                let x = u64::from_le_bytes(*word);
+                let bits = escape_bits(x) | (x & high);
+                if bits != 0 {
+                    i += (bits.trailing_zeros() / 8) as usize;
+                    break;
                 }
-                Ok(Members(members))
+                i += 8;
+            }
+            match *bytes.get(i).ok_or(NotJson)? {
+                b'"' => {
+                    self.pos = i + 1;
+                    return Ok((start, i, escaped));
+                }
+                b'\\' => {
+                    let (_, len) = escape(&bytes[i + 1..]).ok_or(NotJson)?;
+                    escaped = true;
+                    i += 1 + len;
+                }
+                0..0x20 => return Err(NotJson),
+                0x80.. => {
+                    self.non_ascii = true;
+                    i += 1;
+                }
+                _ => i += 1,
             }
         }
-        d.deserialize_map(V)
     }
-}
 
-fn is_json_string(v: &RawValue) -> bool {
-    v.get().starts_with('"')
-}
-
-/// JSON whitespace may hold a raw `\r` or `\n`, which would break SSE and NDJSON
-/// framing; strings cannot, so dropping them changes nothing.
-fn write_raw(out: &mut Vec<u8>, v: &RawValue) {
-    let text = v.get().as_bytes();
-    if text.iter().any(|&b| b == b'\r' || b == b'\n') {
-        out.extend(text.iter().copied().filter(|&b| b != b'\r' && b != b'\n'));
-    } else {
-        out.extend_from_slice(text);
+    fn number(&mut self) -> Scan<()> {
+        let bytes = self.bytes;
+        let digits = |mut i: usize| {
+            while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            i
+        };
+        let start = self.pos;
+        let int_start = start + usize::from(bytes[start] == b'-');
+        let mut i = match bytes.get(int_start) {
+            Some(b'0') => int_start + 1,
+            Some(b'1'..=b'9') => digits(int_start + 1),
+            _ => return Err(NotJson),
+        };
+        let int_digits = (i - int_start) as i64;
+        if bytes.get(i) == Some(&b'.') {
+            let end = digits(i + 1);
+            if end == i + 1 {
+                return Err(NotJson);
+            }
+            i = end;
+        }
+        let mut exponent = 0i64;
+        if let Some(b'e' | b'E') = bytes.get(i) {
+            i += 1;
+            let negative = bytes.get(i) == Some(&b'-');
+            i += usize::from(matches!(bytes.get(i), Some(b'+' | b'-')));
+            let end = digits(i);
+            if end == i {
+                return Err(NotJson);
+            }
+            for d in &bytes[i..end] {
+                exponent = (exponent * 10 + i64::from(d - b'0')).min(1 << 32);
+            }
+            if negative {
+                exponent = -exponent;
+            }
+            i = end;
+        }
+        self.pos = i;
+        // Readers make an f64 of a number and refuse infinity. Below 10^300 nothing can
+        // overflow; nearer the limit, where it happens depends on serde_json's rounding,
+        // so serde_json decides (such numbers are rare).
+        if int_digits + exponent > 300
+            && serde_json::from_slice::<serde_json::Value>(&bytes[start..i]).is_err()
+        {
+            return Err(NotJson);
+        }
+        Ok(())
     }
-}
 
-/// Removes and returns the first member named by one of `keys` whose value passes `want`.
-fn take<'a>(
-    members: &mut Vec<(Cow<'a, str>, &'a RawValue)>,
-    keys: &[&str],
-    want: &dyn Fn(&RawValue) -> bool,
-) -> Option<&'a RawValue> {
-    for key in keys {
-        if let Some(i) = members.iter().position(|(k, v)| k == key && want(v)) {
-            return Some(members.remove(i).1);
+    fn literal(&mut self, word: &[u8]) -> Scan<()> {
+        if !self.bytes[self.pos..].starts_with(word) {
+            return Err(NotJson);
+        }
+        self.pos += word.len();
+        Ok(())
+    }
+
+    /// A value after optional whitespace, inside `depth` arrays and objects; returns where
+    /// it starts.
+    fn value(&mut self, depth: u32) -> Scan<usize> {
+        let first = self.skip_ws().ok_or(NotJson)?;
+        let start = self.pos;
+        match first {
+            b'"' => self.string().map(drop)?,
+            b'{' => self.object(depth + 1, |s, _| s.value(depth + 1).map(drop))?,
+            b'[' => self.array(depth + 1)?,
+            b't' => self.literal(b"true")?,
+            b'f' => self.literal(b"false")?,
+            b'n' => self.literal(b"null")?,
+            b'-' | b'0'..=b'9' => self.number()?,
+            _ => return Err(NotJson),
+        }
+        Ok(start)
+    }
+
+    fn array(&mut self, depth: u32) -> Scan<()> {
+        if depth > MAX_DEPTH {
+            return Err(NotJson);
+        }
+        self.pos += 1;
+        if self.skip_ws() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.value(depth)?;
+            match self.skip_ws() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(NotJson),
+            }
         }
     }
-    None
+
+    /// An object at `pos` (its `{`), `depth` counting it; `member` is given each key's
+    /// body range and escape flag, and must scan the value that follows.
+    fn object(
+        &mut self,
+        depth: u32,
+        mut member: impl FnMut(&mut Self, (usize, usize, bool)) -> Scan<()>,
+    ) -> Scan<()> {
+        if depth > MAX_DEPTH {
+            return Err(NotJson);
+        }
+        self.pos += 1;
+        if self.skip_ws() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            if self.skip_ws() != Some(b'"') {
+                return Err(NotJson);
+            }
+            let key = self.string()?;
+            if self.skip_ws() != Some(b':') {
+                return Err(NotJson);
+            }
+            self.pos += 1;
+            member(self, key)?;
+            match self.skip_ws() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(NotJson),
+            }
+        }
+    }
+
+    /// The decoded text of a key from [`Scanner::string`].
+    fn key(&self, (start, end, escaped): (usize, usize, bool)) -> Scan<Cow<'a, [u8]>> {
+        let body = &self.bytes[start..end];
+        Ok(if escaped {
+            Cow::Owned(unescape(body)?)
+        } else {
+            Cow::Borrowed(body)
+        })
+    }
+}
+
+impl<'a> Object<'a> {
+    /// Reads `line` (trimmed, `{` to `}`) as one JSON object, refusing what serde_json
+    /// refuses as a `Value`.
+    fn parse(line: &'a [u8]) -> Scan<Object<'a>> {
+        let mut s = Scanner {
+            bytes: line,
+            pos: 0,
+            raw_breaks: false,
+            non_ascii: false,
+        };
+        let mut members = Vec::with_capacity(8);
+        let mut nested = None;
+        s.object(1, |s, key| {
+            let key = s.key(key)?;
+            let role = Role::of(&key);
+            let merge = role == Role::Fields && nested.is_none() && s.skip_ws() == Some(b'{');
+            let at = if merge {
+                let at = s.pos;
+                let mut inner = Vec::new();
+                s.object(2, |s, key| {
+                    let key = s.key(key)?;
+                    let at = s.value(2)?;
+                    inner.push(Member {
+                        key,
+                        value: &line[at..s.pos],
+                        role: Role::Other,
+                        taken: false,
+                    });
+                    Ok(())
+                })?;
+                nested = Some(inner);
+                at
+            } else {
+                s.value(1)?
+            };
+            members.push(Member {
+                key,
+                value: &line[at..s.pos],
+                role,
+                taken: merge,
+            });
+            Ok(())
+        })?;
+        if s.pos != line.len() {
+            return Err(NotJson);
+        }
+        // Outside strings valid JSON is ASCII, so checking the whole line is the same as
+        // checking each string that holds a byte above 0x7f.
+        if s.non_ascii && std::str::from_utf8(line).is_err() {
+            return Err(NotJson);
+        }
+        Ok(Object {
+            members,
+            nested: nested.unwrap_or_default(),
+            raw_breaks: s.raw_breaks,
+        })
+    }
+
+    /// Marks as taken the first member with one of `roles` (in that order) whose value
+    /// passes `usable`, and returns what `usable` made of it.
+    fn take<T>(&mut self, roles: &[Role], usable: impl Fn(&'a [u8]) -> Option<T>) -> Option<T> {
+        for &role in roles {
+            for m in self.members.iter_mut() {
+                if m.role == role
+                    && !m.taken
+                    && let Some(found) = usable(m.value)
+                {
+                    m.taken = true;
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+
+    /// Appends the nested `fields` members whose keys are not already there (top-level
+    /// keys win, then the first of a nested duplicate).
+    fn merge_nested(&mut self) {
+        let nested = std::mem::take(&mut self.nested);
+        // Comparing with every key is quickest for the usual handful; a set keeps a line
+        // of thousands of keys from costing millions of comparisons.
+        if self.members.len().saturating_mul(nested.len()) <= 1024 {
+            for n in nested {
+                if !self.members.iter().any(|m| !m.taken && m.key == n.key) {
+                    self.members.push(n);
+                }
+            }
+            return;
+        }
+        let mut seen: std::collections::HashSet<&[u8]> = self
+            .members
+            .iter()
+            .filter(|m| !m.taken)
+            .map(|m| &*m.key)
+            .collect();
+        let keep: Vec<bool> = nested.iter().map(|n| seen.insert(&n.key)).collect();
+        drop(seen);
+        self.members.extend(
+            nested
+                .into_iter()
+                .zip(keep)
+                .filter_map(|(n, k)| k.then_some(n)),
+        );
+    }
+}
+
+/// The instant of a time value: an RFC 3339 string (escapes allowed).
+fn time_of(value: &[u8]) -> Option<i64> {
+    let body = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if body.contains(&b'\\') {
+        timefmt::parse_rfc3339(std::str::from_utf8(&unescape(body).ok()?).ok()?)
+    } else {
+        timefmt::parse_rfc3339(std::str::from_utf8(body).ok()?)
+    }
+}
+
+fn string_value(value: &[u8]) -> Option<&[u8]> {
+    value.starts_with(b"\"").then_some(value)
 }
 
 fn write_json_entry(out: &mut Vec<u8>, line: &[u8], source_json: &[u8], stamp: &Stamp) -> bool {
-    // Raw values are only checked for shape; a full parse also rejects what JSON
-    // readers refuse (lone surrogates, numbers out of range), so such a line is carried
-    // as plain text instead of producing an entry clients cannot read.
-    if serde_json::from_slice::<serde_json::Value>(line).is_err() {
-        return false;
-    }
-    let Ok(Members(mut members)) = serde_json::from_slice::<Members>(line) else {
+    let Ok(mut object) = Object::parse(line) else {
         return false;
     };
-    let time_of = |v: &RawValue| {
-        if !is_json_string(v) {
-            return None;
-        }
-        let text = serde_json::from_str::<Cow<str>>(v.get()).ok()?;
-        timefmt::parse_rfc3339(&text)
-    };
-    let mut time = None;
-    for key in ["time", "timestamp", "ts"] {
-        let found = members.iter().enumerate().find_map(|(i, (k, v))| {
-            if k == key {
-                time_of(v).map(|m| (i, m))
-            } else {
-                None
-            }
-        });
-        if let Some((i, micros)) = found {
-            members.remove(i);
-            time = Some(timefmt::rfc3339_micros(micros));
-            break;
-        }
-    }
-    let level = take(&mut members, &["level", "lvl", "severity"], &is_json_string);
-    let message = take(&mut members, &["msg", "message"], &is_json_string);
-    // A nested `fields` object is merged in; top-level keys win over its duplicates.
-    let mut nested = Vec::new();
-    if let Some(i) = members
-        .iter()
-        .position(|(k, v)| k == "fields" && v.get().starts_with('{'))
-    {
-        let (_, v) = members.remove(i);
-        match serde_json::from_str::<Members>(v.get()) {
-            Ok(Members(inner)) => nested = inner,
-            Err(_) => return false,
-        }
-    }
-    for (k, v) in nested {
-        if !members.iter().any(|(mk, _)| *mk == k) {
-            members.push((k, v));
-        }
-    }
+    let time = object.take(&[Role::Time, Role::Timestamp, Role::Ts], time_of);
+    let level = object.take(&[Role::Level, Role::Lvl, Role::Severity], string_value);
+    let message = object.take(&[Role::Msg, Role::Message], string_value);
+    object.merge_nested();
 
-    open_entry(out, &time.unwrap_or(stamp.text), source_json);
+    let time = time.map_or(stamp.text, timefmt::rfc3339_micros);
+    open_entry(out, &time, source_json);
+    // Strings hold no raw CR or LF, so level and message are copied as they are.
     out.extend_from_slice(b",\"level\":");
-    match level {
-        Some(v) => write_raw(out, v),
-        None => out.extend_from_slice(b"\"\""),
-    }
+    out.extend_from_slice(level.unwrap_or(b"\"\""));
     out.extend_from_slice(b",\"message\":");
-    match message {
-        Some(v) => write_raw(out, v),
-        None => out.extend_from_slice(b"\"\""),
-    }
-    if !members.is_empty() {
-        out.extend_from_slice(b",\"fields\":{");
-        for (i, (k, v)) in members.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
+    out.extend_from_slice(message.unwrap_or(b"\"\""));
+    let mut sep = b",\"fields\":{".as_slice();
+    for m in object.members.iter().filter(|m| !m.taken) {
+        out.extend_from_slice(sep);
+        sep = b",";
+        match &m.key {
+            Cow::Borrowed(key) => {
+                out.push(b'"');
+                out.extend_from_slice(key);
+                out.push(b'"');
             }
-            write_json_string(out, k.as_bytes());
-            out.push(b':');
-            write_raw(out, v);
+            Cow::Owned(key) => write_json_string(out, key),
         }
+        out.push(b':');
+        if object.raw_breaks {
+            // A raw CR or LF (JSON whitespace) would break SSE and NDJSON framing.
+            out.extend(m.value.iter().filter(|&&b| b != b'\r' && b != b'\n'));
+        } else {
+            out.extend_from_slice(m.value);
+        }
+    }
+    if sep.len() == 1 {
         out.push(b'}');
     }
     out.push(b'}');
