@@ -791,13 +791,13 @@ impl<'a> Object<'a> {
     }
 }
 
-/// The instant of a time value: an RFC 3339 string (escapes allowed).
-fn time_of(value: &[u8]) -> Option<i64> {
+/// The entry's `time` for a value that is an RFC 3339 string (escapes allowed).
+fn time_of(value: &[u8]) -> Option<[u8; 27]> {
     let body = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
     if body.contains(&b'\\') {
-        timefmt::parse_rfc3339(std::str::from_utf8(&unescape(body).ok()?).ok()?)
+        timefmt::normalize_rfc3339(&unescape(body).ok()?)
     } else {
-        timefmt::parse_rfc3339(std::str::from_utf8(body).ok()?)
+        timefmt::normalize_rfc3339(body)
     }
 }
 
@@ -814,8 +814,7 @@ fn write_json_entry(out: &mut Vec<u8>, line: &[u8], source_json: &[u8], stamp: &
     let message = object.take(&[Role::Msg, Role::Message], string_value);
     object.merge_nested();
 
-    let time = time.map_or(stamp.text, timefmt::rfc3339_micros);
-    open_entry(out, &time, source_json);
+    open_entry(out, &time.unwrap_or(stamp.text), source_json);
     // Strings hold no raw CR or LF, so level and message are copied as they are.
     out.extend_from_slice(b",\"level\":");
     out.extend_from_slice(level.unwrap_or(b"\"\""));
