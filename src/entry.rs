@@ -1415,4 +1415,65 @@ mod tests {
             "{taken} taken, {refused} refused"
         );
     }
+
+    /// Keys are compared decoded, whatever their escapes, for lifting and for merging.
+    #[test]
+    fn escaped_keys_are_known_keys() {
+        let cases = [
+            (
+                r#"{"\u006dsg":"m","fi\u0065lds":{"x":1}}"#,
+                r#""level":"","message":"m","fields":{"x":1}}"#,
+            ),
+            (
+                r#"{"a":1,"fields":{"\u0061":2,"b":3,"\u0062":4}}"#,
+                r#""level":"","message":"","fields":{"a":1,"b":3}}"#,
+            ),
+            (
+                r#"{"\u0066ields":1,"fields":{"\u0066ields":2}}"#,
+                r#""level":"","message":"","fields":{"fields":1}}"#,
+            ),
+        ];
+        for (line, want) in cases {
+            let want = format!(r#"{{"time":"{STAMP_TEXT}","source":"s",{want}"#);
+            assert_eq!(String::from_utf8(render(line.as_bytes())).unwrap(), want);
+        }
+    }
+
+    /// Past about a thousand key comparisons the merge of a nested `fields` switches to a
+    /// set; either way top-level keys win, then the first of nested duplicates.
+    #[test]
+    fn nested_fields_merge_the_same_with_many_keys() {
+        for (top, inner) in [(2, 3), (30, 30), (40, 40), (600, 400)] {
+            let mut line = String::from("{");
+            let mut want = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for i in 0..top {
+                line += &format!(r#""k{}":"t{i}","#, i * 2);
+                want.push(format!(r#""k{}":"t{i}""#, i * 2));
+                seen.insert(format!("k{}", i * 2));
+            }
+            line += r#""fields":{"#;
+            for i in 0..inner {
+                // Odd keys are new, even ones clash with the top level; each comes twice,
+                // once written with an escape.
+                let key = format!("k{}", i);
+                line += &format!(r#""{key}":{i},"\u006b{}":-{i},"#, &key[1..]);
+                if seen.insert(key.clone()) {
+                    want.push(format!(r#""{key}":{i}"#));
+                }
+            }
+            line.pop();
+            line += "}}";
+            let out = render(line.as_bytes());
+            let want = format!(
+                r#"{{"time":"{STAMP_TEXT}","source":"s","level":"","message":"","fields":{{{}}}}}"#,
+                want.join(",")
+            );
+            assert!(
+                out == want.as_bytes(),
+                "{top} top-level and {inner} nested keys:\n{}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+    }
 }
