@@ -21,6 +21,11 @@ pub fn write_entry(out: &mut Vec<u8>, line: &[u8], source_json: &[u8], stamp: &S
         }
         out.truncate(mark);
     }
+    write_plain(out, line, source_json, stamp);
+}
+
+/// The entry of a line not taken as JSON.
+pub fn write_plain(out: &mut Vec<u8>, line: &[u8], source_json: &[u8], stamp: &Stamp) {
     open_entry(out, &stamp.text, source_json);
     out.extend_from_slice(b",\"level\":\"");
     out.extend_from_slice(detect_level(line).as_bytes());
