@@ -204,6 +204,10 @@ fn main() {
     let plain: &[u8] = b"seq=00000123:0 lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incid";
     let leveled: &[u8] = b"2024-01-01T12:00:00Z [ERROR] request 42 failed after 3 retries: upstream timeout, user=alice";
     let json: &[u8] = br#"{"ts":"2024-05-01T10:00:00.123Z","level":"info","msg":"request served","user_id":"12345","latency_ms":3.5,"path":"/api/v1/items","fields":{"request_id":"abc-123"}}"#;
+    // Off the common path: escapes, non-ASCII text and a time with an offset.
+    let json_rare: &[u8] = r#"{"time":"2024-05-01T12:00:00.123456+02:00","level":"warn","msg":"caf\u00e9 \"ouvert\" à 8h","user":"zoë","tags":["a","b"],"n":-1.5e3}"#.as_bytes();
+    // Looks like JSON, is not: scanned, refused, then written as a plain line.
+    let not_json: &[u8] = br#"{"ts":"2024-05-01T10:00:00.123Z","level":"info","msg":"request served","user_id":12345,"latency_ms":3.5,"path":"/api/v1/items" [truncated]}"#;
     let mut out = Vec::with_capacity(4096);
     r.case(
         "entry: detect_level, plain 99-byte line",
@@ -242,6 +246,28 @@ fn main() {
         || {
             out.clear();
             write_entry(&mut out, black_box(json), &source, &stamp);
+            black_box(&out);
+        },
+    );
+    r.case(
+        &format!("entry: write_entry, JSON, escapes ({} B)", json_rare.len()),
+        "op",
+        1,
+        json_rare.len() as f64,
+        || {
+            out.clear();
+            write_entry(&mut out, black_box(json_rare), &source, &stamp);
+            black_box(&out);
+        },
+    );
+    r.case(
+        &format!("entry: write_entry, not JSON ({} B)", not_json.len()),
+        "op",
+        1,
+        not_json.len() as f64,
+        || {
+            out.clear();
+            write_entry(&mut out, black_box(not_json), &source, &stamp);
             black_box(&out);
         },
     );
