@@ -72,23 +72,18 @@ fn escape_bits(x: u64) -> u64 {
     (control | quote | backslash) & HI
 }
 
-#[inline]
-fn word_needs_escape(x: u64) -> bool {
-    escape_bits(x) != 0
-}
-
 fn escape_str_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if i + 8 <= bytes.len() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&bytes[i..i + 8]);
-            if !word_needs_escape(u64::from_le_bytes(word)) {
+        if let Some(word) = bytes[i..].first_chunk::<8>() {
+            let bits = escape_bits(u64::from_le_bytes(*word));
+            if bits == 0 {
                 i += 8;
                 continue;
             }
+            i += (bits.trailing_zeros() / 8) as usize;
         }
         let b = bytes[i];
         let e = ESCAPE[b as usize];
@@ -922,6 +917,45 @@ mod tests {
             v,
             String::from_utf8_lossy(b"ok \xe2\x82 then \xf0\x9f\x98\x80 end")
         );
+    }
+
+    /// Runs of bytes to escape, next to each other and across 8-byte words.
+    #[test]
+    fn escaping_runs_of_special_bytes_matches_a_byte_at_a_time() {
+        let pieces: [&[u8]; 9] = [
+            b"\"",
+            b"\\",
+            b"\n",
+            b"\x01",
+            b"\x1f",
+            b"a",
+            b"\x7f",
+            b"\xc3\xa9",
+            b"\xff",
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..20_000 {
+            let mut raw = Vec::new();
+            for _ in 0..rng.below(40) {
+                raw.extend_from_slice(rng.pick::<&[u8]>(&pieces));
+            }
+            let mut ours = Vec::new();
+            write_json_string(&mut ours, &raw);
+            let mut want = vec![b'"'];
+            for c in String::from_utf8_lossy(&raw).chars() {
+                match c {
+                    '"' => want.extend_from_slice(b"\\\""),
+                    '\\' => want.extend_from_slice(b"\\\\"),
+                    '\n' => want.extend_from_slice(b"\\n"),
+                    '\u{0}'..'\u{20}' => {
+                        want.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+                    }
+                    _ => want.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                }
+            }
+            want.push(b'"');
+            assert_eq!(ours, want, "{raw:?}");
+        }
     }
 
     /// The original's rule, literally: upper-case the line, take the first group with a
