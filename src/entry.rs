@@ -683,7 +683,7 @@ impl<'a> Scanner<'a> {
 
 impl<'a> Object<'a> {
     /// Reads `line` (trimmed, `{` to `}`) as one JSON object, refusing what serde_json
-    /// refuses as a `Value`.
+    /// would refuse as a `Value`, in the line or in the entry made of it.
     fn parse(line: &'a [u8]) -> Scan<Object<'a>> {
         let mut s = Scanner {
             bytes: line,
@@ -817,10 +817,16 @@ fn write_json_entry(out: &mut Vec<u8>, line: &[u8], source_json: &[u8], stamp: &
     out.extend_from_slice(level.unwrap_or(b"\"\""));
     out.extend_from_slice(b",\"message\":");
     out.extend_from_slice(message.unwrap_or(b"\"\""));
-    let mut sep = b",\"fields\":{".as_slice();
-    for m in object.members.iter().filter(|m| !m.taken) {
-        out.extend_from_slice(sep);
-        sep = b",";
+    let mut fields = object.members.iter().filter(|m| !m.taken).peekable();
+    if fields.peek().is_none() {
+        out.push(b'}');
+        return true;
+    }
+    out.extend_from_slice(b",\"fields\":{");
+    for (i, m) in fields.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
         match &m.key {
             Cow::Borrowed(key) => {
                 out.push(b'"');
@@ -837,10 +843,7 @@ fn write_json_entry(out: &mut Vec<u8>, line: &[u8], source_json: &[u8], stamp: &
             out.extend_from_slice(m.value);
         }
     }
-    if sep.len() == 1 {
-        out.push(b'}');
-    }
-    out.push(b'}');
+    out.extend_from_slice(b"}}");
     true
 }
 
