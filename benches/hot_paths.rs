@@ -3,6 +3,10 @@
 //! `cargo bench --bench hot_paths [-- --quick] [-- FILTER]`: plain timing loops, no
 //! framework; each case runs for about a second (0.2 s with `--quick`) and prints ns/op
 //! and ops/s. Compare runs on the same machine only.
+//!
+//! `--calls=N` runs each selected case exactly N times, untimed, for instruction counts
+//! that neighbours on a shared machine cannot disturb: run it under
+//! `valgrind --tool=callgrind` with N and with 0, and divide the difference by N.
 
 use std::hint::black_box;
 use std::io::{self, IoSlice, Write};
@@ -40,6 +44,7 @@ fn time(budget: Duration, ops_per_call: u64, mut f: impl FnMut()) -> f64 {
 struct Report {
     filter: Option<String>,
     budget: Duration,
+    calls: Option<u64>,
 }
 
 impl Report {
@@ -49,6 +54,14 @@ impl Report {
             .as_ref()
             .is_some_and(|f| !name.contains(f.as_str()))
         {
+            return;
+        }
+        if let Some(calls) = self.calls {
+            let mut f = f;
+            for _ in 0..calls {
+                f();
+            }
+            println!("{name:<46} {calls} calls of {ops_per_call} {unit}");
             return;
         }
         let ns = time(self.budget, ops_per_call, f);
@@ -133,13 +146,20 @@ impl Write for NullSink {
 fn main() {
     let mut quick = false;
     let mut filter = None;
+    let mut calls = None;
     for a in std::env::args().skip(1) {
         match a.as_str() {
             "--bench" => {}
             "--quick" => quick = true,
+            s if s
+                .strip_prefix("--calls=")
+                .is_some_and(|n| n.parse::<u64>().is_ok()) =>
+            {
+                calls = s["--calls=".len()..].parse().ok();
+            }
             s if !s.starts_with('-') => filter = Some(s.to_string()),
             s => {
-                eprintln!("hot_paths: unknown flag {s}; usage: [--quick] [FILTER]");
+                eprintln!("hot_paths: unknown flag {s}; usage: [--quick] [--calls=N] [FILTER]");
                 std::process::exit(2);
             }
         }
@@ -147,6 +167,7 @@ fn main() {
     let r = Report {
         filter,
         budget: Duration::from_millis(if quick { 200 } else { 1000 }),
+        calls,
     };
     println!("hot paths (best of 5 rounds; ns per operation)\n");
 
@@ -195,6 +216,10 @@ fn main() {
     let plain: &[u8] = b"seq=00000123:0 lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incid";
     let leveled: &[u8] = b"2024-01-01T12:00:00Z [ERROR] request 42 failed after 3 retries: upstream timeout, user=alice";
     let json: &[u8] = br#"{"ts":"2024-05-01T10:00:00.123Z","level":"info","msg":"request served","user_id":"12345","latency_ms":3.5,"path":"/api/v1/items","fields":{"request_id":"abc-123"}}"#;
+    // Off the common path: escapes, non-ASCII text and a time with an offset.
+    let json_rare: &[u8] = r#"{"time":"2024-05-01T12:00:00.123456+02:00","level":"warn","msg":"caf\u00e9 \"ouvert\" à 8h","user":"zoë","tags":["a","b"],"n":-1.5e3}"#.as_bytes();
+    // Looks like JSON, is not: scanned, refused, then written as a plain line.
+    let not_json: &[u8] = br#"{"ts":"2024-05-01T10:00:00.123Z","level":"info","msg":"request served","user_id":12345,"latency_ms":3.5,"path":"/api/v1/items" [truncated]}"#;
     let mut out = Vec::with_capacity(4096);
     r.case(
         "entry: detect_level, plain 99-byte line",
@@ -233,6 +258,28 @@ fn main() {
         || {
             out.clear();
             write_entry(&mut out, black_box(json), &source, &stamp);
+            black_box(&out);
+        },
+    );
+    r.case(
+        &format!("entry: write_entry, JSON, escapes ({} B)", json_rare.len()),
+        "op",
+        1,
+        json_rare.len() as f64,
+        || {
+            out.clear();
+            write_entry(&mut out, black_box(json_rare), &source, &stamp);
+            black_box(&out);
+        },
+    );
+    r.case(
+        &format!("entry: write_entry, not JSON ({} B)", not_json.len()),
+        "op",
+        1,
+        not_json.len() as f64,
+        || {
+            out.clear();
+            write_entry(&mut out, black_box(not_json), &source, &stamp);
             black_box(&out);
         },
     );

@@ -40,6 +40,12 @@ pub struct Civil {
 }
 
 impl Civil {
+    pub fn to_unix_micros(self) -> i64 {
+        let days = days_from_civil(self.year, self.month, self.day);
+        let secs = days * 86_400 + i64::from(self.hour * 3600 + self.minute * 60 + self.second);
+        secs * 1_000_000 + i64::from(self.micros)
+    }
+
     pub fn from_unix_micros(micros: i64) -> Civil {
         let secs = micros.div_euclid(1_000_000);
         let sub = micros.rem_euclid(1_000_000) as u32;
@@ -65,7 +71,10 @@ fn put2(out: &mut [u8], at: usize, v: u32) {
 
 /// `2024-01-01T12:00:00.123456Z` (27 bytes). Years outside 0..=9999 are clamped.
 pub fn rfc3339_micros(unix_micros: i64) -> [u8; 27] {
-    let c = Civil::from_unix_micros(unix_micros);
+    format_civil(&Civil::from_unix_micros(unix_micros))
+}
+
+fn format_civil(c: &Civil) -> [u8; 27] {
     let mut out = *b"0000-00-00T00:00:00.000000Z";
     let year = c.year.clamp(0, 9999) as u32;
     put2(&mut out, 0, year / 100);
@@ -134,7 +143,25 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 /// `±hh:mm` offset; any number of fraction digits, kept to microseconds) into Unix
 /// microseconds. A leap second (`:60`) is read as `:59.999999`.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
+    let (c, offset_secs) = parse_fields(s.as_bytes())?;
+    Some(c.to_unix_micros() - offset_secs * 1_000_000)
+}
+
+/// An RFC 3339 date-time read as [`parse_rfc3339`] reads it, written as [`rfc3339_micros`]
+/// writes it. Already in UTC (the usual case in logs), the fields are written as they are,
+/// without a round trip through a day count.
+pub fn normalize_rfc3339(s: &[u8]) -> Option<[u8; 27]> {
+    let (c, offset_secs) = parse_fields(s)?;
+    Some(if offset_secs == 0 {
+        format_civil(&c)
+    } else {
+        rfc3339_micros(c.to_unix_micros() - offset_secs * 1_000_000)
+    })
+}
+
+/// The fields of an RFC 3339 date-time (a leap second already read as `:59.999999`) and
+/// its offset from UTC in seconds.
+fn parse_fields(b: &[u8]) -> Option<(Civil, i64)> {
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
         return None;
     }
@@ -187,9 +214,16 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_secs;
-    Some(secs * 1_000_000 + micros)
+    let civil = Civil {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        micros: micros as u32,
+    };
+    Some((civil, offset_secs))
 }
 
 #[cfg(test)]
@@ -277,6 +311,36 @@ mod tests {
             "1700000000",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn normalizing_equals_parsing_then_formatting() {
+        let mut n = 0;
+        for year in ["0000", "0001", "1969", "1970", "2024", "2100", "9999"] {
+            for month in 1..=12 {
+                for day in [1, 28, 29, 30, 31] {
+                    for (time, sep) in [("00:00:00", 'T'), ("23:59:59", 't'), ("12:34:60", ' ')] {
+                        for frac in ["", ".5", ".123", ".123456", ".1234567891"] {
+                            for offset in ["Z", "z", "+00:00", "-00:00", "+01:00", "-23:59"] {
+                                let s =
+                                    format!("{year}-{month:02}-{day:02}{sep}{time}{frac}{offset}");
+                                let want = parse_rfc3339(&s).map(rfc3339_micros);
+                                assert_eq!(normalize_rfc3339(s.as_bytes()), want, "{s}");
+                                n += usize::from(want.is_some());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(n > 30_000, "{n}");
+        for bad in [
+            "2024-02-30T00:00:00Z",
+            "2024-01-01T12:00:00",
+            "2024-01-01T12:00:00+2:00",
+        ] {
+            assert_eq!(normalize_rfc3339(bad.as_bytes()), None, "{bad}");
         }
     }
 }
