@@ -16,9 +16,11 @@
 //! - [`reactor`]: the mio event loop that owns every socket, file watch and timer
 //!   ([`timer`]); [`stream`] holds one stream's run-time state, [`stats`] reports on it.
 //! - [`acl`] and [`auth`]: who may connect and who may read (SPEC §13), decided from the
-//!   peer address and the `Authorization` header alone.
+//!   peer address and the `Authorization` header alone; [`audit`] keeps their refusals
+//!   from flooding the log.
 
 pub mod acl;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -6,6 +6,27 @@ use std::process::ExitCode;
 use logwisp::config::{self, Config, Overrides};
 use logwisp::{cli, reactor, version};
 
+/// A server's protections, for the summary: ` tls`, ` auth bearer`, ` ip lists`.
+fn guards(
+    tls: Option<&config::TlsConfig>,
+    auth: Option<&config::AuthConfig>,
+    acl: &logwisp::acl::Acl,
+) -> String {
+    let mut out = String::new();
+    match tls {
+        Some(t) if t.client_ca_file.is_some() => out.push_str(" tls (client certificates)"),
+        Some(_) => out.push_str(" tls"),
+        None => {}
+    }
+    if let Some(a) = auth {
+        out.push_str(&format!(" auth {}", a.kind.as_str()));
+    }
+    if !acl.is_open() {
+        out.push_str(" ip lists");
+    }
+    out
+}
+
 fn describe(cfg: &Config) -> String {
     let mut out = String::new();
     for s in &cfg.streams {
@@ -30,14 +51,23 @@ fn describe(cfg: &Config) -> String {
         };
         if let Some(h) = &s.http {
             out.push_str(&format!(
-                "  http      {}:{} stream {prefix}{} status {prefix}{} metrics {prefix}{} buffer {}\n",
-                h.address, h.port, h.stream_path, h.status_path, h.metrics_path, h.buffer_size
+                "  http      {}:{} stream {prefix}{} status {prefix}{} metrics {prefix}{} buffer {}{}\n",
+                h.address,
+                h.port,
+                h.stream_path,
+                h.status_path,
+                h.metrics_path,
+                h.buffer_size,
+                guards(h.tls.as_ref(), h.auth.as_ref(), &h.acl)
             ));
         }
         if let Some(t) = &s.tcp {
             out.push_str(&format!(
-                "  tcp       {}:{} buffer {}\n",
-                t.address, t.port, t.buffer_size
+                "  tcp       {}:{} buffer {}{}\n",
+                t.address,
+                t.port,
+                t.buffer_size,
+                guards(t.tls.as_ref(), None, &t.acl)
             ));
         }
     }

@@ -267,6 +267,9 @@ pub fn render(
             vec![
                 ("rate_limit", sum(|srv| srv.rejected_rate)),
                 ("connection_limit", sum(|srv| srv.rejected_connections)),
+                ("ip_denied", sum(|srv| srv.rejected_ip)),
+                ("auth", sum(|srv| srv.rejected_auth)),
+                ("auth_busy", sum(|srv| srv.rejected_auth_busy)),
             ]
         },
     );

@@ -31,6 +31,8 @@ pub const RETRY_MS: u64 = 1000;
 pub const DISCONNECT: &[u8] = b"event: disconnect\ndata: {\"reason\":\"server_shutdown\"}\n\n";
 /// The goodbye when a reload removes the stream (or its HTTP server).
 pub const STREAM_REMOVED: &[u8] = b"event: disconnect\ndata: {\"reason\":\"stream_removed\"}\n\n";
+/// The goodbye when a reload changes who may connect: reconnect and authenticate again.
+pub const AUTH_CHANGED: &[u8] = b"event: disconnect\ndata: {\"reason\":\"auth_changed\"}\n\n";
 
 /// Counters a heartbeat may carry.
 #[derive(Debug, Clone, Copy)]

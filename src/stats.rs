@@ -71,6 +71,9 @@ fn server_json(server: &ServerState, uptime_secs: u64, router: bool) -> Value {
         "rejected": {
             "rate_limit": server.rejected_rate,
             "connection_limit": server.rejected_connections,
+            "ip": server.rejected_ip,
+            "auth": server.rejected_auth,
+            "auth_busy": server.rejected_auth_busy,
         },
     });
     if server.kind == crate::stream::ServerKind::Http {

@@ -81,6 +81,11 @@ pub struct ServerState {
     /// Connections refused by the rate limit and by the connection caps.
     pub rejected_rate: u64,
     pub rejected_connections: u64,
+    /// Connections refused by the IP lists; requests refused for their credentials, and
+    /// for want of password-hash budget.
+    pub rejected_ip: u64,
+    pub rejected_auth: u64,
+    pub rejected_auth_busy: u64,
     /// A heartbeat timer is pending.
     pub heartbeat_armed: bool,
     /// Its output format's index in the stream's table of formats.
@@ -108,6 +113,9 @@ impl ServerState {
             bytes_sent: 0,
             rejected_rate: 0,
             rejected_connections: 0,
+            rejected_ip: 0,
+            rejected_auth: 0,
+            rejected_auth_busy: 0,
             heartbeat_armed: false,
             format: 0,
         }

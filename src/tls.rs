@@ -109,6 +109,14 @@ impl TlsStream {
         self.session.is_handshaking()
     }
 
+    /// The client showed a certificate the server's client CA verified (the handshake
+    /// fails otherwise, so any certificate here is a verified one).
+    pub fn has_client_certificate(&self) -> bool {
+        self.session
+            .peer_certificates()
+            .is_some_and(|chain| !chain.is_empty())
+    }
+
     /// Reads plaintext: decrypts what the socket has until some plaintext is there (or the
     /// socket would block). A failed handshake or a bad record is an error, after the
     /// alert that tells the peer why has been sent.

@@ -184,6 +184,10 @@ pub struct HttpConfig {
     pub heartbeat: Option<HeartbeatConfig>,
     pub rate_limit: Option<RateLimitConfig>,
     pub tls: Option<TlsConfig>,
+    /// Who may use it; `None`: everyone.
+    pub auth: Option<AuthConfig>,
+    /// From which addresses (checked before anything is read).
+    pub acl: crate::acl::Acl,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -195,6 +199,81 @@ pub struct TcpConfig {
     pub heartbeat: Option<HeartbeatConfig>,
     pub rate_limit: Option<RateLimitConfig>,
     pub tls: Option<TlsConfig>,
+    pub acl: crate::acl::Acl,
+}
+
+/// An HTTP server's authentication (SPEC §13). The files are read at start and at every
+/// reload, like certificates.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub kind: crate::auth::AuthKind,
+    pub realm: String,
+    /// `(username, password_hash)` written in the config.
+    pub users: Vec<(String, String)>,
+    pub users_file: Option<PathBuf>,
+    pub tokens: Vec<String>,
+    pub tokens_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for AuthConfig {
+    // Tokens are secrets: a debug print of the config must not show them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("kind", &self.kind)
+            .field("realm", &self.realm)
+            .field("users", &self.users.len())
+            .field("users_file", &self.users_file)
+            .field("tokens", &self.tokens.len())
+            .field("tokens_file", &self.tokens_file)
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    /// The server's [`Auth`](crate::auth::Auth), reading the users and tokens files. The
+    /// error names the file (and line) or the key at fault.
+    pub fn build(&self) -> Result<crate::auth::Auth, String> {
+        use crate::auth::{self, Auth, AuthKind};
+        let read = |path: &Path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        let in_file = |path: &Path, e: auth::AuthError| match e.line {
+            Some(line) => format!("{}, line {line}: {}", path.display(), e.message),
+            None => format!("{}: {}", path.display(), e.message),
+        };
+        match self.kind {
+            AuthKind::None => Ok(Auth::none()),
+            AuthKind::Mtls => Ok(Auth::mtls()),
+            AuthKind::Basic => {
+                let mut users = Vec::with_capacity(self.users.len());
+                for (i, (name, hash)) in self.users.iter().enumerate() {
+                    users.push(
+                        auth::User::new(name, hash)
+                            .map_err(|e| format!("users[{i}]: {}", e.message))?,
+                    );
+                }
+                if let Some(path) = &self.users_file {
+                    let text = read(path)?;
+                    users.extend(auth::parse_users_file(&text).map_err(|e| in_file(path, e))?);
+                }
+                Auth::basic(&self.realm, users).map_err(|e| e.message)
+            }
+            AuthKind::Bearer => {
+                let mut tokens = Vec::with_capacity(self.tokens.len());
+                for (i, t) in self.tokens.iter().enumerate() {
+                    tokens.push(
+                        auth::Token::new(t).map_err(|e| format!("tokens[{i}]: {}", e.message))?,
+                    );
+                }
+                if let Some(path) = &self.tokens_file {
+                    let text = read(path)?;
+                    tokens.extend(auth::parse_tokens_file(&text).map_err(|e| in_file(path, e))?);
+                }
+                Auth::bearer(&self.realm, tokens).map_err(|e| e.message)
+            }
+        }
+    }
 }
 
 /// A server's TLS (SPEC §13). The files are read at start and at every reload.

@@ -75,6 +75,8 @@ schema! {
         heartbeat: Heartbeat,
         rate_limit: RateLimit,
         tls: Tls,
+        auth: Auth,
+        acl: Acl,
     }
 
     pub struct Tcp {
@@ -87,6 +89,9 @@ schema! {
         heartbeat: Heartbeat,
         rate_limit: RateLimit,
         tls: Tls,
+        // Only to say why it cannot be used here (TCP has no request to carry credentials).
+        auth: Auth,
+        acl: Acl,
     }
 
     pub struct Tls {
@@ -96,6 +101,26 @@ schema! {
         client_auth: bool = false,
         client_ca_file: String,
         min_version: String,
+    }
+
+    pub struct Auth {
+        // `AuthKind`, checked in validation.
+        kind("type"): String,
+        realm: String = "logwisp".into(),
+        users: Vec<User>,
+        users_file: String,
+        tokens: Vec<String>,
+        tokens_file: String,
+    }
+
+    pub struct User {
+        username: String,
+        password_hash: String,
+    }
+
+    pub struct Acl {
+        ip_allow: Vec<String>,
+        ip_deny: Vec<String>,
     }
 
     pub struct Heartbeat {

@@ -524,3 +524,144 @@ fn metrics_path_defaults_and_must_differ_from_the_other_paths() {
     let e = err(&MINIMAL.replace("port = 9090", "port = 9090\nmetrics_path = \"/m\""));
     assert_eq!(e.key, "streams[0].tcpserver.metrics_path");
 }
+
+const WITH_HTTP: &str = r#"
+[[streams]]
+name = "app"
+[streams.monitor]
+targets = [{ path = "/var/log/app.log", is_file = true }]
+[streams.httpserver]
+enabled = true
+port = 8080
+"#;
+
+#[test]
+fn bearer_auth_and_ip_lists_are_read() {
+    let c = ok(&format!(
+        "{WITH_HTTP}[streams.httpserver.auth]\ntype = \"bearer\"\ntokens = [\"abc\"]\n\
+         [streams.httpserver.acl]\nip_allow = [\"10.0.0.0/8\", \"::1\"]\nip_deny = [\"10.9.9.9\"]\n"
+    ));
+    let h = c.streams[0].http.as_ref().unwrap();
+    let auth = h.auth.as_ref().unwrap();
+    assert_eq!(auth.kind, crate::auth::AuthKind::Bearer);
+    assert_eq!(auth.realm, "logwisp");
+    assert!(
+        !format!("{auth:?}").contains("abc"),
+        "tokens stay out of debug output"
+    );
+    assert!(h.acl.allows("10.1.2.3".parse().unwrap()));
+    assert!(!h.acl.allows("10.9.9.9".parse().unwrap()));
+    assert!(!h.acl.allows("192.168.1.1".parse().unwrap()));
+    assert!(h.acl.allows("::1".parse().unwrap()));
+}
+
+#[test]
+fn auth_type_none_is_no_auth() {
+    let c = ok(&format!(
+        "{WITH_HTTP}[streams.httpserver.auth]\ntype = \"none\"\n"
+    ));
+    assert!(c.streams[0].http.as_ref().unwrap().auth.is_none());
+}
+
+#[test]
+fn auth_mistakes_name_their_key() {
+    let cases = [
+        (
+            "type = \"digest\"",
+            "streams[0].httpserver.auth.type",
+            "expected none, basic",
+        ),
+        (
+            "type = \"bearer\"",
+            "streams[0].httpserver.auth",
+            "at least one token",
+        ),
+        (
+            "type = \"basic\"",
+            "streams[0].httpserver.auth",
+            "at least one user",
+        ),
+        (
+            "type = \"mtls\"",
+            "streams[0].httpserver.auth.type",
+            "client certificates",
+        ),
+        (
+            "type = \"bearer\"\ntokens = [\"a\"]\nusers = [{ username = \"u\", password_hash = \"x\" }]",
+            "streams[0].httpserver.auth.users",
+            "not used by auth type \"bearer\"",
+        ),
+        (
+            "type = \"basic\"\nusers = [{ username = \"u\", password_hash = \"plain\" }]",
+            "streams[0].httpserver.auth",
+            "users[0]",
+        ),
+        (
+            "type = \"basic\"\nusers = [{ username = \"u\" }]",
+            "streams[0].httpserver.auth.users[0]",
+            "password_hash",
+        ),
+        (
+            "type = \"bearer\"\ntokens_file = \"/nonexistent/tokens\"",
+            "streams[0].httpserver.auth",
+            "/nonexistent/tokens",
+        ),
+    ];
+    for (table, key, message) in cases {
+        let e = err(&format!("{WITH_HTTP}[streams.httpserver.auth]\n{table}\n"));
+        assert_eq!(e.key, key, "{table}: {e}");
+        assert!(e.message.contains(message), "{table}: {e}");
+    }
+}
+
+#[test]
+fn a_bad_address_in_an_ip_list_names_its_entry() {
+    let e = err(&format!(
+        "{WITH_HTTP}[streams.httpserver.acl]\nip_deny = [\"10.0.0.1\", \"10.0.0.0/33\"]\n"
+    ));
+    assert_eq!(e.key, "streams[0].httpserver.acl.ip_deny[1]");
+    assert!(e.message.contains("10.0.0.0/33"), "{e}");
+}
+
+#[test]
+fn tcp_servers_take_ip_lists_but_not_passwords() {
+    let c = ok(&format!(
+        "{MINIMAL}[streams.tcpserver.acl]\nip_allow = [\"127.0.0.1\"]\n"
+    ));
+    assert!(!c.streams[0].tcp.as_ref().unwrap().acl.is_open());
+    let e = err(&format!(
+        "{MINIMAL}[streams.tcpserver.auth]\ntype = \"bearer\"\ntokens = [\"a\"]\n"
+    ));
+    assert_eq!(e.key, "streams[0].tcpserver.auth.type");
+    assert!(e.message.contains("client certificates"), "{e}");
+}
+
+#[test]
+fn router_streams_on_one_port_must_agree_on_auth_and_ip_lists() {
+    let two = |extra_b: &str| {
+        format!(
+            "{WITH_HTTP}\n[[streams]]\nname = \"b\"\n[streams.monitor]\n\
+             targets = [{{ path = \"/var/log/b.log\", is_file = true }}]\n\
+             [streams.httpserver]\nenabled = true\nport = 8080\n{extra_b}"
+        )
+    };
+    let router = Overrides {
+        router: true,
+        ..Overrides::default()
+    };
+    assert!(parse(&two(""), "t.toml", router).is_ok());
+    let e = parse(
+        &two("[streams.httpserver.acl]\nip_allow = [\"127.0.0.1\"]\n"),
+        "t.toml",
+        router,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("same [acl] settings"), "{e}");
+    let e = parse(
+        &two("[streams.httpserver.auth]\ntype = \"bearer\"\ntokens = [\"a\"]\n"),
+        "t.toml",
+        router,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("same [auth] settings"), "{e}");
+}

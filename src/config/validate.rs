@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::schema;
 use super::*;
+use crate::auth::AuthKind;
 use crate::filter::{FilterKind, FilterSpec, Logic, StreamFilters};
 use crate::format::{Format, FormatError};
 
@@ -114,6 +115,8 @@ fn check_ports(
         address: IpAddr,
         port: u16,
         tls: Option<&'a TlsConfig>,
+        auth: Option<&'a AuthConfig>,
+        acl: &'a crate::acl::Acl,
     }
     let mut uses: Vec<Use> = Vec::new();
     for (i, s) in streams.iter().enumerate() {
@@ -124,6 +127,8 @@ fn check_ports(
                 address: h.address,
                 port: h.port,
                 tls: h.tls.as_ref(),
+                auth: h.auth.as_ref(),
+                acl: &h.acl,
             });
         }
         if let Some(t) = &s.tcp {
@@ -133,6 +138,8 @@ fn check_ports(
                 address: t.address,
                 port: t.port,
                 tls: t.tls.as_ref(),
+                auth: None,
+                acl: &t.acl,
             });
         }
     }
@@ -168,11 +175,20 @@ fn check_ports(
                         ),
                     ));
                 }
-                if u.tls != prev.tls {
+                // One listener, one handshake, one check before routing: a request is
+                // authenticated before the stream it names is known.
+                let differs = [
+                    ("tls", u.tls != prev.tls),
+                    ("auth", u.auth != prev.auth),
+                    ("acl", u.acl != prev.acl),
+                ]
+                .into_iter()
+                .find(|(_, d)| *d);
+                if let Some((table, _)) = differs {
                     return Err(invalid(
                         &u.key,
                         format!(
-                            "streams sharing port {} in router mode must have the same [tls] settings (they differ from {})",
+                            "streams sharing port {} in router mode must have the same [{table}] settings (they differ from {})",
                             u.port, prev.key
                         ),
                     ));
@@ -534,6 +550,7 @@ fn http(key: &str, h: schema::Http) -> Result<HttpConfig, Invalid> {
             )
         });
     }
+    let tls_config = tls(&format!("{key}.tls"), h.tls)?;
     Ok(HttpConfig {
         address: address(key, h.address)?,
         port: port(key, h.port)?,
@@ -543,20 +560,124 @@ fn http(key: &str, h: schema::Http) -> Result<HttpConfig, Invalid> {
         metrics_path,
         heartbeat: heartbeat(&format!("{key}.heartbeat"), h.heartbeat, true)?,
         rate_limit: rate_limit(&format!("{key}.rate_limit"), h.rate_limit)?,
-        tls: tls(&format!("{key}.tls"), h.tls)?,
+        auth: auth(&format!("{key}.auth"), h.auth, tls_config.as_ref())?,
+        tls: tls_config,
+        acl: acl(&format!("{key}.acl"), h.acl)?,
         format: output_format(key, h.format, h.txt_template)?,
     })
 }
 
 fn tcp(key: &str, t: schema::Tcp) -> Result<TcpConfig, Invalid> {
+    let tls_config = tls(&format!("{key}.tls"), t.tls)?;
+    tcp_auth(&format!("{key}.auth"), t.auth, tls_config.as_ref())?;
     Ok(TcpConfig {
         address: address(key, t.address)?,
         port: port(key, t.port)?,
         buffer_size: buffer(key, t.buffer_size)?,
         heartbeat: heartbeat(&format!("{key}.heartbeat"), t.heartbeat, false)?,
         rate_limit: rate_limit(&format!("{key}.rate_limit"), t.rate_limit)?,
-        tls: tls(&format!("{key}.tls"), t.tls)?,
+        tls: tls_config,
+        acl: acl(&format!("{key}.acl"), t.acl)?,
         format: output_format(key, t.format, t.txt_template)?,
+    })
+}
+
+/// `[auth]` of an HTTP server; built here once (files read, hashes parsed) so a bad one is
+/// a config error that `--check` finds.
+fn auth(
+    key: &str,
+    a: Option<schema::Auth>,
+    tls: Option<&TlsConfig>,
+) -> Result<Option<AuthConfig>, Invalid> {
+    let Some(a) = a else { return Ok(None) };
+    let kind = keyword(format!("{key}.type"), a.kind, AuthKind::None, |s| s.parse())?;
+    let client_certs = tls.is_some_and(|t| t.client_ca_file.is_some());
+    if kind == AuthKind::Mtls && !client_certs {
+        return Err(invalid(
+            format!("{key}.type"),
+            "mtls needs TLS with client certificates: set tls.enabled = true, tls.client_auth = true and tls.client_ca_file",
+        ));
+    }
+    let path = |name: &str, v: Option<String>| -> Result<Option<PathBuf>, Invalid> {
+        match v.filter(|v| !v.is_empty()) {
+            Some(v) => file_path(&format!("{key}.{name}"), &v).map(Some),
+            None => Ok(None),
+        }
+    };
+    let users_file = path("users_file", a.users_file)?;
+    let tokens_file = path("tokens_file", a.tokens_file)?;
+    let users = a.users.unwrap_or_default();
+    let tokens = a.tokens.unwrap_or_default();
+    let misplaced = match kind {
+        AuthKind::Basic if !tokens.is_empty() || tokens_file.is_some() => Some("tokens"),
+        AuthKind::Bearer if !users.is_empty() || users_file.is_some() => Some("users"),
+        AuthKind::None | AuthKind::Mtls if !users.is_empty() || users_file.is_some() => {
+            Some("users")
+        }
+        AuthKind::None | AuthKind::Mtls if !tokens.is_empty() || tokens_file.is_some() => {
+            Some("tokens")
+        }
+        _ => None,
+    };
+    if let Some(what) = misplaced {
+        return Err(invalid(
+            format!("{key}.{what}"),
+            format!("{what} are not used by auth type \"{}\"", kind.as_str()),
+        ));
+    }
+    let mut pairs = Vec::with_capacity(users.len());
+    for (i, u) in users.into_iter().enumerate() {
+        let name = u.username.unwrap_or_default();
+        let hash = u.password_hash.unwrap_or_default();
+        if name.is_empty() || hash.is_empty() {
+            return Err(invalid(
+                format!("{key}.users[{i}]"),
+                "each user needs `username` and `password_hash`",
+            ));
+        }
+        pairs.push((name, hash));
+    }
+    let cfg = AuthConfig {
+        kind,
+        realm: a.realm,
+        users: pairs,
+        users_file,
+        tokens,
+        tokens_file,
+    };
+    if let Err(e) = cfg.build() {
+        return Err(invalid(key, e));
+    }
+    Ok((kind != AuthKind::None).then_some(cfg))
+}
+
+/// `[auth]` under a TCP server: only to explain what to use instead.
+fn tcp_auth(key: &str, a: Option<schema::Auth>, tls: Option<&TlsConfig>) -> Result<(), Invalid> {
+    let Some(a) = a else { return Ok(()) };
+    let client_certs = tls.is_some_and(|t| t.client_ca_file.is_some());
+    match a.kind.as_deref() {
+        None | Some("none") => Ok(()),
+        Some("mtls") if client_certs => Ok(()),
+        _ => Err(invalid(
+            format!("{key}.type"),
+            "a TCP server has no request to carry a password or token; use client certificates (tls.client_auth = true) and the IP lists ([acl])",
+        )),
+    }
+}
+
+fn acl(key: &str, a: Option<schema::Acl>) -> Result<crate::acl::Acl, Invalid> {
+    let Some(a) = a else {
+        return Ok(crate::acl::Acl::default());
+    };
+    crate::acl::Acl::new(
+        &a.ip_allow.unwrap_or_default(),
+        &a.ip_deny.unwrap_or_default(),
+    )
+    .map_err(|e| {
+        invalid(
+            format!("{key}.{}[{}]", e.list, e.index),
+            format!("{:?}: {}", e.entry, e.reason),
+        )
     })
 }
 

@@ -6,6 +6,7 @@
 use super::request::{HttpError, Method, Request};
 use super::response::{error_body, reason};
 use super::router::{Endpoint, Routes};
+use crate::auth::{Auth, AuthKind, AuthOutcome, Principal};
 use crate::filter::{self, ClientFilter, QueryError};
 use crate::stream::StreamId;
 
@@ -231,6 +232,69 @@ pub fn error_reply(e: HttpError) -> Reply {
 }
 
 /// The answer to a request refused by a limit; the connection closes after it.
+/// Why a request was refused by authentication: for counters and the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRefusal {
+    /// No credentials, wrong ones, or unreadable ones: `401`.
+    Unauthorized,
+    /// Checking them would hash a password and the hash budget is spent: `503`.
+    Busy,
+}
+
+/// The authentication step, after routing and rate limiting: `Ok` lets the request on,
+/// `Err` is the answer. CORS preflights pass (browsers send them without credentials);
+/// everything else on the listener is protected, unknown paths included, so a 404 does not
+/// list the endpoints to strangers.
+pub fn authenticate(
+    req: &Request,
+    auth: &mut Auth,
+    client_certificate: bool,
+    now_ms: u64,
+) -> Result<Principal, (AuthRefusal, Reply)> {
+    if req.method == Method::Options {
+        return Ok(Principal::Anyone);
+    }
+    let outcome = match &req.authorization {
+        Some(None) if auth.kind() != AuthKind::None => {
+            AuthOutcome::Malformed("the Authorization header was sent more than once")
+        }
+        Some(None) => AuthOutcome::Allowed(Principal::Anyone),
+        Some(Some(value)) => auth.check(Some(value), client_certificate, now_ms),
+        None => auth.check(None, client_certificate, now_ms),
+    };
+    let message = match outcome {
+        AuthOutcome::Allowed(who) => return Ok(who),
+        AuthOutcome::Busy { retry_after_secs } => {
+            let reply = Reply::json(
+                503,
+                error_body(
+                    "Service Unavailable",
+                    Some("too many password checks at once; retry shortly"),
+                ),
+                req.keep_alive,
+            )
+            .header("Retry-After", retry_after_secs.to_string());
+            return Err((AuthRefusal::Busy, reply));
+        }
+        AuthOutcome::Missing if auth.kind() == AuthKind::Mtls => "a client certificate is required",
+        AuthOutcome::Missing => "credentials are required",
+        AuthOutcome::Invalid => "invalid credentials",
+        AuthOutcome::Malformed(why) => why,
+    };
+    // A 401 must say how to authenticate; a certificate cannot be asked for over HTTP.
+    let mut reply = match auth.www_authenticate() {
+        Some(challenge) => Reply::json(
+            401,
+            error_body("Unauthorized", Some(message)),
+            req.keep_alive,
+        )
+        .header("WWW-Authenticate", challenge),
+        None => Reply::json(403, error_body("Forbidden", Some(message)), req.keep_alive),
+    };
+    reply.head_only = req.method == Method::Head;
+    Err((AuthRefusal::Unauthorized, reply))
+}
+
 pub fn refusal_reply(status: u16, message: &str, retry_after_secs: u64) -> Reply {
     Reply::json(status, error_body(message, None), false)
         .header("Retry-After", retry_after_secs.to_string())
@@ -430,6 +494,93 @@ mod tests {
                 .contains(&("Access-Control-Allow-Headers", "last-event-id".to_string())),
             "{:?}",
             r.headers
+        );
+    }
+
+    fn request(raw: &str) -> Request {
+        match parse(raw.as_bytes()) {
+            Parse::Done(req) => req,
+            other => panic!("{raw:?}: {other:?}"),
+        }
+    }
+
+    fn bearer() -> Auth {
+        Auth::bearer("logs", vec![crate::auth::Token::new("t0k3n").unwrap()]).unwrap()
+    }
+
+    #[test]
+    fn a_request_without_credentials_gets_401_with_the_challenge() {
+        let req = request("GET /stream HTTP/1.1\r\nHost: a\r\n\r\n");
+        let Err((why, r)) = authenticate(&req, &mut bearer(), false, 0) else {
+            panic!("refused");
+        };
+        assert_eq!(why, AuthRefusal::Unauthorized);
+        assert_eq!(r.status, 401);
+        assert!(r.keep_alive);
+        assert!(
+            r.headers
+                .contains(&("WWW-Authenticate", "Bearer realm=\"logs\"".into())),
+            "{:?}",
+            r.headers
+        );
+        let Content::Json(body) = r.content else {
+            panic!("a JSON body")
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["message"], "credentials are required");
+    }
+
+    #[test]
+    fn the_right_token_passes_and_a_wrong_one_is_named_invalid() {
+        let ok = request("GET /status HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer t0k3n\r\n\r\n");
+        assert_eq!(
+            authenticate(&ok, &mut bearer(), false, 0),
+            Ok(Principal::Token(0))
+        );
+        let bad = request("GET /status HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer nope\r\n\r\n");
+        let Err((_, r)) = authenticate(&bad, &mut bearer(), false, 0) else {
+            panic!("refused");
+        };
+        let Content::Json(body) = r.content else {
+            panic!("a JSON body")
+        };
+        assert!(String::from_utf8_lossy(&body).contains("invalid credentials"));
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused_and_preflights_pass() {
+        let twice = request(
+            "GET /stream HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer t0k3n\r\n\
+             Authorization: Bearer t0k3n\r\n\r\n",
+        );
+        assert!(authenticate(&twice, &mut bearer(), false, 0).is_err());
+        assert_eq!(
+            authenticate(&twice, &mut Auth::none(), false, 0),
+            Ok(Principal::Anyone)
+        );
+        let preflight = request("OPTIONS /stream HTTP/1.1\r\nHost: a\r\nOrigin: http://x\r\n\r\n");
+        assert_eq!(
+            authenticate(&preflight, &mut bearer(), false, 0),
+            Ok(Principal::Anyone)
+        );
+    }
+
+    #[test]
+    fn head_refusals_have_no_body_and_mtls_without_a_certificate_is_403() {
+        let head = request("HEAD /stream HTTP/1.1\r\nHost: a\r\n\r\n");
+        let Err((_, r)) = authenticate(&head, &mut bearer(), false, 0) else {
+            panic!("refused");
+        };
+        assert!(r.head_only);
+        let get = request("GET /stream HTTP/1.1\r\nHost: a\r\n\r\n");
+        let Err((_, r)) = authenticate(&get, &mut Auth::mtls(), false, 0) else {
+            panic!("refused");
+        };
+        assert_eq!(r.status, 403);
+        assert!(r.headers.iter().all(|(n, _)| *n != "WWW-Authenticate"));
+        assert_eq!(
+            authenticate(&get, &mut Auth::mtls(), true, 0),
+            Ok(Principal::Certificate)
         );
     }
 }

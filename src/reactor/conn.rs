@@ -40,6 +40,15 @@ impl Transport {
         }
     }
 
+    /// A verified client certificate came with the TLS handshake.
+    pub fn has_client_certificate(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.has_client_certificate(),
+        }
+    }
+
     /// Sends what the transport itself holds; `Done` when nothing is left.
     pub fn push_pending(&mut self) -> io::Result<Io> {
         match self {

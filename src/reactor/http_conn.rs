@@ -381,6 +381,69 @@ impl Reactor {
         }
     }
 
+    /// The listener's authentication of a request on connection `key`.
+    fn authenticate(
+        &mut self,
+        key: usize,
+        req: &Request,
+        now: u64,
+    ) -> Result<(), (decide::AuthRefusal, Reply)> {
+        let Some(conn) = self.conns.get(key) else {
+            return Ok(());
+        };
+        let Some((_, auth)) = self
+            .listeners
+            .get_mut(conn.listener)
+            .and_then(|l| l.auth.as_mut())
+        else {
+            return Ok(());
+        };
+        let certificate = conn.transport.has_client_certificate();
+        decide::authenticate(req, auth, certificate, now).map(|_| ())
+    }
+
+    fn count_auth_refusal(
+        &mut self,
+        key: usize,
+        stream: Option<StreamId>,
+        why: decide::AuthRefusal,
+        req: &Request,
+        now: u64,
+    ) {
+        if let Some(server) = stream
+            .and_then(|id| self.stream_mut(id))
+            .and_then(|s| s.http.as_mut())
+        {
+            match why {
+                decide::AuthRefusal::Unauthorized => server.rejected_auth += 1,
+                decide::AuthRefusal::Busy => server.rejected_auth_busy += 1,
+            }
+        }
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let peer = conn.peer;
+        let port = self
+            .listeners
+            .get(conn.listener)
+            .map_or(0, |l| l.addr.port());
+        if self.audit.should_log(peer, now) {
+            let what = match (why, req.authorization.is_some()) {
+                (decide::AuthRefusal::Unauthorized, true) => "refused credentials",
+                (decide::AuthRefusal::Unauthorized, false) => {
+                    "refused a request without credentials"
+                }
+                (decide::AuthRefusal::Busy, _) => "deferred a password check (hash budget spent)",
+            };
+            crate::log::warn(
+                "",
+                &format!(
+                    "auth: {what} from {peer} on port {port} (further refusals from this address are counted, not logged, for a minute)"
+                ),
+            );
+        }
+    }
+
     fn answer_error(&mut self, key: usize, e: HttpError, now: u64) {
         let stream = self.limiting_stream(key, None);
         if !self.take_token(key, stream, now) {
@@ -412,6 +475,11 @@ impl Reactor {
             return Step::Continue;
         }
         self.re_arm_header_timer(key);
+        if let Err((why, reply)) = self.authenticate(key, &req, now) {
+            self.count_auth_refusal(key, limited_by, why, &req, now);
+            self.send_reply(key, reply);
+            return Step::Continue;
+        }
         match decision {
             Decision::Reply(reply) => {
                 self.send_reply(key, reply);

@@ -66,6 +66,10 @@ pub struct Listener {
     /// Connections are TLS sessions with these settings (re-read at every reload).
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Who may send requests (HTTP), with the config it was built from.
+    pub auth: Option<(crate::config::AuthConfig, crate::auth::Auth)>,
+    /// Which addresses may connect at all.
+    pub acl: crate::acl::Acl,
 }
 
 pub fn host_for_url(ip: IpAddr) -> String {
@@ -122,6 +126,8 @@ impl Reactor {
             paused: false,
             #[cfg(feature = "tls")]
             tls: None,
+            auth: None,
+            acl: crate::acl::Acl::default(),
         });
         Ok(key)
     }
@@ -167,6 +173,19 @@ impl Reactor {
                 println!("[{}] http listening on {addr}", s.name());
                 println!("[{}]   stream: {base}{}", s.name(), s.stream_path);
                 println!("[{}]   status: {base}{}", s.name(), s.status_path);
+                if let Some(cfg) = &s.cfg.http
+                    && cfg.tls.is_none()
+                    && let Some(auth) = &cfg.auth
+                    && auth.kind != crate::auth::AuthKind::None
+                {
+                    crate::log::warn(
+                        s.name(),
+                        &format!(
+                            "{} credentials travel in clear over plain HTTP: enable [streams.httpserver.tls] or serve through a TLS proxy",
+                            auth.kind.as_str()
+                        ),
+                    );
+                }
             }
             if let Some(t) = &s.tcp
                 && let Some(addr) = t.bound
@@ -238,6 +257,11 @@ impl Reactor {
     }
 
     fn admit(&mut self, l: usize, socket: TcpStream, peer: SocketAddr, now: u64) {
+        let peer_ip = crate::ratelimit::canonical(peer.ip());
+        if !self.listeners[l].acl.allows(peer_ip) {
+            self.refuse_address(l, socket, peer_ip, now);
+            return;
+        }
         // Entries are small and latency matters more than packet count.
         let _ = socket.set_nodelay(true);
         let key = self.conns.vacant_key();
@@ -259,7 +283,6 @@ impl Reactor {
         }
         let tls = transport.handshaking();
         let generation = self.next_generation();
-        let peer_ip = crate::ratelimit::canonical(peer.ip());
         let tcp_stream = match self.listeners[l].kind {
             ListenerKind::Http(_) => None,
             ListenerKind::Tcp(s) => Some(s),
@@ -297,6 +320,48 @@ impl Reactor {
             self.arm_heartbeat(s, ServerKind::Tcp);
         }
         self.drive(key, now);
+    }
+
+    /// A connection from an address the IP lists refuse: closed before anything is read.
+    /// A plain TCP client is told why in one JSON line (a TLS one would not read it, and
+    /// an HTTP client would take it for a broken response).
+    fn refuse_address(&mut self, l: usize, socket: TcpStream, peer: IpAddr, now: u64) {
+        let listener = &self.listeners[l];
+        let port = listener.addr.port();
+        let (stream, tcp) = match &listener.kind {
+            ListenerKind::Tcp(s) => (Some(*s), true),
+            ListenerKind::Http(routes) => (routes.streams().next(), false),
+        };
+        #[cfg(feature = "tls")]
+        let tls = listener.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        let tls = false;
+        if tcp && !tls {
+            let mut line = Vec::new();
+            tcp::error_line(&mut line, "Forbidden: your address may not connect");
+            // A fresh socket's send buffer takes one short line; if not, the close says it.
+            let _ = io::Write::write(&mut &socket, &line);
+        }
+        drop(socket);
+        let kind = if tcp {
+            ServerKind::Tcp
+        } else {
+            ServerKind::Http
+        };
+        if let Some(server) = stream
+            .and_then(|s| self.stream_mut(s))
+            .and_then(|s| s.server_mut(kind))
+        {
+            server.rejected_ip += 1;
+        }
+        if self.audit.should_log(peer, now) {
+            crate::log::warn(
+                "",
+                &format!(
+                    "acl: refused a connection from {peer} on port {port} (further refusals from this address are counted, not logged, for a minute)"
+                ),
+            );
+        }
     }
 
     /// The byte pipe for a connection accepted by listener `l`: a TLS session when it

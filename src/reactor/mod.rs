@@ -156,6 +156,8 @@ pub struct Reactor {
     stopping: bool,
     stop_now: bool,
     accept_error_reported: bool,
+    /// Refusals by IP list or authentication already logged, per address.
+    audit: crate::audit::Audit,
     counters: crate::metrics::Counters,
 }
 
@@ -222,6 +224,7 @@ impl Reactor {
             stopping: false,
             stop_now: false,
             accept_error_reported: false,
+            audit: crate::audit::Audit::default(),
             counters: crate::metrics::Counters::default(),
         };
         println!("logwisp {} starting", crate::version::TAG);

@@ -16,6 +16,8 @@ use super::{Reactor, Timer, file_budget};
 
 /// How long the clients of a removed stream have to take their goodbye.
 const REAP_GRACE_MS: u64 = 2_000;
+use crate::acl::Acl;
+use crate::auth::Auth;
 use crate::config::{self, Config, StreamConfig};
 use crate::entry::unix_micros_now;
 use crate::http::router::{Routes, StreamPaths};
@@ -32,6 +34,9 @@ struct Want {
     /// TLS settings, the files read for this config.
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Authentication (HTTP), its files read for this config.
+    auth: Option<(config::AuthConfig, Auth)>,
+    acl: Acl,
 }
 
 enum WantKind {
@@ -97,7 +102,7 @@ impl Reactor {
             .filter(|id| !plan.iter().any(|(p, _)| p == id))
             .collect();
 
-        let wants = match wanted_listeners(&plan, new.router) {
+        let mut wants = match wanted_listeners(&plan, new.router) {
             Ok(w) => w,
             Err(e) => {
                 for (id, _) in added {
@@ -178,7 +183,7 @@ impl Reactor {
             }
         }
         for (i, k) in installed {
-            self.route_listener(k, &wants[i], &plan);
+            self.route_listener(k, &mut wants[i], &plan, self.now);
         }
         for (id, resume) in added {
             self.start_stream_tailing(id, resume);
@@ -394,7 +399,13 @@ impl Reactor {
     }
 
     /// Gives listener `key` what `want` serves, and tells its streams where they are.
-    fn route_listener(&mut self, key: usize, want: &Want, plan: &[(StreamId, StreamConfig)]) {
+    fn route_listener(
+        &mut self,
+        key: usize,
+        want: &mut Want,
+        plan: &[(StreamId, StreamConfig)],
+        now: u64,
+    ) {
         let addr = self.listeners[key].addr;
         let kind = match &want.kind {
             WantKind::Tcp(id) => {
@@ -434,6 +445,48 @@ impl Reactor {
         {
             self.listeners[key].tls = want.tls.clone();
         }
+        self.guard_listener(key, want.auth.take(), want.acl.clone(), now);
+    }
+
+    /// New access rules for listener `key`. Connections the new IP lists refuse are
+    /// closed; when the authentication changed, its streaming clients are asked to
+    /// reconnect (with their last id, so nothing is lost) and show their credentials again.
+    fn guard_listener(
+        &mut self,
+        key: usize,
+        auth: Option<(config::AuthConfig, Auth)>,
+        acl: Acl,
+        now: u64,
+    ) {
+        let listener = &mut self.listeners[key];
+        let old_config = listener.auth.as_ref().map(|(c, _)| c.clone());
+        let auth_changed = old_config.as_ref() != auth.as_ref().map(|(c, _)| c);
+        listener.auth = match (auth, listener.auth.take()) {
+            (Some((config, mut new)), Some((_, mut old))) => {
+                new.take_cache_from(&mut old);
+                Some((config, new))
+            }
+            (new, _) => new,
+        };
+        let acl_changed = listener.acl != acl;
+        listener.acl = acl;
+        if !auth_changed && !acl_changed {
+            return;
+        }
+        let affected: Vec<(usize, bool)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.listener == key)
+            .map(|(k, c)| (k, matches!(c.state, ConnState::Stream(_))))
+            .collect();
+        for (conn, streaming) in affected {
+            let peer = self.conns[conn].peer;
+            if !self.listeners[key].acl.allows(peer) {
+                self.close(conn, now);
+            } else if auth_changed && streaming && self.listeners[key].auth.is_some() {
+                self.say_goodbye(conn, sse::AUTH_CHANGED, now);
+            }
+        }
     }
 }
 
@@ -463,6 +516,15 @@ fn wanted_listeners(plan: &[(StreamId, StreamConfig)], router: bool) -> Result<V
                     who: format!("stream `{}` http server", cfg.name),
                     #[cfg(feature = "tls")]
                     tls: tls_config(&h.tls, &cfg.name)?,
+                    auth: match &h.auth {
+                        Some(a) => Some((
+                            a.clone(),
+                            a.build()
+                                .map_err(|e| format!("stream `{}`: {e}", cfg.name))?,
+                        )),
+                        None => None,
+                    },
+                    acl: h.acl.clone(),
                 }),
             }
         }
@@ -473,6 +535,8 @@ fn wanted_listeners(plan: &[(StreamId, StreamConfig)], router: bool) -> Result<V
                 who: format!("stream `{}` tcp server", cfg.name),
                 #[cfg(feature = "tls")]
                 tls: tls_config(&t.tls, &cfg.name)?,
+                auth: None,
+                acl: t.acl.clone(),
             });
         }
     }

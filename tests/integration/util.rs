@@ -804,11 +804,15 @@ impl HttpConn {
         let end = find(&self.buf, b"\r\n\r\n").unwrap();
         let mut resp = parse_head(&self.buf[..end]);
         self.buf.drain(..end + 4);
-        let len: usize = resp
-            .header("Content-Length")
-            .expect("response has Content-Length")
-            .parse()
-            .expect("numeric Content-Length");
+        // RFC 9110 §8.6: a 204 (or 304) has no body and need not say so.
+        let len: usize = if matches!(resp.status, 204 | 304) {
+            0
+        } else {
+            resp.header("Content-Length")
+                .expect("response has Content-Length")
+                .parse()
+                .expect("numeric Content-Length")
+        };
         let got_body = read_until(&mut self.stream, &mut self.buf, deadline, |b| {
             b.len() >= len
         });
