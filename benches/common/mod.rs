@@ -1024,6 +1024,22 @@ enum ChunkState {
 }
 
 impl Dechunk {
+    /// For a body without an HTTP head (TCP's NDJSON, raw lines): every byte passes as it
+    /// is. (Looking for a head there would copy every byte of the stream into `head`.)
+    pub fn identity() -> Dechunk {
+        Dechunk {
+            state: ChunkState::Identity,
+            ..Dechunk::default()
+        }
+    }
+
+    pub fn for_proto(proto: Proto) -> Dechunk {
+        match proto {
+            Proto::Sse => Dechunk::default(),
+            Proto::Tcp => Dechunk::identity(),
+        }
+    }
+
     /// Decodes `buf` in place; returns the length of what remains.
     pub fn decode(&mut self, buf: &mut [u8]) -> usize {
         let mut out = 0;
@@ -1032,7 +1048,9 @@ impl Dechunk {
             let b = buf[i];
             match self.state {
                 ChunkState::Identity => {
-                    buf.copy_within(i.., out);
+                    if out != i {
+                        buf.copy_within(i.., out);
+                    }
                     return out + (buf.len() - i);
                 }
                 ChunkState::Head => {
@@ -1162,7 +1180,7 @@ impl Fleet {
             proto,
             check,
             partial: Vec::new(),
-            body: Dechunk::default(),
+            body: Dechunk::for_proto(proto),
             request,
             request_sent: 0,
             open: true,
@@ -1191,7 +1209,7 @@ impl Fleet {
             proto,
             check,
             partial: Vec::new(),
-            body: Dechunk::default(),
+            body: Dechunk::for_proto(proto),
             request: Vec::new(),
             request_sent: 0,
             open: true,
