@@ -457,12 +457,16 @@ fn parse_listen(line: &str, proto: &str) -> Option<SocketAddr> {
 
 impl Logwisp {
     /// Starts logwisp with `config` written to `dir/logwisp.toml`, cwd `dir`, and waits
-    /// until the expected listeners are printed.
+    /// until the expected listeners are printed. State goes to `dir/state`: a bench run
+    /// neither reads nor overwrites the user's saved positions.
     pub fn start(dir: &Path, config: &str, want_http: bool, want_tcp: bool) -> io::Result<Logwisp> {
         let path = dir.join("logwisp.toml");
         fs::write(&path, config)?;
         let mut cmd = logwisp_command();
-        cmd.arg("--config").arg(&path).current_dir(dir);
+        cmd.arg("--config")
+            .arg(&path)
+            .current_dir(dir)
+            .env("STATE_DIRECTORY", dir.join("state"));
         Self::spawn(cmd, want_http, want_tcp)
     }
 
@@ -472,6 +476,7 @@ impl Logwisp {
         let mut cmd = logwisp_command();
         cmd.current_dir(dir)
             .env("HOME", dir)
+            .env("STATE_DIRECTORY", dir.join("state"))
             .env_remove("LOGWISP_CONFIG");
         Self::spawn(cmd, true, false)
     }
