@@ -379,7 +379,8 @@ pub struct ConfigSpec<'a> {
     pub targets: &'a str,
     pub http: bool,
     pub tcp: bool,
-    pub buffer_size: usize,
+    /// `None` leaves `buffer_size` out, so logwisp's default applies.
+    pub buffer_size: Option<usize>,
     pub check_interval_ms: u64,
     /// Heartbeat interval in seconds (both servers), when wanted.
     pub heartbeat_secs: Option<u64>,
@@ -396,9 +397,11 @@ impl ConfigSpec<'_> {
                 continue;
             }
             s.push_str(&format!(
-                "\n[streams.{table}]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\nbuffer_size = {}\n",
-                self.buffer_size
+                "\n[streams.{table}]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\n"
             ));
+            if let Some(n) = self.buffer_size {
+                s.push_str(&format!("buffer_size = {n}\n"));
+            }
             if let Some(hb) = self.heartbeat_secs {
                 s.push_str(&format!(
                     "\n[streams.{table}.heartbeat]\nenabled = true\ninterval_seconds = {hb}\ninclude_timestamp = true\ninclude_stats = true\n"
