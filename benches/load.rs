@@ -1,8 +1,8 @@
-//! Question: end to end on this machine, with the default `buffer_size`, how many lines/s does logwisp carry from a file to 1, 100 and 1 000 real clients without losing one (also in a 10 M-line burst), how close is that to `tail -F | socat`, how prompt is it (write→receive latency), and what does it cost (RSS idle, per client and in a burst, idle CPU, CPU per line, binary size)?
+//! Question: end to end on this machine, with the default `buffer_size`, how many lines/s does logwisp carry from a file to 1, 100 and 1 000 real clients without losing one (also in a 10 M-line burst, and to a client catching up from disk), how close is that to `tail -F | socat`, how prompt is it (write→receive latency), and what does it cost (RSS idle, per client and in a burst, idle CPU, CPU per line, binary size)?
 //!
 //! `cargo bench --bench load [-- SCENARIO... --quick --idle-secs N --client-threads N
-//! --note TEXT --write|--no-write]`, scenarios: throughput burst ceiling floor latency
-//! memory idle size (default: all). Prints one table and writes it into
+//! --note TEXT --write|--no-write]`, scenarios: throughput burst catchup ceiling floor
+//! latency memory idle size (default: all). Prints one table and writes it into
 //! BENCHMARKS.md (not for `--quick` unless `--write`).
 
 mod common;
@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const GROUPS: [&str; 10] = [
+const GROUPS: [&str; 11] = [
     "throughput",
     "burst",
+    "catch-up",
     "ceiling",
     "floor",
     "ratio",
@@ -30,9 +31,10 @@ const GROUPS: [&str; 10] = [
     "idle",
     "size",
 ];
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "throughput",
     "burst",
+    "catchup",
     "ceiling",
     "floor",
     "latency",
@@ -248,6 +250,17 @@ fn main() {
             }
         }
     }
+    if ctx.opts.wants("catchup")
+        && let Err(e) = catch_up(&mut ctx, scale(4_000_000, 200_000))
+    {
+        ctx.row(
+            "catch-up · lagging SSE client".into(),
+            format!("failed: {e}"),
+            "—",
+            Met::No,
+            "catchup",
+        );
+    }
     if ctx.opts.wants("throughput") || ctx.opts.wants("ceiling") {
         let runs = [
             (Proto::Tcp, 1, scale(4_000_000, 200_000)),
@@ -396,17 +409,37 @@ fn warm_up(file: &mut File, timeout: Duration, mut warmed: impl FnMut() -> bool)
 
 /// Waits until `done` reaches `clients`, giving up after `stall` without progress.
 fn wait_done(shared: &Shared, clients: usize, stall: Duration) -> bool {
-    let mut last = shared.lines.load(Ordering::Relaxed);
+    wait_all(&[(shared, clients)], stall, || {})
+}
+
+/// Waits until every fleet's `done` reaches its client count, giving up after `stall`
+/// without progress in any or when one fleet's clients have all closed; calls `tick`
+/// between looks.
+fn wait_all(fleets: &[(&Shared, usize)], stall: Duration, mut tick: impl FnMut()) -> bool {
+    let progress = || -> u64 {
+        fleets
+            .iter()
+            .map(|(s, _)| s.lines.load(Ordering::Relaxed))
+            .sum()
+    };
+    let mut last = progress();
     let mut last_change = Instant::now();
     loop {
-        if shared.done.load(Ordering::Relaxed) >= clients {
+        if fleets
+            .iter()
+            .all(|(s, n)| s.done.load(Ordering::Relaxed) >= *n)
+        {
             return true;
         }
-        if shared.closed.load(Ordering::Relaxed) >= clients {
+        if fleets
+            .iter()
+            .any(|(s, n)| s.closed.load(Ordering::Relaxed) >= *n)
+        {
             return false;
         }
         std::thread::sleep(Duration::from_millis(2));
-        let now = shared.lines.load(Ordering::Relaxed);
+        tick();
+        let now = progress();
         if now != last {
             last = now;
             last_change = Instant::now();
@@ -649,6 +682,193 @@ fn loss_text(t: &Totals) -> String {
             t.missed, t.disorder, t.dropped, t.bad_clients
         )
     }
+}
+
+/// Question: while one SSE client streams a burst at full speed, how fast does a second
+/// one, stalled during the burst and then reading again, catch up from disk, and does it
+/// get every line, in order?
+fn catch_up(ctx: &mut Ctx, lines: u64) -> io::Result<()> {
+    println!("catch-up: 1 fast + 1 lagging SSE client, {lines} lines");
+    let dir = TempDir::new("catchup");
+    let log = dir.join("app.log");
+    File::create(&log)?;
+    let lw = Logwisp::start(&dir.path, &bench_config(&log, Proto::Sse), true, false)?;
+    let addr = lw.http.expect("http address");
+    let data = data_lines(lines);
+    // A thread per client: the lagging one's reading must not slow the fast one's.
+    let (fast, slow) = (Shared::new(), Shared::new());
+    let fleets = [&fast, &slow]
+        .map(|s| spawn_fleet(s.clone(), addr, Proto::Sse, 1, move || Check::strict(lines)));
+    let stop = || {
+        fast.stop.store(true, Ordering::Relaxed);
+        slow.stop.store(true, Ordering::Relaxed);
+    };
+    let mut file = OpenOptions::new().append(true).open(&log)?;
+    warm_up(&mut file, Duration::from_secs(60), || {
+        fast.warm.load(Ordering::Relaxed) >= 1 && slow.warm.load(Ordering::Relaxed) >= 1
+    })
+    .inspect_err(|_| stop())?;
+    slow.hold.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !slow.held.load(Ordering::SeqCst) {
+        if Instant::now() > deadline {
+            stop();
+            return Err(io::Error::other("the lagging client never paused"));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let cpu0 = lw.cpu();
+    let probe = CpuProbe::start(Some(lw.pid));
+    let t0 = Instant::now();
+    for chunk in data.chunks(1 << 20) {
+        file.write_all(chunk)?;
+    }
+    let written = t0.elapsed();
+    // A tenth of the burst is far more than the buffer and both socket buffers hold, so
+    // the lagging client's next entry is on disk only.
+    let behind = lines / 10;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fast.lines.load(Ordering::Relaxed) < behind {
+        if Instant::now() > deadline || fast.closed.load(Ordering::Relaxed) > 0 {
+            stop();
+            return Err(io::Error::other(format!(
+                "the fast client got only {} lines in 30 s",
+                fast.lines.load(Ordering::Relaxed)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let look = |catching: &mut u64, lag: &mut u64| {
+        if let Ok(s) = lw.status() {
+            let d = &s["delivery"];
+            *catching = (*catching).max(d["catching_up_clients"].as_u64().unwrap_or(0));
+            *lag = (*lag).max(d["catch_up_max_lag"].as_u64().unwrap_or(0));
+        }
+    };
+    let (mut catching, mut max_lag) = (0, 0);
+    look(&mut catching, &mut max_lag);
+    let fast_at_resume = fast.lines.load(Ordering::Relaxed);
+    slow.hold.store(false, Ordering::SeqCst);
+    let mut next_look = Instant::now();
+    let all_done = wait_all(&[(&fast, 1), (&slow, 1)], Duration::from_secs(15), || {
+        if Instant::now() >= next_look {
+            look(&mut catching, &mut max_lag);
+            next_look = Instant::now() + Duration::from_millis(100);
+        }
+    });
+    let cpu1 = lw.cpu();
+    let machine = probe.report();
+    let mem = lw.mem();
+    let status = lw.status().ok();
+    stop();
+    let [fast_fleet, slow_fleet] = fleets;
+    let fast_check = fast_fleet.join().expect("fleet thread")?.checks;
+    let slow_check = slow_fleet.join().expect("fleet thread")?.checks;
+    let exit = lw.stop()?;
+    drop(data);
+
+    let (tf, ts) = (totals(&fast_check), totals(&slow_check));
+    let fast_done = fast.done.load(Ordering::Relaxed) >= 1;
+    let slow_done = slow.done.load(Ordering::Relaxed) >= 1;
+    let ok = |t: &Totals| t.missed == 0 && t.disorder == 0 && t.dropped == 0 && t.bad_clients == 0;
+    let t_fast = fast.at(fast.last_done_ns.load(Ordering::Relaxed));
+    let t_resume = slow.at(slow.resumed_ns.load(Ordering::SeqCst));
+    let t_slow = slow.at(slow.last_done_ns.load(Ordering::Relaxed));
+    let slow_at_resume = slow.lines_at_resume.load(Ordering::SeqCst);
+    let backlog = lines - slow_at_resume;
+    let catch_secs = t_slow.saturating_duration_since(t_resume).as_secs_f64();
+    let fast_secs = t_fast.saturating_duration_since(t0).as_secs_f64();
+    let what = if lines >= 1_000_000 {
+        format!("{} M-line burst", lines / 1_000_000)
+    } else {
+        format!("{} k-line burst", lines / 1000)
+    };
+    let slow_number = if slow_done {
+        format!(
+            "{} lines/s catch-up ({} lines in {catch_secs:.2} s) · {} · peak RSS {}",
+            fmt_rate(backlog as f64 / catch_secs),
+            group_thousands(backlog),
+            loss_text(&ts),
+            mib(mem.hwm)
+        )
+    } else {
+        format!(
+            "did not finish: {} of {lines} lines · {}",
+            slow_check.first().map_or(0, |c| c.lines),
+            loss_text(&ts)
+        )
+    };
+    ctx.row(
+        format!("catch-up · lagging SSE client, stalled during a {what}, then reading from disk while a fast one streams"),
+        slow_number,
+        "every line, in order (0 missed)",
+        met(all_done && slow_done && ok(&ts)),
+        "catchup",
+    );
+    let alone = ctx
+        .logwisp_rates
+        .iter()
+        .find(|(p, c, _)| *p == Proto::Sse && *c == 1)
+        .map(|r| r.2);
+    let fast_rate = lines as f64 / fast_secs;
+    let fast_number = if fast_done {
+        format!(
+            "{} lines/s · {}{}",
+            fmt_rate(fast_rate),
+            loss_text(&tf),
+            alone
+                .map(|a| format!(" · {:.2}× the 1 SSE client throughput row", fast_rate / a))
+                .unwrap_or_default()
+        )
+    } else {
+        format!("did not finish · {}", loss_text(&tf))
+    };
+    ctx.row(
+        "catch-up · the fast SSE client of the same run".into(),
+        fast_number,
+        "every line, in order",
+        met(fast_done && ok(&tf)),
+        "catchup",
+    );
+    let lw_secs = cpu1.secs_since(&cpu0);
+    let run_secs = t_slow
+        .max(t_fast)
+        .saturating_duration_since(t0)
+        .as_secs_f64();
+    ctx.detail(format!(
+        "catch-up: {lines} lines written at once (done after {:.2} s); the lagging client read again {:.2} s after the first write, when the fast one had {} lines and it had {slow_at_resume}; the fast one finished {:.2} s after that (both streamed together), the lagging one {catch_secs:.2} s after that; logwisp CPU {lw_secs:.2} s = {:.0} % of a core; RSS {} (HWM {}) at the end",
+        written.as_secs_f64(),
+        t_resume.saturating_duration_since(t0).as_secs_f64(),
+        fast_at_resume,
+        t_fast.saturating_duration_since(t_resume).as_secs_f64(),
+        lw_secs / run_secs.max(1e-9) * 100.0,
+        mib(mem.rss),
+        mib(mem.hwm),
+    ));
+    ctx.detail(format!(
+        "  /status while catching up (every 100 ms): catching_up_clients up to {catching}, catch_up_max_lag up to {max_lag} entries{}",
+        if catching == 0 {
+            " (never seen catching up from disk: the lagging client was not behind the buffer when looked at)"
+        } else {
+            ""
+        }
+    ));
+    ctx.detail(format!("  {machine}"));
+    if let Some(s) = status {
+        ctx.detail(format!(
+            "  /status after the run: dropped_entries {}, sse_clients {}",
+            s["delivery"]["dropped_entries"], s["delivery"]["sse_clients"]
+        ));
+    }
+    for (who, t) in [("fast", &tf), ("lagging", &ts)] {
+        if let Some(e) = &t.first_error {
+            ctx.detail(format!("  first problem seen by the {who} client: {e}"));
+        }
+    }
+    if !exit.success() {
+        ctx.detail(format!("  logwisp {exit}"));
+    }
+    Ok(())
 }
 
 /// The same readers fed by a thread writing pre-rendered logwisp frames: how fast the
@@ -1363,7 +1583,7 @@ fn write_benchmarks(ctx: &Ctx, machine: &str) -> io::Result<()> {
     body.push_str(&format!(
         "\nEach line in the log file is 100 bytes (`seq=NNNNNNNN:0 ` + filler); every client checks \
 every sequence number. Every run uses logwisp's default `buffer_size` ({} entries) and SSE \
-heartbeats, one stream, only the server under test; throughput and burst runs time \
+heartbeats, one stream, only the server under test; throughput, burst and catch-up runs time \
 from the first write to the last line received by the last client. \"ceiling\" rows feed the \
 same readers from a thread writing pre-rendered logwisp frames.\n\n",
         logwisp::config::DEFAULT_BUFFER_SIZE

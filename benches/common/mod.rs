@@ -1475,6 +1475,14 @@ pub struct Shared {
     /// Nanoseconds after `epoch` at which the last client finished.
     pub last_done_ns: AtomicU64,
     pub stop: AtomicBool,
+    /// Asks the fleet to stop reading (a stalled consumer) while true, and to read again.
+    pub hold: AtomicBool,
+    /// The fleet's answer: its clients stopped reading.
+    pub held: AtomicBool,
+    /// When the fleet read again after a hold (ns after `epoch`, 0 = not yet), and how many
+    /// lines it had then.
+    pub resumed_ns: AtomicU64,
+    pub lines_at_resume: AtomicU64,
 }
 
 impl Shared {
@@ -1488,6 +1496,10 @@ impl Shared {
             lines: AtomicU64::new(0),
             last_done_ns: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            hold: AtomicBool::new(false),
+            held: AtomicBool::new(false),
+            resumed_ns: AtomicU64::new(0),
+            lines_at_resume: AtomicU64::new(0),
         })
     }
 
@@ -1505,7 +1517,8 @@ pub struct FleetResult {
     pub cpu_ns: u64,
 }
 
-/// Connects `count` clients on a new thread and reads until `shared.stop`.
+/// Connects `count` clients on a new thread and reads until `shared.stop`, except while
+/// `shared.hold` is set.
 pub fn spawn_fleet(
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -1530,7 +1543,28 @@ pub fn spawn_fleet(
             });
         }
         let (mut warm, mut done, mut connected, mut closed, mut lines) = (0, 0, 0, 0, 0);
+        let mut held = false;
         while !shared.stop.load(Ordering::Relaxed) {
+            let hold = shared.hold.load(Ordering::Relaxed);
+            if hold != held {
+                for k in fleet.keys() {
+                    if let Some(c) = fleet.get_mut(k) {
+                        c.paused = hold;
+                    }
+                }
+                if !hold {
+                    shared
+                        .resumed_ns
+                        .store(shared.since_epoch(Instant::now()).max(1), Ordering::SeqCst);
+                    shared.lines_at_resume.store(fleet.lines, Ordering::SeqCst);
+                    // Reads are edge-triggered: what arrived while paused raises no new event.
+                    for k in fleet.keys() {
+                        fleet.drain(k);
+                    }
+                }
+                held = hold;
+                shared.held.store(hold, Ordering::SeqCst);
+            }
             fleet.turn(Duration::from_millis(5))?;
             if fleet.warm != warm {
                 shared.warm.fetch_add(fleet.warm - warm, Ordering::Relaxed);
