@@ -1,8 +1,8 @@
-//! Question: end to end on this machine, with the default `buffer_size`, how many lines/s does logwisp carry from a file to 1, 100 and 1 000 real clients without losing one (also in a 10 M-line burst, and to a client catching up from disk), how close is that to `tail -F | socat`, how prompt is it (write→receive latency), and what does it cost (RSS idle, per client and in a burst, idle CPU, CPU per line, binary size)?
+//! Question: end to end on this machine, with the default `buffer_size`, how many lines/s does logwisp carry from a file to 1, 100 and 1 000 real clients without losing one (also in a 10 M-line burst, and to a client catching up from disk), how close is that to `tail -F | socat`, how prompt is it (write→receive latency, also in a 10 000-file directory), and what does it cost (RSS idle, per client and in a burst, idle wake-ups and CPU, CPU per line, binary size)?
 //!
 //! `cargo bench --bench load [-- SCENARIO... --quick --idle-secs N --client-threads N
 //! --note TEXT --write|--no-write]`, scenarios: throughput burst catchup ceiling floor
-//! latency memory idle size (default: all). Prints one table and writes it into
+//! latency append memory idle size (default: all). Prints one table and writes it into
 //! BENCHMARKS.md (not for `--quick` unless `--write`).
 
 mod common;
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const GROUPS: [&str; 11] = [
+const GROUPS: [&str; 12] = [
     "throughput",
     "burst",
     "catch-up",
@@ -27,23 +27,29 @@ const GROUPS: [&str; 11] = [
     "ratio",
     "cpu",
     "latency",
+    "append",
     "memory",
     "idle",
     "size",
 ];
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "throughput",
     "burst",
     "catchup",
     "ceiling",
     "floor",
     "latency",
+    "append",
     "memory",
     "idle",
     "size",
 ];
 /// Issue 8: a client that keeps reading gets a 10 M-line burst whole within this RSS.
 const BURST_HWM_MAX: u64 = 16 * 1024 * 1024;
+/// Issue 9's idle targets (`check_interval_ms = 100`, no client connected).
+const IDLE_WAKEUPS_MAX: f64 = 0.2;
+const IDLE_CPU_PCT_1_FILE: f64 = 0.05;
+const IDLE_CPU_PCT_10K_FILES: f64 = 0.1;
 
 struct Opts {
     scenarios: Vec<String>,
@@ -308,6 +314,18 @@ fn main() {
             );
         }
     }
+    if ctx.opts.wants("append") {
+        let (count, per_sec) = if quick { (100, 50) } else { (400, 50) };
+        if let Err(e) = append(&mut ctx, count, per_sec) {
+            ctx.row(
+                "append · one line, 10 000-file vs 1-file directory".into(),
+                format!("failed: {e}"),
+                "—",
+                Met::No,
+                "append",
+            );
+        }
+    }
     if ctx.opts.wants("memory") {
         let steps = if quick { [200, 1000] } else { [1000, 10_000] };
         if let Err(e) = memory(&mut ctx, steps) {
@@ -330,6 +348,17 @@ fn main() {
                 Met::No,
                 "idle",
             );
+        }
+        for files in [Watched::File, Watched::Dir(10_000)] {
+            if let Err(e) = idle_cost(&mut ctx, files, secs) {
+                ctx.row(
+                    format!("idle · {}", files.label()),
+                    format!("failed: {e}"),
+                    "—",
+                    Met::No,
+                    "idle",
+                );
+            }
         }
     }
     if ctx.opts.wants("size") {
@@ -1418,6 +1447,269 @@ fn idle(ctx: &mut Ctx, secs: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// What an idle-cost or append run watches.
+#[derive(Clone, Copy)]
+enum Watched {
+    /// One `is_file` target.
+    File,
+    /// A directory target (`*.log`) holding this many files.
+    Dir(usize),
+}
+
+impl Watched {
+    fn files(self) -> usize {
+        match self {
+            Watched::File => 1,
+            Watched::Dir(n) => n,
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Watched::File => "1 file (`is_file` target)".into(),
+            Watched::Dir(n) => format!(
+                "{} file{} in one watched directory",
+                group_thousands(n as u64),
+                if n == 1 { "" } else { "s" }
+            ),
+        }
+    }
+
+    /// Creates the watched files under `dir`, one line each; returns the config's
+    /// targets and the file appends go to (one in the middle of the directory).
+    fn create(self, dir: &TempDir) -> io::Result<(String, std::path::PathBuf)> {
+        let line = b"written before logwisp started\n";
+        match self {
+            Watched::File => {
+                let path = dir.join("app.log");
+                fs::write(&path, line)?;
+                Ok((file_target(&path), path))
+            }
+            Watched::Dir(n) => {
+                let logs = dir.join("logs");
+                fs::create_dir(&logs)?;
+                for i in 0..n {
+                    fs::write(logs.join(format!("app-{i:05}.log")), line)?;
+                }
+                Ok((
+                    dir_target(&logs, "*.log"),
+                    logs.join(format!("app-{:05}.log", n / 2)),
+                ))
+            }
+        }
+    }
+
+    /// logwisp on these files with issue 9's `check_interval_ms = 100`, defaults otherwise,
+    /// once it watches every file (startup with many files takes a while).
+    fn start(self, dir: &TempDir) -> io::Result<(Logwisp, std::path::PathBuf, Duration)> {
+        let (targets, hot) = self.create(dir)?;
+        let cfg = ConfigSpec {
+            targets: &targets,
+            http: true,
+            tcp: false,
+            buffer_size: None,
+            check_interval_ms: 100,
+            heartbeat_secs: None,
+        }
+        .render();
+        let t0 = Instant::now();
+        let lw = Logwisp::start(&dir.path, &cfg, true, false)?;
+        let files = self.files();
+        let deadline = t0 + Duration::from_secs(120);
+        loop {
+            let n = lw
+                .status()
+                .ok()
+                .and_then(|s| s["monitor"]["active_watchers"].as_u64())
+                .unwrap_or(0) as usize;
+            if n >= files {
+                return Ok((lw, hot, t0.elapsed()));
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "logwisp watches {n} of {files} files after 120 s"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Question: what does an idle logwisp cost with `check_interval_ms = 100`, watching one
+/// file or 10 000 files in one directory, no client connected: how often does it wake up
+/// and how much of a core does it use?
+fn idle_cost(ctx: &mut Ctx, watched: Watched, secs: u64) -> io::Result<()> {
+    let what = watched.label();
+    println!("idle: {what}, check_interval_ms = 100, no client, {secs} s");
+    let dir = TempDir::new("idlecost");
+    let (lw, _, startup) = watched.start(&dir)?;
+    // The /status requests of the start leave a lingering connection and a state save;
+    // the window opens after both are over.
+    std::thread::sleep(Duration::from_secs(3));
+    let (cpu0, sw0) = (lw.cpu(), lw.switches());
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let (cpu1, sw1) = (lw.cpu(), lw.switches());
+    let wall = t0.elapsed().as_secs_f64();
+    let mem = lw.mem();
+    let exit = lw.stop()?;
+    let woke = sw1.voluntary.saturating_sub(sw0.voluntary);
+    let wakeups = woke as f64 / wall;
+    let fine = cpu0.sched_ns.is_some() && cpu1.sched_ns.is_some();
+    let cpu_secs = cpu1.secs_since(&cpu0);
+    let pct = cpu_secs / wall * 100.0;
+    let (cpu_max, target) = match watched {
+        Watched::File => (IDLE_CPU_PCT_1_FILE, "≤ 0.2 wake-ups/s · ≤ 0.05 % of a core"),
+        Watched::Dir(_) => (
+            IDLE_CPU_PCT_10K_FILES,
+            "≤ 0.1 % of a core · ≤ 0.2 wake-ups/s (SPEC §4: no periodic wake-ups, however many files)",
+        ),
+    };
+    ctx.row(
+        format!("idle · {what}, check_interval_ms = 100, no client, over {secs} s"),
+        format!(
+            "{wakeups:.3} wake-ups/s ({woke} voluntary context switches in {wall:.0} s) · {pct:.4} % of a core ({:.1} ms CPU)",
+            cpu_secs * 1000.0
+        ),
+        target,
+        met(wakeups <= IDLE_WAKEUPS_MAX && pct <= cpu_max),
+        "idle",
+    );
+    ctx.detail(format!(
+        "idle, {what}: watching every file {:.1} s after start, window opened 3 s later; no client connected (a connected SSE client gets the default heartbeat every 30 s, a wake-up of its own); wake-ups are voluntary_ctxt_switches from /proc/PID/task/*/status (involuntary: {}); CPU from {} ({} ticks of utime+stime); RSS {}; {exit}",
+        startup.as_secs_f64(),
+        sw1.involuntary.saturating_sub(sw0.involuntary),
+        if fine {
+            "/proc/PID/task/*/schedstat (ns)"
+        } else {
+            "utime+stime (10 ms ticks)"
+        },
+        cpu1.ticks.saturating_sub(cpu0.ticks),
+        mib(mem.rss),
+    ));
+    Ok(())
+}
+
+struct AppendRun {
+    p50: u64,
+    p99: u64,
+    max: u64,
+    samples: usize,
+    cpu_ns_per_append: f64,
+    wakeups_per_append: f64,
+    loss: String,
+    ok: bool,
+}
+
+/// Question: does one append cost more when its directory holds 10 000 files than when it
+/// holds one (write→receive latency of single-line appends at a modest rate to one SSE
+/// client, and logwisp's CPU per append)?
+fn append(ctx: &mut Ctx, count: u64, per_sec: u64) -> io::Result<()> {
+    let one = append_run(ctx, Watched::Dir(1), count, per_sec)?;
+    let many = append_run(ctx, Watched::Dir(10_000), count, per_sec)?;
+    let us = |ns: u64| ns as f64 / 1000.0;
+    let text = |r: &AppendRun| {
+        format!(
+            "p50 {:.0} µs · p99 {:.0} µs · max {:.0} µs · logwisp CPU {:.0} µs and {:.1} wake-ups per append ({} samples, {})",
+            us(r.p50),
+            us(r.p99),
+            us(r.max),
+            r.cpu_ns_per_append / 1000.0,
+            r.wakeups_per_append,
+            r.samples,
+            r.loss
+        )
+    };
+    let what = |files: u64| {
+        format!(
+            "append · one line into a {}-file directory, write→receive, 1 SSE client, {per_sec} lines/s",
+            group_thousands(files)
+        )
+    };
+    ctx.row(
+        what(1),
+        text(&one),
+        "— (the reference for the row below)",
+        if one.ok { Met::Info } else { Met::No },
+        "append",
+    );
+    let (r50, r99) = (
+        many.p50 as f64 / one.p50.max(1) as f64,
+        many.p99 as f64 / one.p99.max(1) as f64,
+    );
+    ctx.row(
+        what(10_000),
+        format!(
+            "{} = {r50:.2}× (p50) / {r99:.2}× (p99) the 1-file directory; CPU {:.2}×",
+            text(&many),
+            many.cpu_ns_per_append / one.cpu_ns_per_append.max(1.0)
+        ),
+        "p50 and p99 within 2× of the 1-file directory",
+        met(many.ok && one.ok && r50 <= 2.0 && r99 <= 2.0),
+        "append",
+    );
+    Ok(())
+}
+
+fn append_run(ctx: &mut Ctx, watched: Watched, count: u64, per_sec: u64) -> io::Result<AppendRun> {
+    let what = watched.label();
+    println!("append: {what}, {count} lines at {per_sec}/s");
+    let dir = TempDir::new("append");
+    let (lw, hot, startup) = watched.start(&dir)?;
+    let addr = lw.http.expect("http address");
+    let shared = Shared::new();
+    let fleet = spawn_fleet(shared.clone(), addr, Proto::Sse, 1, move || {
+        let mut c = Check::strict(count);
+        c.want_latency = true;
+        c.latency_ns.reserve(count as usize);
+        c
+    });
+    let mut file = OpenOptions::new().append(true).open(&hot)?;
+    warm_up(&mut file, Duration::from_secs(30), || {
+        shared.warm.load(Ordering::Relaxed) >= 1
+    })
+    .inspect_err(|_| shared.stop.store(true, Ordering::Relaxed))?;
+    std::thread::sleep(Duration::from_millis(500));
+    let (cpu0, sw0) = (lw.cpu(), lw.switches());
+    let probe = CpuProbe::start(Some(lw.pid));
+    let mut lateness = paced_writes(&mut file, count, per_sec)?;
+    let all_done = wait_done(&shared, 1, Duration::from_secs(5));
+    let (cpu1, sw1) = (lw.cpu(), lw.switches());
+    let machine = probe.report();
+    shared.stop.store(true, Ordering::Relaxed);
+    let checks = fleet.join().expect("fleet thread")?.checks;
+    let exit = lw.stop()?;
+    let t = totals(&checks);
+    let mut lat = checks
+        .first()
+        .map(|c| c.latency_ns.clone())
+        .unwrap_or_default();
+    lat.sort_unstable();
+    lateness.sort_unstable();
+    let run = AppendRun {
+        p50: percentile(&lat, 50.0),
+        p99: percentile(&lat, 99.0),
+        max: lat.last().copied().unwrap_or(0),
+        samples: lat.len(),
+        cpu_ns_per_append: cpu1.secs_since(&cpu0) * 1e9 / count as f64,
+        wakeups_per_append: sw1.voluntary.saturating_sub(sw0.voluntary) as f64 / count as f64,
+        loss: loss_text(&t),
+        ok: all_done && t.missed == 0 && t.disorder == 0 && t.dropped == 0 && t.bad_clients == 0,
+    };
+    ctx.detail(format!(
+        "append, {what}: watching every file {:.1} s after start; appends to {}; writer woke late by p50 {:.0} µs / p99 {:.0} µs (not in the latency: each line is stamped right before its write()); {exit}",
+        startup.as_secs_f64(),
+        hot.file_name().unwrap_or_default().to_string_lossy(),
+        percentile(&lateness, 50.0) as f64 / 1000.0,
+        percentile(&lateness, 99.0) as f64 / 1000.0,
+    ));
+    ctx.detail(format!("  {machine}"));
+    if let Some(e) = &t.first_error {
+        ctx.detail(format!("  first problem seen by the client: {e}"));
+    }
+    Ok(run)
+}
+
 fn size(ctx: &mut Ctx) {
     let mut path = std::path::PathBuf::from(LOGWISP);
     if !path.ends_with("release/logwisp") {
@@ -1585,7 +1877,8 @@ fn write_benchmarks(ctx: &Ctx, machine: &str) -> io::Result<()> {
 every sequence number. Every run uses logwisp's default `buffer_size` ({} entries) and SSE \
 heartbeats, one stream, only the server under test; throughput, burst and catch-up runs time \
 from the first write to the last line received by the last client. \"ceiling\" rows feed the \
-same readers from a thread writing pre-rendered logwisp frames.\n\n",
+same readers from a thread writing pre-rendered logwisp frames. Idle rows have no client \
+connected (a client would get a heartbeat every 30 s, a wake-up of its own).\n\n",
         logwisp::config::DEFAULT_BUFFER_SIZE
     ));
     body.push_str(&table);

@@ -235,6 +235,32 @@ pub fn proc_mem(pid: u32) -> Option<Mem> {
     })
 }
 
+/// Context switches of a process, summed over its threads: voluntary ones are wake-ups
+/// (the process slept in the kernel and was woken), involuntary ones are preemptions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Switches {
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+pub fn proc_switches(pid: u32) -> Option<Switches> {
+    let mut total = Switches::default();
+    for task in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(s) = fs::read_to_string(task.ok()?.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        total.voluntary += field("voluntary_ctxt_switches:");
+        total.involuntary += field("nonvoluntary_ctxt_switches:");
+    }
+    Some(total)
+}
+
 /// CPU time of a process: utime+stime in clock ticks (/proc/PID/stat) and, where the kernel
 /// has it, the scheduler's nanosecond count (/proc/PID/task/*/schedstat, live threads only).
 #[derive(Debug, Clone, Copy, Default)]
@@ -550,6 +576,10 @@ impl Logwisp {
 
     pub fn mem(&self) -> Mem {
         proc_mem(self.pid).unwrap_or_default()
+    }
+
+    pub fn switches(&self) -> Switches {
+        proc_switches(self.pid).unwrap_or_default()
     }
 
     pub fn alive(&mut self) -> bool {
