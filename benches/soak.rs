@@ -446,7 +446,7 @@ fn run(opts: &Opts, minutes: f64) -> io::Result<bool> {
         targets: &dir_target(&logs, "*.log"),
         http: true,
         tcp: true,
-        buffer_size: BUFFER_SIZE,
+        buffer_size: Some(BUFFER_SIZE),
         check_interval_ms: 100,
         heartbeat_secs: Some(5),
     }

@@ -235,6 +235,32 @@ pub fn proc_mem(pid: u32) -> Option<Mem> {
     })
 }
 
+/// Context switches of a process, summed over its threads: voluntary ones are wake-ups
+/// (the process slept in the kernel and was woken), involuntary ones are preemptions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Switches {
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+pub fn proc_switches(pid: u32) -> Option<Switches> {
+    let mut total = Switches::default();
+    for task in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(s) = fs::read_to_string(task.ok()?.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        total.voluntary += field("voluntary_ctxt_switches:");
+        total.involuntary += field("nonvoluntary_ctxt_switches:");
+    }
+    Some(total)
+}
+
 /// CPU time of a process: utime+stime in clock ticks (/proc/PID/stat) and, where the kernel
 /// has it, the scheduler's nanosecond count (/proc/PID/task/*/schedstat, live threads only).
 #[derive(Debug, Clone, Copy, Default)]
@@ -379,7 +405,8 @@ pub struct ConfigSpec<'a> {
     pub targets: &'a str,
     pub http: bool,
     pub tcp: bool,
-    pub buffer_size: usize,
+    /// `None` leaves `buffer_size` out, so logwisp's default applies.
+    pub buffer_size: Option<usize>,
     pub check_interval_ms: u64,
     /// Heartbeat interval in seconds (both servers), when wanted.
     pub heartbeat_secs: Option<u64>,
@@ -396,9 +423,11 @@ impl ConfigSpec<'_> {
                 continue;
             }
             s.push_str(&format!(
-                "\n[streams.{table}]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\nbuffer_size = {}\n",
-                self.buffer_size
+                "\n[streams.{table}]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\n"
             ));
+            if let Some(n) = self.buffer_size {
+                s.push_str(&format!("buffer_size = {n}\n"));
+            }
             if let Some(hb) = self.heartbeat_secs {
                 s.push_str(&format!(
                     "\n[streams.{table}.heartbeat]\nenabled = true\ninterval_seconds = {hb}\ninclude_timestamp = true\ninclude_stats = true\n"
@@ -457,12 +486,16 @@ fn parse_listen(line: &str, proto: &str) -> Option<SocketAddr> {
 
 impl Logwisp {
     /// Starts logwisp with `config` written to `dir/logwisp.toml`, cwd `dir`, and waits
-    /// until the expected listeners are printed.
+    /// until the expected listeners are printed. State goes to `dir/state`: a bench run
+    /// neither reads nor overwrites the user's saved positions.
     pub fn start(dir: &Path, config: &str, want_http: bool, want_tcp: bool) -> io::Result<Logwisp> {
         let path = dir.join("logwisp.toml");
         fs::write(&path, config)?;
         let mut cmd = logwisp_command();
-        cmd.arg("--config").arg(&path).current_dir(dir);
+        cmd.arg("--config")
+            .arg(&path)
+            .current_dir(dir)
+            .env("STATE_DIRECTORY", dir.join("state"));
         Self::spawn(cmd, want_http, want_tcp)
     }
 
@@ -472,6 +505,7 @@ impl Logwisp {
         let mut cmd = logwisp_command();
         cmd.current_dir(dir)
             .env("HOME", dir)
+            .env("STATE_DIRECTORY", dir.join("state"))
             .env_remove("LOGWISP_CONFIG");
         Self::spawn(cmd, true, false)
     }
@@ -542,6 +576,10 @@ impl Logwisp {
 
     pub fn mem(&self) -> Mem {
         proc_mem(self.pid).unwrap_or_default()
+    }
+
+    pub fn switches(&self) -> Switches {
+        proc_switches(self.pid).unwrap_or_default()
     }
 
     pub fn alive(&mut self) -> bool {
@@ -1024,6 +1062,22 @@ enum ChunkState {
 }
 
 impl Dechunk {
+    /// For a body without an HTTP head (TCP's NDJSON, raw lines): every byte passes as it
+    /// is. (Looking for a head there would copy every byte of the stream into `head`.)
+    pub fn identity() -> Dechunk {
+        Dechunk {
+            state: ChunkState::Identity,
+            ..Dechunk::default()
+        }
+    }
+
+    pub fn for_proto(proto: Proto) -> Dechunk {
+        match proto {
+            Proto::Sse => Dechunk::default(),
+            Proto::Tcp => Dechunk::identity(),
+        }
+    }
+
     /// Decodes `buf` in place; returns the length of what remains.
     pub fn decode(&mut self, buf: &mut [u8]) -> usize {
         let mut out = 0;
@@ -1032,7 +1086,9 @@ impl Dechunk {
             let b = buf[i];
             match self.state {
                 ChunkState::Identity => {
-                    buf.copy_within(i.., out);
+                    if out != i {
+                        buf.copy_within(i.., out);
+                    }
                     return out + (buf.len() - i);
                 }
                 ChunkState::Head => {
@@ -1162,7 +1218,7 @@ impl Fleet {
             proto,
             check,
             partial: Vec::new(),
-            body: Dechunk::default(),
+            body: Dechunk::for_proto(proto),
             request,
             request_sent: 0,
             open: true,
@@ -1191,7 +1247,7 @@ impl Fleet {
             proto,
             check,
             partial: Vec::new(),
-            body: Dechunk::default(),
+            body: Dechunk::for_proto(proto),
             request: Vec::new(),
             request_sent: 0,
             open: true,
@@ -1449,6 +1505,14 @@ pub struct Shared {
     /// Nanoseconds after `epoch` at which the last client finished.
     pub last_done_ns: AtomicU64,
     pub stop: AtomicBool,
+    /// Asks the fleet to stop reading (a stalled consumer) while true, and to read again.
+    pub hold: AtomicBool,
+    /// The fleet's answer: its clients stopped reading.
+    pub held: AtomicBool,
+    /// When the fleet read again after a hold (ns after `epoch`, 0 = not yet), and how many
+    /// lines it had then.
+    pub resumed_ns: AtomicU64,
+    pub lines_at_resume: AtomicU64,
 }
 
 impl Shared {
@@ -1462,6 +1526,10 @@ impl Shared {
             lines: AtomicU64::new(0),
             last_done_ns: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            hold: AtomicBool::new(false),
+            held: AtomicBool::new(false),
+            resumed_ns: AtomicU64::new(0),
+            lines_at_resume: AtomicU64::new(0),
         })
     }
 
@@ -1479,7 +1547,8 @@ pub struct FleetResult {
     pub cpu_ns: u64,
 }
 
-/// Connects `count` clients on a new thread and reads until `shared.stop`.
+/// Connects `count` clients on a new thread and reads until `shared.stop`, except while
+/// `shared.hold` is set.
 pub fn spawn_fleet(
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -1504,7 +1573,28 @@ pub fn spawn_fleet(
             });
         }
         let (mut warm, mut done, mut connected, mut closed, mut lines) = (0, 0, 0, 0, 0);
+        let mut held = false;
         while !shared.stop.load(Ordering::Relaxed) {
+            let hold = shared.hold.load(Ordering::Relaxed);
+            if hold != held {
+                for k in fleet.keys() {
+                    if let Some(c) = fleet.get_mut(k) {
+                        c.paused = hold;
+                    }
+                }
+                if !hold {
+                    shared
+                        .resumed_ns
+                        .store(shared.since_epoch(Instant::now()).max(1), Ordering::SeqCst);
+                    shared.lines_at_resume.store(fleet.lines, Ordering::SeqCst);
+                    // Reads are edge-triggered: what arrived while paused raises no new event.
+                    for k in fleet.keys() {
+                        fleet.drain(k);
+                    }
+                }
+                held = hold;
+                shared.held.store(hold, Ordering::SeqCst);
+            }
             fleet.turn(Duration::from_millis(5))?;
             if fleet.warm != warm {
                 shared.warm.fetch_add(fleet.warm - warm, Ordering::Relaxed);
