@@ -217,7 +217,8 @@ fn main() {
     };
     let nofile = raise_nofile();
     println!(
-        "load bench: logwisp = {LOGWISP}; scenarios: {}{}; RLIMIT_NOFILE {nofile}",
+        "load bench: logwisp = {}; scenarios: {}{}; RLIMIT_NOFILE {nofile}",
+        logwisp(),
         opts.scenarios.join(" "),
         if opts.quick { " (quick)" } else { "" }
     );
@@ -1711,7 +1712,7 @@ fn append_run(ctx: &mut Ctx, watched: Watched, count: u64, per_sec: u64) -> io::
 }
 
 fn size(ctx: &mut Ctx) {
-    let mut path = std::path::PathBuf::from(LOGWISP);
+    let mut path = std::path::PathBuf::from(logwisp());
     if !path.ends_with("release/logwisp") {
         // The bench profile normally shares target/release; build it if it does not.
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

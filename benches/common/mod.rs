@@ -20,7 +20,14 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab_lite::Slab;
 
-pub const LOGWISP: &str = env!("CARGO_BIN_EXE_logwisp");
+/// The binary under test: this build's, or `LOGWISP_BENCH_BIN` (an older build, for a
+/// before/after comparison in one sitting).
+pub fn logwisp() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("LOGWISP_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_logwisp").into())
+    })
+}
 
 // ---------------------------------------------------------------------------------------
 // Small utilities
@@ -464,11 +471,11 @@ fn logwisp_command() -> Command {
             let mut cmd = Command::new(words[0]);
             cmd.args(&words[1..]);
             if !words.iter().any(|l| l.ends_with("logwisp")) {
-                cmd.arg(LOGWISP);
+                cmd.arg(logwisp());
             }
             cmd
         }
-        _ => Command::new(LOGWISP),
+        _ => Command::new(logwisp()),
     }
 }
 

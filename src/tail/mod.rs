@@ -204,6 +204,9 @@ pub struct Monitor {
     fds: FdBudget,
     /// Tick of the next periodic check, while any target needs one.
     next_poll: Option<u64>,
+    /// Sources that were retired (some may have moved on since): the timers' view of the
+    /// files, so a wake-up costs the retired few, not every file followed.
+    retired: Vec<usize>,
     /// Average bytes per line, to size reads to the entries the budget allows.
     avg_line: usize,
     /// Positions moved since the state was last saved.
@@ -416,6 +419,7 @@ impl Monitor {
                 lru: VecDeque::new(),
             },
             next_poll: None,
+            retired: Vec::new(),
             avg_line: 128,
             checkpoint_dirty: false,
             counters: TailCounters::default(),
@@ -494,6 +498,7 @@ impl Monitor {
             s.last_mtime = mtime(&meta);
             s.phase = Phase::Retired { since: pass.now };
             let k = self.sources.insert(s);
+            self.note_retired(k);
             self.by_id.insert(cp.id, k);
             self.adopt_descriptor(k, file);
             self.update_inode_watch(k, pass.watcher);
@@ -577,16 +582,7 @@ impl Monitor {
     /// periodic check of targets inotify cannot see, or a retired file's grace ending.
     /// `None` when idle on local file systems.
     pub fn next_wakeup(&self) -> Option<u64> {
-        let retired = self
-            .sources
-            .iter()
-            .filter_map(|(_, s)| match s.phase {
-                Phase::Retired { since } => {
-                    Some(since.max(s.last_growth).saturating_add(self.rotate_wait_ms))
-                }
-                _ => None,
-            })
-            .min();
+        let retired = self.retired.iter().filter_map(|&k| self.grace_end(k)).min();
         match (retired, self.next_poll) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -609,21 +605,44 @@ impl Monitor {
             self.next_poll = None;
             self.plan_polling(now);
         }
+        self.prune_retired();
         let due: Vec<usize> = self
-            .sources
+            .retired
             .iter()
-            .filter(|(_, s)| match s.phase {
-                Phase::Retired { since } => {
-                    since.max(s.last_growth).saturating_add(self.rotate_wait_ms) <= now
-                }
-                _ => false,
-            })
-            .map(|(k, _)| k)
+            .copied()
+            .filter(|&k| self.grace_end(k).is_some_and(|end| end <= now))
             .collect();
         for k in due {
             // One last read (in `poll`), then it is finished there.
             self.queue_source(k);
         }
+    }
+
+    /// When the grace of retired source `k` ends (`None`: it is not retired).
+    fn grace_end(&self, k: usize) -> Option<u64> {
+        let s = self.sources.get(k)?;
+        match s.phase {
+            Phase::Retired { since } => {
+                Some(since.max(s.last_growth).saturating_add(self.rotate_wait_ms))
+            }
+            _ => None,
+        }
+    }
+
+    fn note_retired(&mut self, k: usize) {
+        if !self.retired.contains(&k) {
+            self.retired.push(k);
+        }
+        if self.retired.len() > 64 {
+            self.prune_retired();
+        }
+    }
+
+    /// Drops sources that are no longer retired (finished, reopened or gone).
+    fn prune_retired(&mut self) {
+        let mut retired = std::mem::take(&mut self.retired);
+        retired.retain(|&k| self.grace_end(k).is_some());
+        self.retired = retired;
     }
 
     fn plan_polling(&mut self, now: u64) {
@@ -1014,6 +1033,7 @@ impl Monitor {
         }
         if linked(&self.sources[k]) {
             self.sources[k].phase = Phase::Retired { since: pass.now };
+            self.note_retired(k);
             self.update_inode_watch(k, pass.watcher);
         } else {
             self.finish(k, pass);
