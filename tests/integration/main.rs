@@ -4,6 +4,7 @@
 mod cli_config;
 mod http;
 mod limits;
+mod model;
 mod rotation;
 mod router;
 mod streaming;

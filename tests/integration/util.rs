@@ -69,6 +69,13 @@ pub fn assert_same_seq<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], wa
     );
 }
 
+/// A `Log rotation detected (#N): <reason>` notice (SPEC §4), not a line of a file.
+pub fn is_rotation(v: &Value) -> bool {
+    v["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("Log rotation detected"))
+}
+
 /// `YYYY-MM-DDTHH:MM:SSZ` (with `frac` digits of fraction before the `Z` when non-zero).
 pub fn is_rfc3339_utc(s: &str, frac: usize) -> bool {
     let b = s.as_bytes();
@@ -178,21 +185,24 @@ impl Server {
 
     /// Like [`start`](Self::start), in a prepared dir and with extra arguments.
     pub fn start_in(dir: TempDir, toml: &str, args: &[&str]) -> Server {
+        Server::launch(dir, toml, args)
+    }
+
+    fn launch(dir: TempDir, toml: &str, args: &[&str]) -> Server {
         let toml = toml.replace("$DIR", &dir.path().display().to_string());
         let config = dir.join("logwisp.toml");
         fs::write(&config, &toml).expect("write config");
         let expected = expected_listeners(&toml);
-        let mut child = Command::new(BIN)
-            .arg("--config")
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
             .arg(&config)
             .args(args)
             .current_dir(dir.path())
             .env_remove("LOGWISP_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn logwisp");
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn logwisp");
         let (stdout, _) = drain(child.stdout.take().unwrap());
         let (stderr, _) = drain(child.stderr.take().unwrap());
         let mut server = Server {
@@ -958,6 +968,12 @@ impl TcpCollector {
 
     pub fn snapshot(&self) -> Vec<Value> {
         self.entries.lock().unwrap().clone()
+    }
+
+    /// The entries after the first `from` (for readers that keep their own place).
+    pub fn since(&self, from: usize) -> Vec<Value> {
+        let entries = self.entries.lock().unwrap();
+        entries.get(from..).unwrap_or_default().to_vec()
     }
 
     /// Waits until at least `n` entries arrived.
