@@ -8,4 +8,5 @@ mod model;
 mod rotation;
 mod router;
 mod streaming;
+mod tailing;
 mod util;

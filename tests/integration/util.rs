@@ -7,6 +7,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpStream};
 use std::os::fd::FromRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -185,10 +186,16 @@ impl Server {
 
     /// Like [`start`](Self::start), in a prepared dir and with extra arguments.
     pub fn start_in(dir: TempDir, toml: &str, args: &[&str]) -> Server {
-        Server::launch(dir, toml, args)
+        Server::launch(dir, toml, args, None)
     }
 
-    fn launch(dir: TempDir, toml: &str, args: &[&str]) -> Server {
+    /// Like [`start_in`](Self::start_in), with both the soft and the hard open-files limit
+    /// set to `limit` (logwisp raises its soft limit to the hard one, so both must be low).
+    pub fn start_with_fd_limit(dir: TempDir, toml: &str, limit: u64) -> Server {
+        Server::launch(dir, toml, &[], Some(limit))
+    }
+
+    fn launch(dir: TempDir, toml: &str, args: &[&str], fd_limit: Option<u64>) -> Server {
         let toml = toml.replace("$DIR", &dir.path().display().to_string());
         let config = dir.join("logwisp.toml");
         fs::write(&config, &toml).expect("write config");
@@ -202,6 +209,23 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(limit) = fd_limit {
+            let lim = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: limit as libc::rlim_t,
+            };
+            // SAFETY: between fork and exec only setrlimit(2) runs, which is
+            // async-signal-safe and reads `lim`, a plain value copied into the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let mut child = cmd.spawn().expect("spawn logwisp");
         let (stdout, _) = drain(child.stdout.take().unwrap());
         let (stderr, _) = drain(child.stderr.take().unwrap());
@@ -306,6 +330,25 @@ impl Server {
         // `Child` is still held), so the pid cannot name another process.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
         assert_eq!(rc, 0, "kill: {}", io::Error::last_os_error());
+    }
+
+    /// Stops the process (SIGSTOP) and waits until it is stopped, so that what the test
+    /// does next happens between two of its looks; [`thaw`](Self::thaw) resumes it.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+        let stat = format!("/proc/{}/stat", self.child.id());
+        let stopped = wait_until(TIMEOUT, || {
+            // The state follows the command name in parentheses: `pid (comm) T ...`.
+            fs::read_to_string(&stat)
+                .ok()
+                .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('T')))
+                .unwrap_or(false)
+        });
+        assert!(stopped, "logwisp did not stop");
+    }
+
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
     }
 
     /// Waits for the process to exit.
