@@ -21,7 +21,7 @@ model SEEDS="20" STEPS="150":
     LOGWISP_MODEL_SEEDS={{SEEDS}} LOGWISP_MODEL_STEPS={{STEPS}} cargo test --test integration model::seeds_from_env -- --ignored --exact --nocapture
 
 # The same with quiet periods longer than the retire grace (slow: about 10-30 s a seed)
-model-slow SEEDS="3" STEPS="60":
+model-slow SEEDS="6" STEPS="60":
     LOGWISP_MODEL_SEEDS={{SEEDS}} LOGWISP_MODEL_STEPS={{STEPS}} cargo test --test integration model::quiet_periods -- --ignored --exact --nocapture
 
 # End-to-end load benchmarks; writes the table into BENCHMARKS.md

@@ -58,6 +58,10 @@ pub struct FileM {
     pub watched: bool,
     /// When it last lost every watched name (real and planned time), while it has none.
     pub left_at: Option<(Duration, Duration)>,
+    /// Truncated while it had no watched name (a rotated file): what is written to it
+    /// afterwards may or may not be read (logwisp may drop such a descriptor), but never in
+    /// pieces.
+    pub truncated_away: bool,
     /// Came back to a watched name later than [`GRACE_DEMANDED`] after leaving: whether
     /// logwisp still knows it is then unspecified, so its lines are judged leniently.
     pub late_return: bool,
@@ -88,7 +92,7 @@ pub struct Rotated {
     pub id: usize,
     /// Planned time of the rotation.
     pub planned: Duration,
-    /// Renamed (the file itself) rather than copied.
+    /// Renamed (the file itself, untouched since) rather than copied: it may be moved back.
     pub renamed: bool,
 }
 
@@ -237,6 +241,7 @@ impl World {
             lines: Vec::new(),
             watched,
             left_at: None,
+            truncated_away: false,
             late_return: false,
             synced: 0,
             history: Vec::new(),
@@ -365,7 +370,12 @@ impl World {
             .set_len(0)
             .unwrap();
         self.note(id, format!("truncated ({})", self.show(p)));
-        self.tag(id, "copytruncated");
+        if self.files[id].watched {
+            self.tag(id, "copytruncated");
+        } else {
+            self.tag(id, "truncated after rotation");
+            self.files[id].truncated_away = true;
+        }
     }
 
     /// Whether a write to file `id` now is owed (before the file's later fate is known).
@@ -379,6 +389,8 @@ impl World {
             Cover::Not("written after the file was deleted")
         } else if f.copy {
             Cover::Not("a copy, never watched")
+        } else if f.truncated_away {
+            Cover::Not("written to a rotated file after it was truncated")
         } else if let Some((left, _)) = f.left_at {
             let age = self.now() - left;
             if age <= GRACE_DEMANDED {
