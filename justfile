@@ -15,6 +15,15 @@ run *ARGS:
 test:
     cargo test
 
+# Model-based tailing test: SEEDS seeds (N for 1..N, or a list like 7,12,30-40) of STEPS
+# random file-system actions each; LOGWISP_MODEL_SKIP=refill,swap leaves kinds of action out
+model SEEDS="20" STEPS="150":
+    LOGWISP_MODEL_SEEDS={{SEEDS}} LOGWISP_MODEL_STEPS={{STEPS}} cargo test --test integration model::seeds_from_env -- --ignored --exact --nocapture
+
+# The same with quiet periods longer than the retire grace (slow: about 10-30 s a seed)
+model-slow SEEDS="6" STEPS="60":
+    LOGWISP_MODEL_SEEDS={{SEEDS}} LOGWISP_MODEL_STEPS={{STEPS}} cargo test --test integration model::quiet_periods -- --ignored --exact --nocapture
+
 # End-to-end load benchmarks; writes the table into BENCHMARKS.md
 bench *ARGS:
     cargo bench --bench load -- {{ARGS}}

@@ -1138,7 +1138,13 @@ impl Monitor {
             StartAt::End => match opened {
                 Some((file, m)) => {
                     let at = source::start_of_last_partial_line(&file, m.len(), self.max_line);
-                    (at, None, Some(file))
+                    // What is there now is known content: a truncate-and-refill before
+                    // the first new line must be told from growth.
+                    let fingerprint =
+                        Fingerprint::read(&file, (at as usize).min(FINGERPRINT_BYTES))
+                            .ok()
+                            .flatten();
+                    (at, fingerprint, Some(file))
                 }
                 // Unreadable for now: it starts where it ends now once it can be read.
                 None => (meta.len(), None, None),

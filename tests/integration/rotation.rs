@@ -114,12 +114,6 @@ fn setup() -> (Server, TcpCollector) {
     (server, TcpCollector::start(client))
 }
 
-fn is_rotation(v: &Value) -> bool {
-    v["message"]
-        .as_str()
-        .is_some_and(|m| m.starts_with("Log rotation detected"))
-}
-
 /// The line number of an entry from the writer.
 fn number(v: &Value) -> usize {
     let m = v["message"].as_str().unwrap();

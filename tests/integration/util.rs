@@ -7,6 +7,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpStream};
 use std::os::fd::FromRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,6 +70,13 @@ pub fn assert_same_seq<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], wa
         "{what}: lengths differ (got ends with {:?})",
         got.last()
     );
+}
+
+/// A `Log rotation detected (#N): <reason>` notice (SPEC §4), not a line of a file.
+pub fn is_rotation(v: &Value) -> bool {
+    v["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("Log rotation detected"))
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` (with `frac` digits of fraction before the `Z` when non-zero).
@@ -225,6 +233,7 @@ pub struct Server {
     http: HashMap<String, u16>,
     tcp: HashMap<String, u16>,
     args: Vec<String>,
+    fd_limit: Option<u64>,
 }
 
 /// Starts logwisp on `$DIR/logwisp.toml` in `dir`, its output collected in the background.
@@ -233,8 +242,27 @@ pub struct Server {
 fn spawn_logwisp(
     dir: &TempDir,
     args: &[String],
+    fd_limit: Option<u64>,
 ) -> (Child, Arc<Mutex<String>>, Arc<Mutex<String>>) {
-    let mut child = Command::new(BIN)
+    let mut cmd = Command::new(BIN);
+    if let Some(limit) = fd_limit {
+        let lim = libc::rlimit {
+            rlim_cur: limit as libc::rlim_t,
+            rlim_max: limit as libc::rlim_t,
+        };
+        // SAFETY: between fork and exec only setrlimit(2) runs, which is
+        // async-signal-safe and reads `lim`, a plain value copied into the closure.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let mut child = cmd
         .arg("--config")
         .arg(dir.join("logwisp.toml"))
         .args(args)
@@ -262,10 +290,20 @@ impl Server {
 
     /// Like [`start`](Self::start), in a prepared dir and with extra arguments.
     pub fn start_in(dir: TempDir, toml: &str, args: &[&str]) -> Server {
+        Server::launch(dir, toml, args, None)
+    }
+
+    /// Like [`start_in`](Self::start_in), with both the soft and the hard open-files limit
+    /// set to `limit` (logwisp raises its soft limit to the hard one, so both must be low).
+    pub fn start_with_fd_limit(dir: TempDir, toml: &str, limit: u64) -> Server {
+        Server::launch(dir, toml, &[], Some(limit))
+    }
+
+    fn launch(dir: TempDir, toml: &str, args: &[&str], fd_limit: Option<u64>) -> Server {
         let toml = toml.replace("$DIR", &dir.path().display().to_string());
         fs::write(dir.join("logwisp.toml"), &toml).expect("write config");
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let (child, stdout, stderr) = spawn_logwisp(&dir, &args);
+        let (child, stdout, stderr) = spawn_logwisp(&dir, &args, fd_limit);
         let mut server = Server {
             dir,
             child,
@@ -274,6 +312,7 @@ impl Server {
             http: HashMap::new(),
             tcp: HashMap::new(),
             args,
+            fd_limit,
         };
         server.wait_listening();
         server
@@ -284,7 +323,7 @@ impl Server {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, stdout, stderr) = spawn_logwisp(&self.dir, &self.args);
+        let (child, stdout, stderr) = spawn_logwisp(&self.dir, &self.args, self.fd_limit);
         self.child = child;
         self.stdout = stdout;
         self.stderr = stderr;
@@ -433,6 +472,25 @@ impl Server {
         // `Child` is still held), so the pid cannot name another process.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
         assert_eq!(rc, 0, "kill: {}", io::Error::last_os_error());
+    }
+
+    /// Stops the process (SIGSTOP) and waits until it is stopped, so that what the test
+    /// does next happens between two of its looks; [`thaw`](Self::thaw) resumes it.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+        let stat = format!("/proc/{}/stat", self.child.id());
+        let stopped = wait_until(TIMEOUT, || {
+            // The state follows the command name in parentheses: `pid (comm) T ...`.
+            fs::read_to_string(&stat)
+                .ok()
+                .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('T')))
+                .unwrap_or(false)
+        });
+        assert!(stopped, "logwisp did not stop");
+    }
+
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
     }
 
     /// Waits for the process to exit.
@@ -1242,6 +1300,12 @@ impl TcpCollector {
 
     pub fn snapshot(&self) -> Vec<Value> {
         self.entries.lock().unwrap().clone()
+    }
+
+    /// The entries after the first `from` (for readers that keep their own place).
+    pub fn since(&self, from: usize) -> Vec<Value> {
+        let entries = self.entries.lock().unwrap();
+        entries.get(from..).unwrap_or_default().to_vec()
     }
 
     /// Waits until at least `n` entries arrived.
