@@ -162,19 +162,12 @@ impl Accept {
     }
 }
 
-/// Padded standard base64 of a SHA-1 digest: all the encoding a handshake needs, so no
-/// crate for it.
+/// Padded standard base64 of a SHA-1 digest (28 characters).
 fn base64_20(input: &[u8; 20]) -> [u8; 28] {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    use base64::Engine;
     let mut out = [b'='; 28];
-    for (i, chunk) in input.chunks(3).enumerate() {
-        let byte = |k: usize| u32::from(chunk.get(k).copied().unwrap_or(0));
-        let n = byte(0) << 16 | byte(1) << 8 | byte(2);
-        // 1, 2 or 3 bytes make 2, 3 or 4 characters; padding stays for the rest.
-        for j in 0..=chunk.len() {
-            out[i * 4 + j] = ALPHABET[(n >> (18 - 6 * j)) as usize & 63];
-        }
-    }
+    // 20 bytes always encode to exactly 28 characters, so the slice is never short.
+    let _ = base64::engine::general_purpose::STANDARD.encode_slice(input, &mut out);
     out
 }
 
