@@ -29,6 +29,9 @@ pub const MAX_RING_BYTES: usize = 64 * 1024 * 1024;
 const MAX_IOV: usize = 64;
 /// Wire formats a buffer can hold at once (more distinct ones are served from disk).
 pub const MAX_WIRES: usize = 4;
+/// A scratch buffer past this is released after use: one huge line must not keep its
+/// size resident.
+const JSON_SCRATCH_KEEP: usize = 64 * 1024;
 /// Frames rendered from disk for a lagging client are topped up to about this much.
 pub const REFILL_BYTES: usize = 64 * 1024;
 
@@ -61,26 +64,35 @@ impl Wire {
         format: 0,
     };
 
+    /// What precedes the payload, for framings whose head does not depend on it.
+    fn frame_head(self, out: &mut Vec<u8>, seq: u64) {
+        if self.framing == Framing::Sse {
+            out.extend_from_slice(b"id: ");
+            push_decimal(out, seq);
+            out.extend_from_slice(b"\ndata: ");
+        }
+    }
+
+    /// What follows the payload (SSE and lines).
+    fn frame_tail(self, out: &mut Vec<u8>) {
+        match self.framing {
+            Framing::Sse => out.extend_from_slice(b"\n\n"),
+            Framing::Lines => out.push(b'\n'),
+            Framing::Ws => {}
+        }
+    }
+
     /// One whole frame for entry `seq` carrying `payload`.
     pub fn frame(self, out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
-        match self.framing {
-            Framing::Sse => {
-                out.extend_from_slice(b"id: ");
-                push_decimal(out, seq);
-                out.extend_from_slice(b"\ndata: ");
-                out.extend_from_slice(payload);
-                out.extend_from_slice(b"\n\n");
-            }
-            Framing::Lines => {
-                out.extend_from_slice(payload);
-                out.push(b'\n');
-            }
-            Framing::Ws => {
-                #[cfg(feature = "websocket")]
-                out.extend_from_slice(crate::ws::text_head(payload.len()).as_bytes());
-                out.extend_from_slice(payload);
-            }
+        if self.framing == Framing::Ws {
+            #[cfg(feature = "websocket")]
+            out.extend_from_slice(crate::ws::text_head(payload.len()).as_bytes());
+            out.extend_from_slice(payload);
+            return;
         }
+        self.frame_head(out, seq);
+        out.extend_from_slice(payload);
+        self.frame_tail(out);
     }
 }
 
@@ -148,6 +160,8 @@ pub struct Ring {
     wires: [WireUse; MAX_WIRES],
     /// Where non-JSON payloads are rendered before framing.
     scratch: Vec<u8>,
+    /// Where the JSON entry is rendered when no wire in use frames it in place.
+    json_scratch: Vec<u8>,
 }
 
 impl Ring {
@@ -166,6 +180,7 @@ impl Ring {
                 since: u64::MAX,
             }; MAX_WIRES],
             scratch: Vec::new(),
+            json_scratch: Vec::new(),
         }
     }
 
@@ -250,14 +265,34 @@ impl Ring {
             && seq < self.next_seq()
     }
 
-    /// Appends one entry, framed for every wire a client uses (nothing at all without
-    /// clients); `formats` renders non-JSON payloads. Returns its sequence number.
+    /// Appends one entry whose JSON is ready (notices, tests); see [`push_with`](Self::push_with).
     pub fn push(&mut self, formats: &[Format], entry: &EntryParts) -> u64 {
+        self.push_with(
+            formats,
+            entry.line,
+            |out| out.extend_from_slice(entry.json),
+            |_| entry.mask,
+        )
+    }
+
+    /// Appends one entry, framed for every wire a client uses (nothing at all, not even
+    /// rendered, without clients). `render` writes its JSON entry once, straight into
+    /// the buffer of the first wire that frames JSON after a fixed prefix (SSE or lines);
+    /// other wires copy it or render their format (`formats`) from it and from `line`.
+    /// `mask_of` tells from the JSON which client filters want it. Returns its sequence
+    /// number.
+    pub fn push_with(
+        &mut self,
+        formats: &[Format],
+        line: &[u8],
+        render: impl FnOnce(&mut Vec<u8>),
+        mask_of: impl FnOnce(&[u8]) -> u64,
+    ) -> u64 {
         let seq = self.next_seq();
         let mut slot = Slot {
             chunk: self.chunk_base + self.chunks.len().saturating_sub(1) as u64,
             spans: [Span::default(); MAX_WIRES],
-            mask: entry.mask,
+            mask: 0,
         };
         if !self.frames_entries() {
             self.slots.push_back(slot);
@@ -278,17 +313,55 @@ impl Ring {
             self.chunks.push_back(chunk);
         }
         slot.chunk = self.chunk_base + self.chunks.len() as u64 - 1;
+        let is_json = |u: &WireUse| {
+            matches!(
+                formats.get(usize::from(u.wire.format)),
+                None | Some(Format::Json)
+            )
+        };
+        // The JSON's home: a wire whose frame head does not depend on the payload's
+        // length (a WebSocket head does), else the scratch buffer.
+        let home = self
+            .wires
+            .iter()
+            .position(|u| u.users > 0 && is_json(u) && u.wire.framing != Framing::Ws);
         let chunk = self.chunks.back_mut().expect("a chunk was just ensured");
         let before = chunk.held();
+        let (mut json_buf, json_start, json_end) = match home {
+            Some(p) => {
+                let mut buf = std::mem::take(&mut chunk.bufs[p]);
+                let frame_start = buf.len();
+                let wire = self.wires[p].wire;
+                wire.frame_head(&mut buf, seq);
+                let json_start = buf.len();
+                render(&mut buf);
+                let json_end = buf.len();
+                wire.frame_tail(&mut buf);
+                slot.spans[p] = Span {
+                    start: frame_start as u32,
+                    len: (buf.len() - frame_start) as u32,
+                };
+                (buf, json_start, json_end)
+            }
+            None => {
+                let mut buf = std::mem::take(&mut self.json_scratch);
+                buf.clear();
+                render(&mut buf);
+                let end = buf.len();
+                (buf, 0, end)
+            }
+        };
+        let json = &json_buf[json_start..json_end];
+        slot.mask = mask_of(json);
         for (p, u) in self.wires.iter().enumerate() {
-            if u.users == 0 {
+            if u.users == 0 || Some(p) == home {
                 continue;
             }
             let payload: &[u8] = match formats.get(usize::from(u.wire.format)) {
-                None | Some(Format::Json) => entry.json,
+                None | Some(Format::Json) => json,
                 Some(other) => {
                     self.scratch.clear();
-                    other.render(&mut self.scratch, entry.line, entry.json);
+                    other.render(&mut self.scratch, line, json);
                     &self.scratch
                 }
             };
@@ -299,6 +372,15 @@ impl Ring {
                 start: start as u32,
                 len: (buf.len() - start) as u32,
             };
+        }
+        match home {
+            Some(p) => chunk.bufs[p] = json_buf,
+            None => {
+                if json_buf.capacity() > JSON_SCRATCH_KEEP {
+                    json_buf = Vec::new();
+                }
+                self.json_scratch = json_buf;
+            }
         }
         self.held_bytes += chunk.held() - before;
         self.slots.push_back(slot);

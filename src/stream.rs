@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use crate::config::{HeartbeatConfig, StreamConfig};
 use crate::entry::{self, Stamp};
 use crate::fanout::{
-    At, ControlRenderer, EntryParts, FilterBit, Framing, REFILL_BYTES, Ring, Subscriber, Wire,
+    At, ControlRenderer, FilterBit, Framing, REFILL_BYTES, Ring, Subscriber, Wire,
 };
 use crate::filter::{ClientFilter, FilterId, FilterSet, SetFull, StreamFilters};
 use crate::format::{Format, Parts};
@@ -198,8 +198,6 @@ pub struct Stream {
     pub filtered_lines: u64,
     /// The distinct filters its clients asked for, evaluated once per entry.
     pub client_filters: FilterSet,
-    /// Where an entry's JSON is rendered before it is framed.
-    json: Vec<u8>,
 }
 
 /// Where the tailer's entries go: through the stream's filters, framed into the buffer
@@ -210,13 +208,8 @@ struct Intake<'a> {
     formats: &'a [Format],
     filters: &'a StreamFilters,
     clients: &'a FilterSet,
-    json: &'a mut Vec<u8>,
     filtered: &'a mut u64,
 }
-
-/// An entry scratch buffer past this is released after use: one huge line must not
-/// keep its size resident.
-const JSON_SCRATCH_KEEP: usize = 64 * 1024;
 
 /// Which client filters want the entry whose JSON is `json`.
 fn filter_mask(clients: &FilterSet, json: &[u8]) -> u64 {
@@ -235,40 +228,23 @@ impl EntrySink for Intake<'_> {
             *self.filtered += 1;
             return;
         }
-        if !self.ring.frames_entries() {
-            // No client: only the sequence number and where the line is on disk count.
-            let seq = self.ring.push(self.formats, &EntryParts::NONE);
-            self.history.note_line(seq, src, start, stamp.micros);
-            return;
-        }
-        self.json.clear();
-        entry::write_entry(self.json, line, source_json, stamp);
-        let mask = filter_mask(self.clients, self.json);
-        let seq = self.ring.push(
+        let clients = self.clients;
+        let seq = self.ring.push_with(
             self.formats,
-            &EntryParts {
-                line,
-                json: self.json,
-                mask,
-            },
+            line,
+            |out| entry::write_entry(out, line, source_json, stamp),
+            |json| filter_mask(clients, json),
         );
-        if self.json.capacity() > JSON_SCRATCH_KEEP {
-            *self.json = Vec::new();
-        }
         self.history.note_line(seq, src, start, stamp.micros);
     }
 
     fn notice(&mut self, source_json: &[u8], message: &str, stamp: &Stamp) {
-        self.json.clear();
-        entry::write_notice(self.json, stamp, source_json, "INFO", message);
-        let mask = filter_mask(self.clients, self.json);
-        let seq = self.ring.push(
+        let clients = self.clients;
+        let seq = self.ring.push_with(
             self.formats,
-            &EntryParts {
-                line: message.as_bytes(),
-                json: self.json,
-                mask,
-            },
+            message.as_bytes(),
+            |out| entry::write_notice(out, stamp, source_json, "INFO", message),
+            |json| filter_mask(clients, json),
         );
         self.history.note_notice(
             seq,
@@ -336,7 +312,6 @@ impl Stream {
             filters,
             filtered_lines: 0,
             client_filters: FilterSet::new(),
-            json: Vec::new(),
         }
     }
 
@@ -403,7 +378,6 @@ impl Stream {
             formats: &self.formats,
             filters: &self.filters,
             clients: &self.client_filters,
-            json: &mut self.json,
             filtered: &mut self.filtered_lines,
         };
         self.read_pending = self
