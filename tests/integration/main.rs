@@ -14,3 +14,4 @@ mod router;
 mod streaming;
 mod tls;
 mod util;
+mod view;

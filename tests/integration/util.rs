@@ -53,7 +53,12 @@ pub fn numbered(prefix: &str, range: std::ops::Range<usize>) -> String {
 }
 
 /// Asserts two sequences are equal, reporting the first difference instead of both.
-pub fn assert_same_seq<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: &[T]) {
+/// `String`s compare with `&str`s.
+pub fn assert_same_seq<T, U>(what: &str, got: &[T], want: &[U])
+where
+    T: PartialEq<U> + std::fmt::Debug,
+    U: std::fmt::Debug,
+{
     if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
         panic!(
             "{what}: first difference at index {i}: got {:?}, want {:?} (lengths {} and {})",
