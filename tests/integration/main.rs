@@ -15,3 +15,5 @@ mod streaming;
 mod tls;
 mod util;
 mod view;
+#[cfg(feature = "websocket")]
+mod websocket;

@@ -203,7 +203,7 @@ pub const HTTP: &str = "[streams.httpserver]\nenabled = true\naddress = \"127.0.
 pub const TCP: &str = "[streams.tcpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\n";
 
 /// Collects a child's output in the background.
-fn drain(mut from: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinHandle<()>) {
+pub fn drain(mut from: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinHandle<()>) {
     let out = Arc::new(Mutex::new(String::new()));
     let sink = Arc::clone(&out);
     let handle = std::thread::spawn(move || {
@@ -632,7 +632,7 @@ pub fn connect_tcp(from: Option<Ipv4Addr>, rcvbuf: Option<i32>, port: u16) -> Tc
 
 /// Reads into `buf` until `done(buf)` says where to stop, EOF, or the deadline.
 /// Returns false on EOF or timeout.
-fn read_until(
+pub fn read_until(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     deadline: Instant,
@@ -667,7 +667,7 @@ fn read_until(
 /// Where `needle` (not empty) first occurs in `hay`. A plain loop: the test binary is
 /// built without optimisation, where `windows().position()` costs seconds per million
 /// SSE events.
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (first, rest) = needle.split_first().expect("empty needle");
     let last_start = hay.len().checked_sub(needle.len())?;
     let mut i = 0;
@@ -681,7 +681,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Waits for the peer to close (EOF or reset), failing if bytes arrive instead.
-fn expect_closed(stream: &mut TcpStream, pending: &[u8], timeout: Duration) {
+pub fn expect_closed(stream: &mut TcpStream, pending: &[u8], timeout: Duration) {
     assert!(
         pending.is_empty(),
         "expected close, but unread bytes are buffered: {:?}",
@@ -742,7 +742,7 @@ impl Response {
 }
 
 /// Parses a response head (status line and headers, without the final empty line).
-fn parse_head(head: &[u8]) -> Response {
+pub fn parse_head(head: &[u8]) -> Response {
     let text = std::str::from_utf8(head).expect("response head is UTF-8");
     let mut lines = text.split("\r\n");
     let status_line = lines.next().unwrap();
