@@ -1,6 +1,7 @@
 //! Integration tests: the real `logwisp` binary on free loopback ports, real files in a
 //! temp dir per test, real sockets, exact bytes. Helpers live in `util`.
 
+mod browser;
 #[path = "../support/chunked.rs"]
 mod chunked;
 mod cli_config;

@@ -1329,3 +1329,95 @@ impl Pki {
         }
     }
 }
+
+/// Where a program is: the first `name` on `PATH`, else the first of `also` that exists
+/// (`/usr/sbin` is not on every user's `PATH`).
+pub fn find_program(name: &str, also: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .chain(also.iter().map(PathBuf::from))
+        .find(|p| {
+            fs::metadata(p).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            })
+        })
+}
+
+/// nginx in the foreground, one process, everything (config, logs, temp files) under a
+/// test's dir; killed on drop.
+pub struct Nginx {
+    child: Child,
+    pub port: u16,
+    error_log: PathBuf,
+}
+
+impl Nginx {
+    /// Proxies `location` (e.g. `/logwisp/`) to `http://127.0.0.1:{upstream}/` with HTTP/1.1
+    /// and no buffering, as README shows; `directives` go into the location block too
+    /// (`proxy_set_header Connection "";`, timeouts). `$connection_upgrade` is defined for
+    /// WebSocket (`Connection: upgrade` when the client asks to upgrade, else empty).
+    /// Fails with how to install nginx when it is not there.
+    pub fn start(dir: &TempDir, upstream: u16, location: &str, directives: &str) -> Nginx {
+        let bin = find_program("nginx", &["/usr/sbin/nginx", "/usr/local/sbin/nginx"])
+            .expect("this test needs nginx: apt-get install -y nginx (.ci/run installs it)");
+        let port = free_port();
+        let d = dir.path().display();
+        // chunked_transfer_encoding off: the test's SSE client reads a plain body.
+        let conf = format!(
+            "worker_processes 1;\nmaster_process off;\ndaemon off;\npid {d}/nginx.pid;\n\
+             error_log {d}/error.log info;\nevents {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n\
+             proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
+             uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+             chunked_transfer_encoding off;\n\
+             map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}\n\
+             server {{\n    listen 127.0.0.1:{port};\n\
+             location {location} {{\n\
+               proxy_pass http://127.0.0.1:{upstream}/;\n\
+               proxy_http_version 1.1;\n\
+               proxy_buffering off;\n\
+               {directives}\n\
+             }}\n  }}\n}}\n"
+        );
+        let path = dir.join("nginx.conf");
+        fs::write(&path, conf).unwrap();
+        let child = Command::new(bin)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-c")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nginx");
+        let mut nginx = Nginx {
+            child,
+            port,
+            error_log: dir.join("error.log"),
+        };
+        let up = wait_until(TIMEOUT, || {
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                panic!("nginx exited ({status}): {}", nginx.errors());
+            }
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "nginx did not listen: {}", nginx.errors());
+        nginx
+    }
+
+    pub fn errors(&self) -> String {
+        fs::read_to_string(&self.error_log).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
