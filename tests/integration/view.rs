@@ -704,3 +704,78 @@ fn view_router_index_lists_the_streams_and_each_page_is_under_its_name() {
         assert_eq!(r.header("Location"), Some(to), "{from}");
     }
 }
+
+#[test]
+fn view_a_stream_evaluates_at_most_64_distinct_filters_and_frees_a_slot_when_its_clients_go() {
+    let server = Server::start(&one_stream(HTTP));
+    let port = server.http_port("app");
+    let mut clients: Vec<SseClient> = (0..64)
+        .map(|i| sse(port, &format!("/stream?filter=f{i:02}"), &[]))
+        .collect();
+    // A 65th filter is refused for now; a filter already in use is not.
+    let r = http_get(port, "/stream?filter=f64");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("Retry-After"), Some("10"));
+    assert!(
+        r.text().contains("too many distinct filters"),
+        "{}",
+        r.text()
+    );
+    let mut shared = sse(port, "/stream?filter=f07", &[]);
+    // Once every client of a filter has gone, its slot serves a new one.
+    drop(clients.remove(3));
+    server.wait_status("app", "64 clients", |s| s["server"]["active_clients"] == 64);
+    let mut new = sse(port, "/stream?filter=f64", &[]);
+    append(&server.path("app.log"), "f07 x\nf64 y\nf03 z\nf00 w\n");
+    assert_eq!(new.next_message(), "f64 y");
+    assert_eq!(shared.next_message(), "f07 x");
+    assert_eq!(clients[0].next_message(), "f00 w");
+    assert_eq!(clients[6].next_message(), "f07 x");
+}
+
+#[test]
+fn view_a_reload_that_changes_the_stream_filters_never_renumbers_older_entries() {
+    let filters = "[[streams.filters]]\ntype = \"exclude\"\npatterns = [\"noise\"]\n";
+    let servers = format!("{HTTP}buffer_size = 2\n");
+    let mut server = Server::start(&filtered_stream(filters, &servers));
+    let first = server.next_id("app");
+    let text: String = (0..10)
+        .map(|i| {
+            if i % 2 == 1 {
+                format!("noise {i}\n")
+            } else {
+                format!("line {i}\n")
+            }
+        })
+        .collect();
+    append(&server.path("app.log"), &text);
+    server.wait_status("app", "5 entries", |s| {
+        s["delivery"]["next_sequence"] == first + 5
+    });
+    // The same stream without its filter: lines read from now on are all entries.
+    server.reload_with(&filtered_stream("", &servers));
+    append(&server.path("app.log"), "noise after\nline after\n");
+    server.wait_status("app", "7 entries", |s| {
+        s["delivery"]["next_sequence"] == first + 7
+    });
+    let port = server.http_port("app");
+    let mut c = sse(port, &format!("/stream?last_event_id={first}"), &[]);
+    // Entries first+1.. were "line 2", "line 4", "line 6", "line 8", counted under the
+    // old filter. The reload restarted the tailer and its history, so they cannot be read
+    // again under their ids: the client is told exactly how many are gone, and is never
+    // given other lines under their ids.
+    let e = c.next_event();
+    assert_eq!(
+        (e.event.as_deref(), e.data.as_deref()),
+        (Some("dropped"), Some("{\"dropped\":4}")),
+        "{:?}",
+        e.raw
+    );
+    for (k, m) in ["noise after", "line after"].iter().enumerate() {
+        let (id, v) = c.next_entry();
+        assert_eq!(
+            (id, v["message"].as_str()),
+            (first + 5 + k as u64, Some(*m))
+        );
+    }
+}

@@ -447,7 +447,7 @@ fn ws_handshake_refusals() {
 /// JSON line on stdout. Server pings are recorded as they arrive (the library answers
 /// them by itself).
 const DRIVER: &str = r#"
-import json, sys, threading, time
+import json, ssl, sys, threading, time
 from websockets.sync.client import connect, ClientConnection
 from websockets.frames import Frame, Opcode
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -476,8 +476,11 @@ for line in sys.stdin:
     try:
         if cmd == "connect":
             try:
+                tls = {}
+                if "cafile" in c:
+                    tls["ssl"] = ssl.create_default_context(cafile=c["cafile"])
                 ws = connect(c["url"], create_connection=Conn, ping_interval=None,
-                             compression=None, open_timeout=10)
+                             compression=None, open_timeout=10, **tls)
                 out(event="open", status=ws.response.status_code)
             except InvalidStatus as e:
                 out(event="refused", status=e.response.status_code,
@@ -744,4 +747,41 @@ fn ws_python_sees_close_1001_after_every_owed_entry_on_shutdown() {
         json!({"event": "closed", "code": 1001, "reason": "server shutdown"})
     );
     assert_eq!(server.wait_exit(TIMEOUT).and_then(|s| s.code()), Some(0));
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn ws_python_over_tls_is_wss() {
+    let dir = TempDir::new();
+    let pki = Pki::new(dir.path());
+    let toml = one_stream(&format!(
+        "{HTTP}[streams.httpserver.tls]\nenabled = true\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        pki.server_cert.display(),
+        pki.server_key.display()
+    ));
+    let server = Server::start_in(dir, &toml, &[]);
+    let port = server.http_port("app");
+    let mut py = PyWs::start(&server.dir);
+    py.send(json!({
+        "cmd": "connect",
+        "url": format!("wss://localhost:{port}/stream?levels=ERROR"),
+        "cafile": pki.ca.display().to_string(),
+    }));
+    assert_eq!(py.next(), json!({"event": "open", "status": 101}));
+    append(&server.path("app.log"), "[INFO] no\n[ERROR] over tls\n");
+    assert_same_seq("wss", &py.messages(1), &["[ERROR] over tls"]);
+}
+
+#[test]
+fn ws_frames_carry_the_servers_format() {
+    let server = Server::start(&one_stream(&format!(
+        "{HTTP}format = \"txt\"\ntxt_template = \"{{level}}|{{message}}\"\n"
+    )));
+    let mut ws = WsClient::connect(server.http_port("app"), "/stream?levels=warn");
+    append(
+        &server.path("app.log"),
+        "[INFO] a\n[WARN] b\r\n[WARN] c\rd\n",
+    );
+    assert_eq!(ws.next_text(), "WARN|[WARN] b");
+    assert_eq!(ws.next_text(), "WARN|[WARN] c\\rd");
 }
