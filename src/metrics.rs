@@ -299,6 +299,16 @@ pub fn render(
         ),
         |s| s.monitor.counters.truncated_lines,
     );
+    per_stream(
+        &mut out,
+        streams,
+        (
+            "logwisp_lines_filtered_total",
+            "counter",
+            "Lines kept out by the stream's [[streams.filters]].",
+        ),
+        |s| s.filtered_lines,
+    );
     per_stream_by(
         &mut out,
         streams,

@@ -183,6 +183,7 @@ pub fn stream_status(stream: &Stream, uptime_secs: u64, router: bool) -> Value {
             "total_entries": stream.total_entries(),
             "dropped_entries": stream.dropped,
             "truncated_lines": truncated,
+            "filtered_lines": stream.filtered_lines,
             "lines_read": m.counters.lines,
             "bytes_read": m.counters.bytes,
             "rotations": m.counters.rotations,

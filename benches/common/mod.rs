@@ -852,7 +852,7 @@ impl Check {
     }
 
     /// Consumes complete lines of `data`; returns how many bytes were consumed.
-    fn feed(&mut self, proto: Proto, data: &[u8], rt_ns: u64) -> usize {
+    pub fn feed(&mut self, proto: Proto, data: &[u8], rt_ns: u64) -> usize {
         let mut start = 0;
         for nl in memchr::memchr_iter(b'\n', data) {
             let line = &data[start..nl];
@@ -1563,6 +1563,20 @@ pub fn spawn_fleet(
     count: usize,
     make_check: impl Fn() -> Check + Send + 'static,
 ) -> std::thread::JoinHandle<io::Result<FleetResult>> {
+    spawn_fleet_paths(shared, addr, proto, count, move |_| {
+        ("/stream".to_string(), make_check())
+    })
+}
+
+/// Like [`spawn_fleet`], client `i` asking for the path (with its query) and check that
+/// `make(i)` gives.
+pub fn spawn_fleet_paths(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    proto: Proto,
+    count: usize,
+    make: impl Fn(usize) -> (String, Check) + Send + 'static,
+) -> std::thread::JoinHandle<io::Result<FleetResult>> {
     std::thread::spawn(move || {
         let cpu0 = thread_cpu_ns();
         let mut fleet = Fleet::new()?;
@@ -1570,8 +1584,9 @@ pub fn spawn_fleet(
         let mut made = 0;
         while made < count {
             let batch = (count - made).min(256);
-            for _ in 0..batch {
-                fleet.connect(addr, proto, "/stream", None, make_check())?;
+            for i in made..made + batch {
+                let (path, check) = make(i);
+                fleet.connect(addr, proto, &path, None, check)?;
             }
             made += batch;
             let want = made;

@@ -43,15 +43,25 @@ impl JsonResponse<'_> {
     pub fn write(&self, out: &mut Vec<u8>) {
         // RFC 9110 §6.4.1 and §8.6: a 204 has no content and no Content-Length.
         let no_content = self.status == 204;
+        // An extra header of the same name replaces the default rather than repeating it:
+        // Content-Type is a singleton field (RFC 9110 §8.3), and two Cache-Control
+        // values would combine into both.
+        let overridden = |name: &str| {
+            self.extra_headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name))
+        };
         out.extend_from_slice(b"HTTP/1.1 ");
         push_decimal(out, u64::from(self.status));
         out.push(b' ');
         out.extend_from_slice(reason(self.status).as_bytes());
         out.extend_from_slice(b"\r\nDate: ");
         out.extend_from_slice(&self.date);
-        if !no_content {
+        if !no_content && !overridden("Content-Type") {
             out.extend_from_slice(b"\r\nContent-Type: ");
             out.extend_from_slice(self.content_type.as_bytes());
+        }
+        if !no_content && !overridden("Cache-Control") {
             out.extend_from_slice(b"\r\nCache-Control: no-store");
         }
         out.extend_from_slice(b"\r\nAccess-Control-Allow-Origin: *\r\nServer: logwisp\r\n");
@@ -111,6 +121,36 @@ mod tests {
         assert!(text.contains("\r\nRetry-After: 2\r\n"));
         assert!(text.contains("\r\nContent-Length: 31\r\nConnection: close\r\n\r\n"));
         assert!(text.ends_with(r#"{"error":"Rate limit exceeded"}"#));
+    }
+
+    #[test]
+    fn extra_headers_replace_the_defaults_of_the_same_name() {
+        let mut out = Vec::new();
+        JsonResponse {
+            status: 200,
+            body: b"<!doctype html>",
+            keep_alive: true,
+            head_only: false,
+            extra_headers: &[
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("cache-control", "no-cache"),
+            ],
+            date: *b"Thu, 01 Jan 1970 00:00:00 GMT",
+            content_type: "text/html; charset=utf-8",
+        }
+        .write(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\n\
+             Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
+             Access-Control-Allow-Origin: *\r\n\
+             Server: logwisp\r\n\
+             Content-Type: text/html; charset=utf-8\r\n\
+             cache-control: no-cache\r\n\
+             Content-Length: 15\r\n\
+             Connection: keep-alive\r\n\r\n\
+             <!doctype html>"
+        );
     }
 
     #[test]

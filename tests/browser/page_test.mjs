@@ -3,15 +3,21 @@
 // or the real binary.
 //
 //   node page_test.mjs --base http://127.0.0.1:PORT/[sub/path/] [--ctl http://127.0.0.1:PORT]
-//                      [--stream-path /stream] [--log-dir DIR] [--only NAME] [--shots DIR]
+//                      [--stream-path /stream] [--status-path /status] [--log-dir DIR]
+//                      [--proxy] [--websocket] [--only NAME[,NAME…]] [--shots DIR]
 //                      [--chromium PATH]
 //
 // Entries are produced through the fake server's control endpoint (--ctl, default: the
 // origin of --base) or, with --log-dir, appended to DIR/<source> for a real logwisp that
-// tails DIR/*.log. Tests that need to cut connections (kick) run only with --ctl.
+// tails DIR/*.log. Tests that need to cut connections (kick) use the fake's /_ctl/kick, or
+// with --proxy a TCP relay this script puts in front of --base (a kick drops every
+// connection through it, as a network would); without either they are skipped. With a
+// real server the last id is read from its status (--status-path, relative to the page
+// like the stream). --websocket adds a test of WebSocket from the browser (logwisp only).
 
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 
 const argv = process.argv.slice(2);
@@ -26,11 +32,32 @@ if (!base) {
 }
 const logDir = opt('log-dir');
 const ctl = logDir ? opt('ctl') : opt('ctl', new URL(base).origin);
-const only = opt('only');
+const flag = name => argv.includes('--' + name);
+const only = opt('only') ? opt('only').split(',') : null;
 const shots = opt('shots');
 const executablePath = opt('chromium', '/usr/bin/chromium');
 // The stream path as configured (the page finds it at "." + this, relative to itself).
 const streamPath = opt('stream-path', '/stream');
+const statusPath = opt('status-path', '/status');
+
+// A TCP relay in front of the server (--proxy): pages opened through it lose every
+// connection on kick() and reconnect through it again.
+async function relay(target) {
+  const up = new URL(target);
+  const sockets = new Set();
+  const server = net.createServer(client => {
+    const upstream = net.connect(Number(up.port || 80), up.hostname);
+    const end = () => { client.destroy(); upstream.destroy(); sockets.delete(client); sockets.delete(upstream); };
+    for (const s of [client, upstream]) { sockets.add(s); s.on('error', end); s.on('close', end); }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise(res => server.listen(0, '127.0.0.1', res));
+  const url = new URL(target);
+  url.host = '127.0.0.1:' + server.address().port;
+  return { url: url.href, kick: () => { for (const s of sockets) s.destroy(); sockets.clear(); }, close: () => server.close() };
+}
+const proxy = flag('proxy') ? await relay(base) : null;
 
 let seq = 0;
 // Each test's lines carry a run-unique tag so counts never mix across tests.
@@ -46,8 +73,17 @@ async function emit(lines, source = 'app.log') {
 }
 
 async function kick() {
+  if (proxy) return proxy.kick();
   const r = await fetch(`${ctl}/_ctl/kick`, { method: 'POST' });
   if (!r.ok) throw new Error('kick failed');
+}
+
+// The id of the newest entry: the fake's /_ctl/last, or the server's status
+// (delivery.next_sequence - 1), reached relative to the page like the stream.
+async function lastEntryId() {
+  if (ctl) return (await (await fetch(`${ctl}/_ctl/last`)).json()).id;
+  const status = await (await fetch(new URL('.' + statusPath, pageURL()))).json();
+  return status.delivery.next_sequence - 1;
 }
 
 function assert(cond, msg) {
@@ -67,10 +103,17 @@ const browser = await chromium.launch({
 
 const cspViolations = [];
 
-// One fresh page per test, with its stream requests recorded as the browser sent them.
-async function open(url = base, init) {
+// One fresh page per test, with its stream requests recorded as the browser sent them,
+// and with { wire: true } every event as it arrived on the wire (CDP).
+async function open(url = base, init, { wire: recordWire = false } = {}) {
   const context = await browser.newContext();
   const page = await context.newPage();
+  const wire = [];
+  if (recordWire) {
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    cdp.on('Network.eventSourceMessageReceived', e => wire.push({ event: e.eventName, id: e.eventId, data: e.data }));
+  }
   const requests = [];
   page.on('request', r => {
     if (r.resourceType() === 'eventsource' || new URL(r.url()).pathname.endsWith(streamPath)) {
@@ -81,7 +124,23 @@ async function open(url = base, init) {
   if (init) await page.addInitScript(init);
   await page.goto(url);
   await live(page);
-  return { page, context, requests };
+  return { page, context, requests, wire };
+}
+
+// The messages of the entries received since the last `connected` event.
+const wireSince = wire => {
+  let from = 0;
+  wire.forEach((e, i) => { if (e.event === 'connected') from = i + 1; });
+  return wire.slice(from).filter(e => e.event === 'message').map(e => JSON.parse(e.data).message);
+};
+
+async function waitWire(wire, n, timeout = 10000) {
+  const start = Date.now();
+  while (wireSince(wire).length < n) {
+    if (Date.now() - start > timeout) throw new Error('wire: ' + JSON.stringify(wireSince(wire)));
+    await new Promise(res => setTimeout(res, 20));
+  }
+  return wireSince(wire);
 }
 
 const live = page => page.waitForFunction(() => document.getElementById('status').textContent === 'live', null, { timeout: 10000 });
@@ -117,14 +176,16 @@ async function waitRequest(requests, pred, what, from = 0, timeout = 10000) {
 }
 
 const query = r => new URL(r.url).searchParams;
-const pageDir = () => {
+const pageURL = () => {
   const u = new URL(base);
   if (!u.pathname.endsWith('/')) u.pathname += '/';
-  return u.pathname;
+  u.search = '';
+  return u;
 };
+const pageDir = () => pageURL().pathname;
 
 const tests = [];
-const test = (name, fn, { needsCtl = false } = {}) => tests.push({ name, fn, needsCtl });
+const test = (name, fn, { needsKick = false, needsWs = false } = {}) => tests.push({ name, fn, needsKick, needsWs });
 
 test('page is one self-contained response of at most 50 KB', async () => {
   const r = await fetch(base);
@@ -181,7 +242,7 @@ test('entry text is shown as text, never run as markup', async () => {
 });
 
 test('filter box and level toggles: on the wire, in the page URL, kept by a reload', async () => {
-  const { page, context, requests } = await open();
+  const { page, context, requests, wire } = await open(base, undefined, { wire: true });
   const t = tag();
   await page.fill('#filter', 'timeout');
   await page.press('#filter', 'Enter');
@@ -192,6 +253,8 @@ test('filter box and level toggles: on the wire, in the page URL, kept by a relo
   let got = await waitRows(page, 3);
   eq(got.map(r => r.msg), [`[ERROR] ${t} connection TIMEOUT`, `[WARN] ${t} read timeout`, `[DEBUG] ${t} timeout debug`], 'filtered by the server');
   eq(got.map(r => r.marks), [['TIMEOUT'], ['timeout'], ['timeout']], 'highlight');
+  // What the server sent: nothing the filter refused was on the wire.
+  eq(await waitWire(wire, 3), got.map(r => r.msg), 'on the wire');
 
   await page.click('#levels button:text-is("DEBUG")');
   await waitRequest(requests, r => query(r).get('levels') === 'ERROR,WARN,INFO,TRACE,none', 'with levels without DEBUG');
@@ -221,6 +284,7 @@ test('filter box and level toggles: on the wire, in the page URL, kept by a relo
   await page.waitForTimeout(300);
   got = await rows(page);
   eq(got.map(r => r.msg), [`[ERROR] ${t} timeout kept`, `[ERROR] ${t} timeout other file`], 'after reload');
+  eq(wireSince(wire), got.map(r => r.msg), 'on the wire after reload');
   await context.close();
 });
 
@@ -276,11 +340,11 @@ test('pause counts new entries; resume shows every one in order', async () => {
 });
 
 test('a dropped connection resumes after the last entry seen, even while paused', async () => {
-  const { page, context, requests } = await open();
+  const { page, context, requests } = await open(proxy ? proxy.url : base);
   const t = tag();
   await emit([0, 1, 2, 3, 4].map(i => `${t} r-${i}`));
   await waitRows(page, 5);
-  const lastId = (await (await fetch(`${ctl}/_ctl/last`)).json()).id;
+  const lastId = await lastEntryId();
   const n = requests.length;
   await kick();
   await emit(Array.from({ length: 20 }, (_, i) => `${t} r-${i + 5}`));
@@ -300,7 +364,7 @@ test('a dropped connection resumes after the last entry seen, even while paused'
   const all = await waitRows(page, 35);
   eq(all.map(r => r.msg), Array.from({ length: 35 }, (_, i) => `${t} r-${i}`), 'after a drop while paused');
   await context.close();
-}, { needsCtl: true });
+}, { needsKick: true });
 
 test('the stream URL is relative to the page (reverse proxy sub-path)', async () => {
   const dir = pageDir();
@@ -425,6 +489,49 @@ test('text contrast is at least 4.5:1 in light and dark schemes', async () => {
   }
 });
 
+test('WebSocket from the browser: one message per entry, query filters, resume, close', async () => {
+  // From the page's own origin, as a script on it would (its policy allows 'self').
+  const { page, context } = await open();
+  const t = tag();
+  const wsURL = query => {
+    const u = new URL('.' + streamPath, pageURL());
+    u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    u.search = query;
+    return u.href;
+  };
+  const connect = url => page.evaluate(url => new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    window.__ws = ws;
+    window.__msgs = [];
+    ws.onmessage = e => window.__msgs.push(e.data);
+    ws.onopen = () => resolve();
+    ws.onerror = () => reject(new Error('WebSocket failed: ' + url));
+  }), url);
+  const messages = async n => {
+    await page.waitForFunction(n => window.__msgs.length >= n, n, { timeout: 10000 });
+    return page.evaluate(() => window.__msgs.map(m => typeof m === 'string' ? JSON.parse(m).message : '(binary)'));
+  };
+  await connect(wsURL(`?levels=ERROR&filter=${t}`));
+  await emit([`[ERROR] ${t} w-1`, `[INFO] ${t} w-2`, `[ERROR] not this one`, `[ERROR] ${t} w-3`]);
+  eq(await messages(2), [`[ERROR] ${t} w-1`, `[ERROR] ${t} w-3`], 'filtered messages');
+  const lastId = await lastEntryId();
+  const closed = await page.evaluate(() => new Promise(resolve => {
+    window.__ws.onclose = e => resolve({ code: e.code, clean: e.wasClean });
+    window.__ws.close(1000, 'done');
+  }));
+  eq(closed, { code: 1000, clean: true }, 'close handshake');
+  await emit([4, 5, 6, 7].map(i => `[${i % 2 ? 'INFO' : 'ERROR'}] ${t} w-${i}`));
+  // Wait until the server has read them (its last id moved by 4).
+  const start = Date.now();
+  while (await lastEntryId() < lastId + 4) {
+    if (Date.now() - start > 10000) throw new Error('server did not read the lines');
+    await new Promise(res => setTimeout(res, 20));
+  }
+  await connect(wsURL(`?levels=ERROR&filter=${t}&last_event_id=${lastId}`));
+  eq(await messages(2), [`[ERROR] ${t} w-4`, `[ERROR] ${t} w-6`], 'resumed after last_event_id');
+  await context.close();
+}, { needsWs: true });
+
 test('the page runs under its Content-Security-Policy', async () => {
   const r = await fetch(base);
   const csp = r.headers.get('content-security-policy');
@@ -434,9 +541,13 @@ test('the page runs under its Content-Security-Policy', async () => {
 
 let passed = 0, failed = 0;
 for (const t of tests) {
-  if (only && !t.name.includes(only)) continue;
-  if (t.needsCtl && !ctl) {
-    console.log(`skip ${t.name} (needs --ctl)`);
+  if (only && !only.some(o => t.name.includes(o))) continue;
+  if (t.needsKick && !ctl && !proxy) {
+    console.log(`skip ${t.name} (needs --ctl or --proxy)`);
+    continue;
+  }
+  if (t.needsWs && !flag('websocket')) {
+    console.log(`skip ${t.name} (needs --websocket)`);
     continue;
   }
   const start = Date.now();
@@ -450,5 +561,6 @@ for (const t of tests) {
   }
 }
 await browser.close();
+if (proxy) proxy.close();
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -2,6 +2,7 @@
 //! temp dir per test, real sockets, exact bytes. Helpers live in `util`.
 
 mod access;
+mod browser;
 #[path = "../support/chunked.rs"]
 mod chunked;
 mod cli_config;
@@ -17,3 +18,6 @@ mod streaming;
 mod tailing;
 mod tls;
 mod util;
+mod view;
+#[cfg(feature = "websocket")]
+mod websocket;

@@ -54,7 +54,12 @@ pub fn numbered(prefix: &str, range: std::ops::Range<usize>) -> String {
 }
 
 /// Asserts two sequences are equal, reporting the first difference instead of both.
-pub fn assert_same_seq<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: &[T]) {
+/// `String`s compare with `&str`s.
+pub fn assert_same_seq<T, U>(what: &str, got: &[T], want: &[U])
+where
+    T: PartialEq<U> + std::fmt::Debug,
+    U: std::fmt::Debug,
+{
     if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
         panic!(
             "{what}: first difference at index {i}: got {:?}, want {:?} (lengths {} and {})",
@@ -206,7 +211,7 @@ pub const HTTP: &str = "[streams.httpserver]\nenabled = true\naddress = \"127.0.
 pub const TCP: &str = "[streams.tcpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\n";
 
 /// Collects a child's output in the background.
-fn drain(mut from: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinHandle<()>) {
+pub fn drain(mut from: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinHandle<()>) {
     let out = Arc::new(Mutex::new(String::new()));
     let sink = Arc::clone(&out);
     let handle = std::thread::spawn(move || {
@@ -685,7 +690,7 @@ pub fn connect_tcp(from: Option<Ipv4Addr>, rcvbuf: Option<i32>, port: u16) -> Tc
 
 /// Reads into `buf` until `done(buf)` says where to stop, EOF, or the deadline.
 /// Returns false on EOF or timeout.
-fn read_until(
+pub fn read_until(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     deadline: Instant,
@@ -720,7 +725,7 @@ fn read_until(
 /// Where `needle` (not empty) first occurs in `hay`. A plain loop: the test binary is
 /// built without optimisation, where `windows().position()` costs seconds per million
 /// SSE events.
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (first, rest) = needle.split_first().expect("empty needle");
     let last_start = hay.len().checked_sub(needle.len())?;
     let mut i = 0;
@@ -734,7 +739,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Waits for the peer to close (EOF or reset), failing if bytes arrive instead.
-fn expect_closed(stream: &mut TcpStream, pending: &[u8], timeout: Duration) {
+pub fn expect_closed(stream: &mut TcpStream, pending: &[u8], timeout: Duration) {
     assert!(
         pending.is_empty(),
         "expected close, but unread bytes are buffered: {:?}",
@@ -795,7 +800,7 @@ impl Response {
 }
 
 /// Parses a response head (status line and headers, without the final empty line).
-fn parse_head(head: &[u8]) -> Response {
+pub fn parse_head(head: &[u8]) -> Response {
     let text = std::str::from_utf8(head).expect("response head is UTF-8");
     let mut lines = text.split("\r\n");
     let status_line = lines.next().unwrap();
@@ -1390,5 +1395,97 @@ impl Pki {
             expired_cert: write("expired.pem", &expired),
             expired_key: write("expired.key", &expired_key),
         }
+    }
+}
+
+/// Where a program is: the first `name` on `PATH`, else the first of `also` that exists
+/// (`/usr/sbin` is not on every user's `PATH`).
+pub fn find_program(name: &str, also: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .chain(also.iter().map(PathBuf::from))
+        .find(|p| {
+            fs::metadata(p).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            })
+        })
+}
+
+/// nginx in the foreground, one process, everything (config, logs, temp files) under a
+/// test's dir; killed on drop.
+pub struct Nginx {
+    child: Child,
+    pub port: u16,
+    error_log: PathBuf,
+}
+
+impl Nginx {
+    /// Proxies `location` (e.g. `/logwisp/`) to `http://127.0.0.1:{upstream}/` with HTTP/1.1
+    /// and no buffering, as README shows; `directives` go into the location block too
+    /// (`proxy_set_header Connection "";`, timeouts). `$connection_upgrade` is defined for
+    /// WebSocket (`Connection: upgrade` when the client asks to upgrade, else empty).
+    /// Fails with how to install nginx when it is not there.
+    pub fn start(dir: &TempDir, upstream: u16, location: &str, directives: &str) -> Nginx {
+        let bin = find_program("nginx", &["/usr/sbin/nginx", "/usr/local/sbin/nginx"])
+            .expect("this test needs nginx: apt-get install -y nginx (.ci/run installs it)");
+        let port = free_port();
+        let d = dir.path().display();
+        // chunked_transfer_encoding off: the test's SSE client reads a plain body.
+        let conf = format!(
+            "worker_processes 1;\nmaster_process off;\ndaemon off;\npid {d}/nginx.pid;\n\
+             error_log {d}/error.log info;\nevents {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n\
+             proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
+             uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+             chunked_transfer_encoding off;\n\
+             map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}\n\
+             server {{\n    listen 127.0.0.1:{port};\n\
+             location {location} {{\n\
+               proxy_pass http://127.0.0.1:{upstream}/;\n\
+               proxy_http_version 1.1;\n\
+               proxy_buffering off;\n\
+               {directives}\n\
+             }}\n  }}\n}}\n"
+        );
+        let path = dir.join("nginx.conf");
+        fs::write(&path, conf).unwrap();
+        let child = Command::new(bin)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-c")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nginx");
+        let mut nginx = Nginx {
+            child,
+            port,
+            error_log: dir.join("error.log"),
+        };
+        let up = wait_until(TIMEOUT, || {
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                panic!("nginx exited ({status}): {}", nginx.errors());
+            }
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "nginx did not listen: {}", nginx.errors());
+        nginx
+    }
+
+    pub fn errors(&self) -> String {
+        fs::read_to_string(&self.error_log).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
