@@ -12,11 +12,15 @@
 //! - [`http`], [`sse`], [`tcp`]: the wire protocols; [`ratelimit`] guards them.
 //! - [`reactor`]: the mio event loop that owns every socket, file watch and timer
 //!   ([`timer`]); [`stream`] holds one stream's run-time state, [`stats`] reports on it.
+//! - `forward` (feature `forward`): sans-IO NATS and MQTT client engines and a resolver,
+//!   for sinks that feed a broker (SPEC §16).
 
 pub mod cli;
 pub mod config;
 pub mod entry;
 pub mod fanout;
+#[cfg(feature = "forward")]
+pub mod forward;
 pub mod history;
 pub mod http;
 pub mod log;
