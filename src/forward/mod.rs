@@ -14,6 +14,7 @@
 //! - Input is accepted in pieces of any size; nothing a server sends makes an engine
 //!   panic or grow without bound: bad input closes the connection with a reason.
 
+pub mod mqtt;
 pub mod nats;
 
 use std::hash::{BuildHasher, RandomState};
