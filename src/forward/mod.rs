@@ -16,6 +16,7 @@
 
 pub mod mqtt;
 pub mod nats;
+pub mod resolve;
 
 use std::hash::{BuildHasher, RandomState};
 
