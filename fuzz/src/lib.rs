@@ -4,7 +4,8 @@
 use logwisp::config::{self, Overrides};
 use logwisp::entry::{self, Stamp};
 use logwisp::http::request::{self, Body, MAX_BODY, MAX_HEAD, Method, Parse};
-use logwisp::http::router::{Endpoint, Routes};
+use logwisp::http::router::{Endpoint, Routes, StreamPaths};
+use logwisp::stream::StreamId;
 use logwisp::tail::lines::LineSplitter;
 use serde_json::Value;
 
@@ -12,11 +13,20 @@ use serde_json::Value;
 const ERROR_STATUSES: [u16; 7] = [400, 408, 411, 413, 414, 431, 505];
 
 fn routes() -> [Routes; 2] {
+    let id = |index| StreamId {
+        index,
+        generation: 1,
+    };
+    let paths = |stream, status| StreamPaths {
+        stream,
+        status,
+        metrics: "/metrics",
+    };
     let mut standalone = Routes::new(false);
-    standalone.add_stream(0, "app", "/stream", "/status");
+    standalone.add_stream(id(0), "app", paths("/stream", "/status"));
     let mut router = Routes::new(true);
-    router.add_stream(0, "app", "/stream", "/status");
-    router.add_stream(1, "sys", "/logs", "/info");
+    router.add_stream(id(0), "app", paths("/stream", "/status"));
+    router.add_stream(id(1), "sys", paths("/logs", "/info"));
     [standalone, router]
 }
 
