@@ -1,6 +1,8 @@
 //! Oracles for the fuzz targets. Each target in `fuzz_targets/` is a shim that hands its
 //! bytes to one function here; the functions panic when logwisp breaks a promise.
 
+pub mod forward;
+
 use logwisp::config::{self, Overrides};
 use logwisp::entry::{self, Stamp};
 use logwisp::http::request::{self, Body, MAX_BODY, MAX_HEAD, Method, Parse};

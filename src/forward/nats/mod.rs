@@ -492,6 +492,12 @@ impl Nats {
         self.in_flight.iter().map(|f| f.token)
     }
 
+    /// Bytes held for an operation that has not fully arrived (bounded by the limits on
+    /// control lines and messages).
+    pub fn buffered(&self) -> usize {
+        self.input.len()
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
