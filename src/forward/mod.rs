@@ -13,6 +13,26 @@
 //!   in order; after a close it republishes from its oldest unacknowledged entry.
 //! - Input is accepted in pieces of any size; nothing a server sends makes an engine
 //!   panic or grow without bound: bad input closes the connection with a reason.
+//!
+//! Driving an engine from the reactor, per sink:
+//! 1. [`resolve::parse_url`] the configured URL(s); [`resolve::resolve`] the host (a
+//!    [`resolve::dns::Lookup`] when DNS is needed); non-blocking connect to each address
+//!    in turn.
+//! 2. Once connected (`mqtts://`: after the TLS handshake), call `connected(now)`. NATS
+//!    may then ask for TLS with `StartTls` (after its plain-text INFO): run the handshake
+//!    and call `tls_ready(now)`.
+//! 3. Each turn: feed what was read to `on_bytes(bytes, now)`; write `output()` and
+//!    `consume_output(written)`; call `on_tick(now)` at `next_deadline()`; drain
+//!    `poll_event()`. WRITABLE interest is `wants_write()`. EOF or a socket error is
+//!    `connection_lost()`.
+//! 4. Publish while `can_publish()`; `TooLarge` means the entry can never be sent (count
+//!    it as dropped and move on), the other errors mean "later".
+//! 5. On `Closed { unacked, .. }`: back off and reconnect (next URL, NATS `connect_urls`
+//!    too), then republish from the oldest unacknowledged entry, in order, with the same
+//!    message ids. JetStream drops the repeats (within the stream's duplicate window,
+//!    two minutes by default); MQTT subscribers may see them twice.
+//! 6. To stop cleanly: stop publishing, wait for `in_flight() == 0` or a deadline, then
+//!    `close()`, write out what `output()` still holds (MQTT's DISCONNECT), shut.
 
 pub mod mqtt;
 pub mod nats;
