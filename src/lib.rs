@@ -18,6 +18,8 @@
 //! - [`acl`] and [`auth`]: who may connect and who may read (SPEC §13), decided from the
 //!   peer address and the `Authorization` header alone; [`audit`] keeps their refusals
 //!   from flooding the log.
+//! - `forward` (feature `forward`): sans-IO NATS and MQTT client engines and a resolver,
+//!   for sinks that feed a broker (SPEC §16).
 
 pub mod acl;
 pub mod audit;
@@ -28,6 +30,8 @@ pub mod entry;
 pub mod fanout;
 pub mod filter;
 pub mod format;
+#[cfg(feature = "forward")]
+pub mod forward;
 pub mod history;
 pub mod http;
 pub mod log;

@@ -1,6 +1,8 @@
 //! Oracles for the fuzz targets. Each target in `fuzz_targets/` is a shim that hands its
 //! bytes to one function here; the functions panic when logwisp breaks a promise.
 
+pub mod forward;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use logwisp::auth::header::{self as auth_header_parser, Credentials, Malformed};

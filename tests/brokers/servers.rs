@@ -1,0 +1,207 @@
+//! Brokers as child processes in a temp dir of their own, killed on drop.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// How long a broker may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The path of `binary`, or a panic naming the Debian package that provides it. Debian
+/// puts both brokers in /usr/sbin, which is not on every user's PATH.
+pub fn find_binary(binary: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(binary))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{binary}` not found on PATH or in /usr/sbin: these tests need the Debian \
+                 package `{package}` (apt-get install -y {package})"
+            )
+        })
+}
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "logwisp-brokers-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running broker. Its log lines arrive on a channel (a thread drains the pipe, so the
+/// broker never blocks on a full one); `log` keeps what was seen, for failure messages.
+pub struct Broker {
+    child: Child,
+    lines: Receiver<String>,
+    pub log: Vec<String>,
+    pub port: u16,
+}
+
+impl Broker {
+    fn spawn(mut cmd: Command) -> Broker {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Broker {
+            child,
+            lines,
+            log: Vec::new(),
+            port: 0,
+        }
+    }
+
+    /// Waits for a log line containing `needle`; `None` if the broker exits first.
+    fn wait_log(&mut self, needle: &str) -> Option<String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return Some(line);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "no {needle:?} in {START_TIMEOUT:?}; log so far:\n{}",
+                        self.log.join("\n")
+                    )
+                }
+            }
+        }
+    }
+
+    /// Kills the broker (SIGKILL: nothing is flushed or said goodbye to).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// nats-server with JetStream, storing in `store`, on `port` (0: a free port, which the
+/// server picks itself, so there is no race for it), with optional user and password.
+pub fn nats_server(store: &Path, port: u16, auth: Option<(&str, &str)>) -> Broker {
+    let mut cmd = Command::new(find_binary("nats-server", "nats-server"));
+    let port_arg = if port == 0 {
+        "-1".to_owned()
+    } else {
+        port.to_string()
+    };
+    cmd.args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
+        .arg(store);
+    if let Some((user, pass)) = auth {
+        cmd.args(["--user", user, "--pass", pass]);
+    }
+    let mut b = Broker::spawn(cmd);
+    let line = b
+        .wait_log("Listening for client connections on")
+        .unwrap_or_else(|| panic!("nats-server exited:\n{}", b.log.join("\n")));
+    b.port = line.rsplit(':').next().unwrap().trim().parse().unwrap();
+    b.wait_log("Server is ready")
+        .unwrap_or_else(|| panic!("nats-server exited:\n{}", b.log.join("\n")));
+    b
+}
+
+/// mosquitto on a free loopback port. mosquitto cannot pick a port itself, so a port
+/// that is free a moment before is used, and another one tried if it was taken meanwhile.
+/// `users`: `(name, password)` pairs; none means anonymous access.
+pub fn mosquitto(dir: &Path, users: &[(&str, &str)]) -> Broker {
+    let mut auth = "allow_anonymous true\n".to_owned();
+    if !users.is_empty() {
+        let passwd = dir.join("passwd");
+        for (i, (user, pass)) in users.iter().enumerate() {
+            let mut cmd = Command::new(find_binary("mosquitto_passwd", "mosquitto"));
+            if i == 0 {
+                cmd.arg("-c");
+            }
+            let status = cmd
+                .arg("-b")
+                .arg(&passwd)
+                .args([user, pass])
+                .status()
+                .unwrap();
+            assert!(status.success(), "mosquitto_passwd failed");
+        }
+        auth = format!(
+            "allow_anonymous false\npassword_file {}\n",
+            passwd.display()
+        );
+    }
+    for _ in 0..5 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            // No cap on messages queued for a slow subscriber (the default drops after
+            // 1000), so a test that publishes faster than it reads loses nothing.
+            format!(
+                "listener {port} 127.0.0.1\n{auth}persistence false\nlog_dest stderr\n\
+                 max_queued_messages 0\n"
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(find_binary("mosquitto", "mosquitto"));
+        cmd.arg("-c").arg(&conf);
+        let mut b = Broker::spawn(cmd);
+        if b.wait_log(" running").is_some() {
+            b.port = port;
+            return b;
+        }
+        assert!(
+            b.log.iter().any(|l| l.contains("Address already in use")),
+            "mosquitto exited:\n{}",
+            b.log.join("\n")
+        );
+    }
+    panic!("mosquitto found no free port in 5 tries");
+}
