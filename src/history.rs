@@ -156,6 +156,28 @@ impl History {
         std::mem::take(&mut self.ref_changes)
     }
 
+    /// The file references runs hold (with repeats).
+    pub fn sources(&self) -> impl Iterator<Item = SourceRef> + '_ {
+        self.runs.iter().filter_map(|r| match r.kind {
+            RunKind::File { src, .. } => Some(src),
+            RunKind::Notice(_) => None,
+        })
+    }
+
+    /// Points every run at a new tailer's reference for its file (`map` gives it, or
+    /// `None` when the new tailer does not have those bytes: the run then finds nothing,
+    /// and its entries count as lost). Pending reference changes are for the old tailer
+    /// and are dropped; the new references are counted instead.
+    pub fn remap(&mut self, mut map: impl FnMut(SourceRef) -> Option<SourceRef>) {
+        self.ref_changes.clear();
+        for run in &mut self.runs {
+            if let RunKind::File { src, .. } = &mut run.kind {
+                *src = map(*src).unwrap_or(SourceRef::NOWHERE);
+                self.ref_changes.push((src.key, 1));
+            }
+        }
+    }
+
     /// Forgets every run (the stream's files are gone with it).
     pub fn clear(&mut self) {
         while !self.runs.is_empty() {
@@ -171,6 +193,25 @@ mod tests {
 
     const A: SourceRef = SourceRef { key: 1, epoch: 0 };
     const B: SourceRef = SourceRef { key: 2, epoch: 0 };
+
+    #[test]
+    fn remapped_runs_point_at_the_new_references_and_unknown_ones_nowhere() {
+        let mut h = History::new(1);
+        h.note_line(1, A, 0, 5);
+        h.note_line(2, B, 0, 5);
+        h.note_line(3, A, 10, 5);
+        h.take_ref_changes();
+        let new_a = SourceRef { key: 7, epoch: 3 };
+        h.remap(|r| (r == A).then_some(new_a));
+        assert_eq!(
+            h.sources().collect::<Vec<_>>(),
+            [new_a, SourceRef::NOWHERE, new_a]
+        );
+        assert_eq!(
+            h.take_ref_changes(),
+            vec![(7, 1), (SourceRef::NOWHERE.key, 1), (7, 1)]
+        );
+    }
 
     #[test]
     fn consecutive_lines_of_one_file_share_a_run() {

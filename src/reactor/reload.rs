@@ -363,11 +363,40 @@ impl Reactor {
                 checkpoints: stream.monitor.checkpoints(),
                 saved_at: self.unix_secs,
             };
-            stream.monitor = Monitor::new(&stream.cfg, file_budget() / streams.max(1));
-            // History points into the old tailer's files.
-            stream.history.clear();
-            stream.history.take_ref_changes();
+            let old_monitor = std::mem::replace(
+                &mut stream.monitor,
+                Monitor::new(&stream.cfg, file_budget() / streams.max(1)),
+            );
+            // History points into the old tailer's files: each run is pointed at the new
+            // tailer's record of the same file, so clients behind the buffer (and those
+            // resuming) are still served from disk.
+            let identities: std::collections::HashMap<_, _> = stream
+                .history
+                .sources()
+                .filter_map(|src| Some((src, old_monitor.file_identity(src)?)))
+                .collect();
+            drop(old_monitor);
+            let clients = stream.clients.clone();
             self.start_stream_tailing(id, Some(resume));
+            let stream = &mut self.streams[id.index];
+            let monitor = &stream.monitor;
+            stream.history.remap(|src| {
+                identities
+                    .get(&src)
+                    .and_then(|file| monitor.reference_to(*file))
+            });
+            for (key, delta) in stream.history.take_ref_changes() {
+                stream.monitor.history_ref(key, delta);
+            }
+            // Where a client was in the old tailer's files means nothing to the new one.
+            for key in clients {
+                if let Some(ConnState::Stream(client)) =
+                    self.conns.get_mut(key).map(|c| &mut c.state)
+                    && let crate::fanout::At::Disk { hint, .. } = &mut client.sub.at
+                {
+                    *hint = None;
+                }
+            }
         }
         for kind in [ServerKind::Http, ServerKind::Tcp] {
             self.arm_heartbeat(id, kind);

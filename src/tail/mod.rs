@@ -52,10 +52,18 @@ pub trait EntrySink {
 }
 
 /// A file's bytes as they are in one epoch (history points at these).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SourceRef {
     pub key: u32,
     pub epoch: u32,
+}
+
+impl SourceRef {
+    /// Refers to no file (bytes a restarted tailer does not have).
+    pub const NOWHERE: SourceRef = SourceRef {
+        key: u32::MAX,
+        epoch: u32::MAX,
+    };
 }
 
 /// How much one turn of the reactor may read for one stream: bytes (fairness between
@@ -1365,6 +1373,21 @@ impl Monitor {
     }
 
     /// History holds one more (or one less) run of source `key`.
+    /// The identity of the file `src` refers to, while its bytes are still those.
+    pub fn file_identity(&self, src: SourceRef) -> Option<FileId> {
+        let s = self.sources.get(src.key as usize)?;
+        (s.epoch == src.epoch).then_some(s.id)
+    }
+
+    /// This tailer's reference to the file with identity `id`, if it follows it.
+    pub fn reference_to(&self, id: FileId) -> Option<SourceRef> {
+        let k = *self.by_id.get(&id)?;
+        Some(SourceRef {
+            key: k as u32,
+            epoch: self.sources[k].epoch,
+        })
+    }
+
     pub fn history_ref(&mut self, key: u32, delta: i32) {
         let k = key as usize;
         if let Some(s) = self.sources.get_mut(k) {

@@ -187,3 +187,53 @@ fn wait_for_line(path: &std::path::Path, needle: &str) -> String {
     });
     found.unwrap_or_else(|| panic!("no {needle:?} in {}", path.display()))
 }
+
+/// A reload that restarts a stream's tailer (its monitor settings changed) keeps what
+/// the stream sent findable: a client resuming from before the reload gets every entry
+/// from the files, in order, and nothing is called lost.
+#[test]
+fn a_restarted_tailer_still_serves_a_resume_from_before_the_reload_from_disk() {
+    let with_interval = |ms: u64| {
+        format!(
+            "[[streams]]\nname = \"app\"\n[streams.monitor]\ncheck_interval_ms = {ms}\n\
+             targets = [{{ path = \"$DIR/app.log\", is_file = true }}]\n\
+             {HTTP}buffer_size = 2\n"
+        )
+    };
+    let mut server = Server::start(&with_interval(1000));
+    let log = server.path("app.log");
+    append(&log, "");
+    let first = server.next_id("app");
+    append(&log, &numbered("l", 0..5));
+    server.wait_status("app", "five entries", |s| {
+        s["monitor"]["total_entries"] == 5
+    });
+    server.reload_with(&with_interval(500));
+    append(&log, "after\n");
+    server.wait_status("app", "six entries", |s| s["monitor"]["total_entries"] == 6);
+
+    let mut sse = SseClient::connect(
+        server.http_port("app"),
+        "/stream",
+        &[&format!("Last-Event-ID: {first}")],
+    );
+    sse.skip_connected();
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        let e = sse.next_event();
+        assert_ne!(
+            e.event.as_deref(),
+            Some("dropped"),
+            "nothing is lost: {:?}",
+            e.raw
+        );
+        if e.is_entry() {
+            got.push(e.json()["message"].as_str().unwrap().to_string());
+        }
+    }
+    let want: Vec<String> = (1..5)
+        .map(|i| format!("l {i:05}"))
+        .chain(["after".to_string()])
+        .collect();
+    assert_eq!(got, want);
+}
