@@ -493,7 +493,9 @@ impl Stream {
                 self.dropped_forgotten += lost;
                 seq = first;
                 hint = None;
-                continue;
+                // The notice goes out after the frames rendered so far and before any
+                // that follow: stop here so the next write puts it between them.
+                break;
             };
             let (run_first, run_end) = (run.first_seq, run.end_seq());
             match run.kind.clone() {
@@ -571,6 +573,8 @@ impl Stream {
                             self.dropped_gone += left;
                             seq = run_end;
                             hint = None;
+                            // As above: the notice between what came before and after.
+                            break;
                         }
                     }
                 }

@@ -294,6 +294,10 @@ impl Reactor {
             return;
         }
         let restart_tailer = !stream.cfg.same_monitor(&cfg);
+        // Entries counted from a file's lines map back to the same lines only if lines
+        // are cut and filtered as before.
+        let counted_alike =
+            stream.cfg.filters == cfg.filters && stream.cfg.max_line_bytes == cfg.max_line_bytes;
         // Clients of a server whose output format changed are framed for the old one:
         // they reconnect and get the new.
         let reformatted = [
@@ -370,9 +374,12 @@ impl Reactor {
             // History points into the old tailer's files: each run is pointed at the new
             // tailer's record of the same file, so clients behind the buffer (and those
             // resuming) are still served from disk.
+            // Otherwise (lines cut or filtered differently) they count as lost, never as
+            // other lines under their ids.
             let identities: std::collections::HashMap<_, _> = stream
                 .history
                 .sources()
+                .filter(|_| counted_alike)
                 .filter_map(|src| Some((src, old_monitor.file_identity(src)?)))
                 .collect();
             drop(old_monitor);
