@@ -323,9 +323,19 @@ fn filter_phase(mix: Mix, clients: usize, data: &[u8], lines: u64) -> io::Result
     let checks = result.checks;
     lw.stop()?;
     let ok = all && checks.iter().all(|c| c.ok() && c.is_done());
-    let problem = checks
-        .iter()
-        .find_map(|c| c.errors.first().cloned().or(c.closed.clone()));
+    let problem = checks.iter().find_map(|c| {
+        c.errors
+            .first()
+            .map(|e| {
+                format!(
+                    "{e} ({} more problems; dropped notices: {} for {} entries)",
+                    c.errors.len() - 1,
+                    c.dropped_events,
+                    c.dropped
+                )
+            })
+            .or(c.closed.clone())
+    });
     Ok(Phase {
         secs: end.duration_since(t0).as_secs_f64(),
         deliveries: checks.iter().map(|c| c.lines).sum(),

@@ -989,6 +989,13 @@ impl Check {
         } else if memmem::find(line, b"Log rotation detected").is_some() {
             self.notices += 1;
         } else {
+            if self.other == 0 {
+                // A data line without a sequence number: a fragment or a stray entry.
+                self.error(format!(
+                    "not a data line: {:?}",
+                    String::from_utf8_lossy(&line[..line.len().min(160)])
+                ));
+            }
             self.other += 1;
         }
     }

@@ -60,6 +60,12 @@ impl Reactor {
                     ClientWrite::Close => to_close.push(key),
                 }
             }
+            // Writing may have served it from disk up into the part about to be evicted
+            // (it rejoined there): out again before the eviction, a half-sent frame kept
+            // whole, or its rest would be gone with the buffer.
+            if let ConnState::Stream(client) = &mut conn.state {
+                client.sub.fall_behind(&stream.ring, planned_base);
+            }
             if let ConnState::Stream(client) = &conn.state
                 && client.sub.on_disk()
             {
