@@ -7,7 +7,8 @@
 //! A run grows while entries keep coming from the same file and were read within a minute
 //! of its first; plain lines replayed from disk get the run's read time. Runs are capped
 //! in length (finding an entry inside a run re-reads its lines from the run's start) and
-//! in number (the oldest are forgotten; their entries count as lost).
+//! in number (the oldest are forgotten; their entries count as lost). Journal entries
+//! (SPEC §17) make runs too, each known by the cursor of its first entry.
 
 use std::collections::VecDeque;
 
@@ -37,6 +38,9 @@ pub enum RunKind {
     },
     /// An entry logwisp made itself (a rotation notice).
     Notice(Box<Notice>),
+    /// Entries of journal target `target`, the first of them at `cursor`: reading the
+    /// journal again from that cursor, with the same filters, yields them in order.
+    Journal { target: u32, cursor: Box<str> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +115,28 @@ impl History {
             first_seq: seq,
             count: 1,
             kind: RunKind::File { src, start, micros },
+        });
+    }
+
+    /// Records entry `seq`: the journal entry at `cursor` of journal target `target`.
+    pub fn note_journal(&mut self, seq: u64, target: u32, cursor: &str) {
+        debug_assert_eq!(seq, self.next_seq);
+        self.next_seq = seq + 1;
+        if let Some(last) = self.runs.back_mut()
+            && last.end_seq() == seq
+            && last.count < MAX_RUN_ENTRIES
+            && matches!(last.kind, RunKind::Journal { target: t, .. } if t == target)
+        {
+            last.count += 1;
+            return;
+        }
+        self.push(Run {
+            first_seq: seq,
+            count: 1,
+            kind: RunKind::Journal {
+                target,
+                cursor: cursor.into(),
+            },
         });
     }
 
@@ -218,6 +244,31 @@ mod tests {
             h.note_line(1 + i, A, i, 0);
         }
         assert_eq!(h.runs(), 2);
+    }
+
+    #[test]
+    fn journal_entries_share_a_run_per_target_from_its_first_cursor() {
+        let mut h = History::new(1);
+        h.note_journal(1, 0, "c1");
+        h.note_journal(2, 0, "c2");
+        h.note_journal(3, 1, "d1");
+        h.note_line(4, A, 0, 0);
+        h.note_journal(5, 0, "c3");
+        assert_eq!(h.runs(), 4);
+        let run = h.locate(2).unwrap();
+        assert_eq!((run.first_seq, run.count), (1, 2));
+        assert_eq!(
+            run.kind,
+            RunKind::Journal {
+                target: 0,
+                cursor: "c1".into()
+            }
+        );
+        assert_eq!(
+            h.take_ref_changes(),
+            vec![(1, 1)],
+            "journal runs hold no file"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::fanout::{
 use crate::filter::{ClientFilter, FilterId, FilterSet, SetFull, StreamFilters};
 use crate::format::{Format, Parts};
 use crate::history::{History, Notice, RunKind};
+use crate::journal::{JournalSink, Journals, Pipes, entry::Parsed};
 use crate::ratelimit::Limiter;
 use crate::sse::{self, HeartbeatStats};
 use crate::tail::{EntrySink, Monitor, ReadBudget, Replay, SourceRef, Watcher};
@@ -159,6 +160,8 @@ pub struct Stream {
     pub id: StreamId,
     pub cfg: StreamConfig,
     pub monitor: Monitor,
+    /// Its journal targets (SPEC §17).
+    pub journals: Journals,
     pub ring: Ring,
     pub history: History,
     pub ids: Ids,
@@ -281,6 +284,40 @@ impl EntrySink for Intake<'_> {
     }
 }
 
+impl JournalSink for Intake<'_> {
+    fn entry(&mut self, target: u32, p: &Parsed, names: &[String], message: &[u8], now: &Stamp) {
+        if !self.filters.keep(message) {
+            *self.filtered += 1;
+            return;
+        }
+        let cursor = p.cursor.as_deref().unwrap_or("");
+        if !self.ring.frames_entries() {
+            let seq = self.ring.push(self.formats, &EntryParts::NONE);
+            self.history.note_journal(seq, target, cursor);
+            return;
+        }
+        self.json.clear();
+        crate::journal::entry::write_entry(self.json, p, names, message, now);
+        let mask = filter_mask(self.clients, self.json);
+        let seq = self.ring.push(
+            self.formats,
+            &EntryParts {
+                line: message,
+                json: self.json,
+                mask,
+            },
+        );
+        if self.json.capacity() > JSON_SCRATCH_KEEP {
+            *self.json = Vec::new();
+        }
+        self.history.note_journal(seq, target, cursor);
+    }
+
+    fn unreadable(&mut self, _target: u32, source_json: &[u8], message: &str) {
+        self.notice(source_json, message, &Stamp::now());
+    }
+}
+
 impl Stream {
     pub fn new(
         id: StreamId,
@@ -291,6 +328,7 @@ impl Stream {
         max_open_files: usize,
     ) -> Stream {
         let monitor = Monitor::new(&cfg, max_open_files);
+        let journals = Journals::new(&cfg);
         let ring = Ring::new(cfg.ring_capacity(), ids.first);
         let mut http = cfg
             .http
@@ -312,6 +350,7 @@ impl Stream {
             id,
             cfg,
             monitor,
+            journals,
             ring,
             history: History::new(ids.first),
             ids,
@@ -369,6 +408,11 @@ impl Stream {
         self.ring.next_seq() - self.ids.first
     }
 
+    /// Positions (file offsets, journal cursors) moved since the state was last saved.
+    pub fn checkpoint_dirty(&self) -> bool {
+        self.monitor.checkpoint_dirty || self.journals.cursor_dirty
+    }
+
     /// Whether the reactor should read for this stream in the coming turn.
     pub fn wants_read(&self) -> bool {
         self.read_pending && !self.paced && !self.removing
@@ -380,6 +424,7 @@ impl Stream {
     pub fn read(
         &mut self,
         watcher: &mut dyn Watcher,
+        pipes: &mut dyn Pipes,
         now: u64,
         buf: &mut [u8],
         stamp: Stamp,
@@ -391,7 +436,7 @@ impl Stream {
         };
         if entries == 0 {
             self.paced = true;
-            self.read_pending = self.monitor.has_work();
+            self.read_pending = self.monitor.has_work() || self.journals.has_work();
             return false;
         }
         self.paced = false;
@@ -406,9 +451,13 @@ impl Stream {
             json: &mut self.json,
             filtered: &mut self.filtered_lines,
         };
-        self.read_pending = self
+        let files_left = self
             .monitor
             .poll(watcher, now, buf, &mut budget, stamp, &mut intake);
+        let journal_left = self
+            .journals
+            .poll(now, pipes, buf, &mut budget, &stamp, &mut intake);
+        self.read_pending = files_left || journal_left;
         for (key, delta) in self.history.take_ref_changes() {
             self.monitor.history_ref(key, delta);
         }
@@ -536,6 +585,16 @@ impl Stream {
                         &json,
                     );
                     seq += 1;
+                    hint = None;
+                }
+                RunKind::Journal { .. } => {
+                    // Not read again from the journal (yet): those entries are lost
+                    // to this client, and said so.
+                    let left = run_end - seq;
+                    sub.note_lost(left, true);
+                    self.dropped += left;
+                    self.dropped_gone += left;
+                    seq = run_end;
                     hint = None;
                 }
                 RunKind::File { src, start, micros } => {

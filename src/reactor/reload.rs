@@ -241,6 +241,8 @@ impl Reactor {
             stream: id,
         };
         let stream = &mut self.streams[id.index];
+        let journals = resume.as_ref().map_or(&[][..], |r| &r.journals[..]);
+        stream.journals.start(now, journals);
         stream.monitor.start(&mut watcher, now, resume);
         stream.read_pending = true;
         self.plan_wake(id);
@@ -252,6 +254,7 @@ impl Reactor {
     fn remove_stream(&mut self, id: StreamId) {
         self.watch_table.remove_stream(id);
         self.save_stream(id.index, true);
+        self.stop_journals(id.index);
         let stream = &mut self.streams[id.index];
         stream.removing = true;
         if let Some((_, t)) = stream.wake.take() {
@@ -362,8 +365,12 @@ impl Reactor {
             let resume = Resume {
                 checkpoints: stream.monitor.checkpoints(),
                 saved_at: self.unix_secs,
+                journals: stream.journals.cursors(),
             };
+            self.stop_journals(id.index);
+            let stream = &mut self.streams[id.index];
             stream.monitor = Monitor::new(&stream.cfg, file_budget() / streams.max(1));
+            stream.journals = crate::journal::Journals::new(&stream.cfg);
             // History points into the old tailer's files.
             stream.history.clear();
             stream.history.take_ref_changes();
