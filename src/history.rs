@@ -38,9 +38,17 @@ pub enum RunKind {
     },
     /// An entry logwisp made itself (a rotation notice).
     Notice(Box<Notice>),
-    /// Entries of journal target `target`, the first of them at `cursor`: reading the
-    /// journal again from that cursor, with the same filters, yields them in order.
-    Journal { target: u32, cursor: Box<str> },
+    /// Entries of journal target `target` read by its follower number `epoch`, the
+    /// first of them at `cursor`, all of one seqnum id with increasing numbers (`last`
+    /// is the last one's): reading the journal again from that cursor, with the same
+    /// filters, and keeping entries of that seqnum id with increasing numbers, yields
+    /// them in order.
+    Journal {
+        target: u32,
+        epoch: u32,
+        cursor: Box<str>,
+        last: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,16 +126,28 @@ impl History {
         });
     }
 
-    /// Records entry `seq`: the journal entry at `cursor` of journal target `target`.
-    pub fn note_journal(&mut self, seq: u64, target: u32, cursor: &str) {
+    /// Records entry `seq`: the journal entry at `cursor` of journal target `target`,
+    /// read by its follower number `epoch`.
+    pub fn note_journal(&mut self, seq: u64, target: u32, epoch: u32, cursor: &str) {
         debug_assert_eq!(seq, self.next_seq);
         self.next_seq = seq + 1;
-        if let Some(last) = self.runs.back_mut()
-            && last.end_seq() == seq
-            && last.count < MAX_RUN_ENTRIES
-            && matches!(last.kind, RunKind::Journal { target: t, .. } if t == target)
+        let at = crate::journal::entry::cursor_seq(cursor);
+        if let Some(run) = self.runs.back_mut()
+            && run.end_seq() == seq
+            && run.count < MAX_RUN_ENTRIES
+            && let RunKind::Journal {
+                target: t,
+                epoch: e,
+                cursor: first,
+                last,
+            } = &mut run.kind
+            && (*t, *e) == (target, epoch)
+            && let Some((id, n)) = at
+            && crate::journal::entry::cursor_seq(first).is_some_and(|(fid, _)| fid == id)
+            && n > *last
         {
-            last.count += 1;
+            *last = n;
+            run.count += 1;
             return;
         }
         self.push(Run {
@@ -135,7 +155,9 @@ impl History {
             count: 1,
             kind: RunKind::Journal {
                 target,
+                epoch,
                 cursor: cursor.into(),
+                last: at.map_or(0, |(_, n)| n),
             },
         });
     }
@@ -247,21 +269,30 @@ mod tests {
     }
 
     #[test]
-    fn journal_entries_share_a_run_per_target_from_its_first_cursor() {
+    fn journal_entries_share_a_run_per_follower_and_seqnum_id() {
         let mut h = History::new(1);
-        h.note_journal(1, 0, "c1");
-        h.note_journal(2, 0, "c2");
-        h.note_journal(3, 1, "d1");
+        h.note_journal(1, 0, 0, "s=a;i=1");
+        h.note_journal(2, 0, 0, "s=a;i=5");
+        // Another target, a file line, another seqnum id, a number not after the last,
+        // another follower, cursors without a sequence: each starts a run.
+        h.note_journal(3, 1, 0, "s=a;i=6");
         h.note_line(4, A, 0, 0);
-        h.note_journal(5, 0, "c3");
-        assert_eq!(h.runs(), 4);
+        h.note_journal(5, 0, 0, "s=a;i=7");
+        h.note_journal(6, 0, 0, "s=b;i=8");
+        h.note_journal(7, 0, 0, "s=b;i=8");
+        h.note_journal(8, 0, 1, "s=b;i=9");
+        h.note_journal(9, 0, 1, "bogus");
+        h.note_journal(10, 0, 1, "bogus");
+        assert_eq!(h.runs(), 9);
         let run = h.locate(2).unwrap();
         assert_eq!((run.first_seq, run.count), (1, 2));
         assert_eq!(
             run.kind,
             RunKind::Journal {
                 target: 0,
-                cursor: "c1".into()
+                epoch: 0,
+                cursor: "s=a;i=1".into(),
+                last: 5,
             }
         );
         assert_eq!(

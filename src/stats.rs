@@ -230,6 +230,8 @@ pub fn stream_status(stream: &Stream, uptime_secs: u64, router: bool) -> Value {
                 "entries_read": jc.entries,
                 "bytes_read": jc.bytes,
                 "restarts": jc.restarts,
+                "replays": jc.replays,
+                "replaying": journals.replays.len(),
             },
             "check_interval_ms": stream.cfg.check_interval_ms,
             "max_line_bytes": stream.cfg.max_line_bytes,

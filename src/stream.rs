@@ -16,6 +16,7 @@ use crate::fanout::{
 use crate::filter::{ClientFilter, FilterId, FilterSet, SetFull, StreamFilters};
 use crate::format::{Format, Parts};
 use crate::history::{History, Notice, RunKind};
+use crate::journal::replay::{ClientId, Output, RunRef, Step};
 use crate::journal::{JournalSink, Journals, Pipes, entry::Parsed};
 use crate::ratelimit::Limiter;
 use crate::sse::{self, HeartbeatStats};
@@ -285,7 +286,15 @@ impl EntrySink for Intake<'_> {
 }
 
 impl JournalSink for Intake<'_> {
-    fn entry(&mut self, target: u32, p: &Parsed, names: &[String], message: &[u8], now: &Stamp) {
+    fn entry(
+        &mut self,
+        target: u32,
+        epoch: u32,
+        p: &Parsed,
+        names: &[String],
+        message: &[u8],
+        now: &Stamp,
+    ) {
         if !self.filters.keep(message) {
             *self.filtered += 1;
             return;
@@ -293,7 +302,7 @@ impl JournalSink for Intake<'_> {
         let cursor = p.cursor.as_deref().unwrap_or("");
         if !self.ring.frames_entries() {
             let seq = self.ring.push(self.formats, &EntryParts::NONE);
-            self.history.note_journal(seq, target, cursor);
+            self.history.note_journal(seq, target, epoch, cursor);
             return;
         }
         self.json.clear();
@@ -310,7 +319,7 @@ impl JournalSink for Intake<'_> {
         if self.json.capacity() > JSON_SCRATCH_KEEP {
             *self.json = Vec::new();
         }
-        self.history.note_journal(seq, target, cursor);
+        self.history.note_journal(seq, target, epoch, cursor);
     }
 
     fn unreadable(&mut self, _target: u32, source_json: &[u8], message: &str) {
@@ -541,7 +550,16 @@ impl Stream {
 
     /// Renders frames from disk for a client behind the buffer, until it has about
     /// [`REFILL_BYTES`] to send or reaches the buffer (where it rejoins).
-    pub fn refill(&mut self, sub: &mut Subscriber, buf: &mut [u8]) {
+    ///
+    /// Journal entries are read again by a journalctl child (see [`crate::journal::replay`])
+    /// whose output arrives later: the client `id` is driven again when it does.
+    pub fn refill(
+        &mut self,
+        sub: &mut Subscriber,
+        buf: &mut [u8],
+        id: ClientId,
+        pipes: &mut dyn Pipes,
+    ) {
         let At::Disk { mut seq, mut hint } = sub.at else {
             return;
         };
@@ -553,6 +571,9 @@ impl Stream {
         loop {
             sub.at = At::Disk { seq, hint };
             if sub.rejoin(&self.ring) || seq >= self.ring.next_seq() {
+                if !self.journals.replays.is_empty() {
+                    self.journals.replays.cancel(id, pipes);
+                }
                 return;
             }
             if sub.pending_bytes() >= REFILL_BYTES {
@@ -587,15 +608,48 @@ impl Stream {
                     seq += 1;
                     hint = None;
                 }
-                RunKind::Journal { .. } => {
-                    // Not read again from the journal (yet): those entries are lost
-                    // to this client, and said so.
-                    let left = run_end - seq;
-                    sub.note_lost(left, true);
-                    self.dropped += left;
-                    self.dropped_gone += left;
-                    seq = run_end;
+                RunKind::Journal { target, cursor, .. } => {
+                    let run = RunRef {
+                        target,
+                        first: run_first,
+                        end: run_end,
+                        cursor: &cursor,
+                    };
+                    let (filters, formats, clients) =
+                        (&self.filters, &self.formats, &self.client_filters);
+                    let pending = sub.pending_buffer();
+                    let target_len = pending.len() + REFILL_BYTES;
+                    let mut next = seq;
+                    let mut each = |s: u64, message: &[u8], json: &[u8]| {
+                        frame_if_wanted(
+                            pending,
+                            (wire, formats, client.map(|id| (clients, id))),
+                            s,
+                            message,
+                            json,
+                        );
+                        next = s + 1;
+                        pending.len() < target_len
+                    };
+                    let out = Output {
+                        keep: &|m: &[u8]| filters.keep(m),
+                        each: &mut each,
+                    };
+                    let step = self.journals.replay(id, run, seq, pipes, buf, out);
+                    seq = next;
                     hint = None;
+                    match step {
+                        Step::Progress => {}
+                        Step::Done => seq = run_end,
+                        Step::Waiting => break,
+                        Step::Gone { from } => {
+                            let lost = run_end - from.max(seq);
+                            sub.note_lost(lost, true);
+                            self.dropped += lost;
+                            self.dropped_gone += lost;
+                            seq = run_end;
+                        }
+                    }
                 }
                 RunKind::File { src, start, micros } => {
                     let (from, mut skip) = match hint {

@@ -60,6 +60,20 @@ pub fn parse<'a>(line: &'a [u8], wanted: &[String]) -> Result<Parsed<'a>, Unread
     Ok(parsed)
 }
 
+/// The seqnum id (`s=`) and sequence number (`i=`, hex) a cursor names: entries of one
+/// seqnum id are totally ordered by their number.
+pub fn cursor_seq(cursor: &str) -> Option<(&str, u64)> {
+    let (mut id, mut n) = (None, None);
+    for part in cursor.split(';') {
+        if let Some(v) = part.strip_prefix("s=") {
+            id = Some(v);
+        } else if let Some(v) = part.strip_prefix("i=") {
+            n = u64::from_str_radix(v, 16).ok();
+        }
+    }
+    Some((id?, n?))
+}
+
 /// `PRIORITY` as a logwisp level: 0–3 `ERROR`, 4 `WARN`, 5–6 `INFO`, 7 `DEBUG`; none
 /// (or one out of range) is `""`, like a plain line without a level keyword.
 pub fn level(priority: Option<u8>) -> &'static str {
@@ -386,6 +400,16 @@ mod tests {
         let p = parse(line.as_bytes(), &[]).unwrap();
         assert_eq!(message(&p, 2), (&b"a"[..], true));
         assert_eq!(message(&p, 3), ("aé".as_bytes(), false));
+    }
+
+    #[test]
+    fn cursors_name_their_sequence() {
+        assert_eq!(
+            cursor_seq("s=7530;i=1f;b=6539;m=3e8;t=6617;x=9d31"),
+            Some(("7530", 0x1f))
+        );
+        assert_eq!(cursor_seq("s=7530;b=1"), None);
+        assert_eq!(cursor_seq("bogus"), None);
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! Where reading starts: after the saved cursor (SPEC §11); without one, at the end
 //! (`start_at = "end"`: a one-shot `journalctl --lines=1` finds the last entry's cursor
 //! first, so that entries written from then on are all delivered even if logwisp stops
-//! before the first arrives) or at the beginning.
+//! before the first arrives) or at the beginning. A journal directory that appears after
+//! startup is read from its beginning, like a file that appears later.
 //!
 //! `--follow` alone reads only the current boot; logwisp passes `--merge` (with a match
 //! on this machine's id for the local journal) so that entries of an earlier boot after
@@ -24,6 +25,7 @@
 
 pub mod child;
 pub mod entry;
+pub mod replay;
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -140,8 +142,17 @@ pub struct SavedCursor {
 /// Receives what the followers read.
 pub trait JournalSink {
     /// An entry of target `target`; `message` is its message, cut to the line limit.
-    /// `now` dates an entry that has no time of its own.
-    fn entry(&mut self, target: u32, p: &Parsed, names: &[String], message: &[u8], now: &Stamp);
+    /// `epoch` numbers the target's followers (entries of one follower are in journal
+    /// order); `now` dates an entry that has no time of its own.
+    fn entry(
+        &mut self,
+        target: u32,
+        epoch: u32,
+        p: &Parsed,
+        names: &[String],
+        message: &[u8],
+        now: &Stamp,
+    );
     /// A line journalctl wrote that is not an entry (it is announced, not dropped).
     fn unreadable(&mut self, target: u32, source_json: &[u8], message: &str);
 }
@@ -169,6 +180,8 @@ pub struct JournalCounters {
     pub unreadable: u64,
     /// Messages cut to `max_line_bytes`.
     pub truncated: u64,
+    /// Children started to read the journal again for clients behind the buffer.
+    pub replays: u64,
 }
 
 /// One journal target.
@@ -189,7 +202,12 @@ pub struct JournalTarget {
     backoff_ms: u64,
     /// Lines read from the running child.
     lines_this_run: u64,
+    /// Followers started so far (history keeps their entries apart).
+    epoch: u32,
     started_once: bool,
+    /// Its journal did not exist when logwisp looked first: all of it is new (like a
+    /// file that appears later, it is read from its beginning).
+    appeared_later: bool,
     pub entries_read: u64,
     pub restarts: u64,
     pub errors: u64,
@@ -210,6 +228,8 @@ pub struct Journals {
     /// Cursors moved since the state was last saved.
     pub cursor_dirty: bool,
     pub counters: JournalCounters,
+    /// Children reading the journal again for clients behind the buffer.
+    pub replays: replay::Replays,
 }
 
 impl JournalTarget {
@@ -269,7 +289,9 @@ impl Journals {
                     retry_at: None,
                     backoff_ms: RESTART_MIN_MS,
                     lines_this_run: 0,
+                    epoch: 0,
                     started_once: false,
+                    appeared_later: false,
                     entries_read: 0,
                     restarts: 0,
                     errors: 0,
@@ -287,6 +309,7 @@ impl Journals {
             wait_ms: cfg.check_interval_ms.max(WAIT_MIN_MS),
             cursor_dirty: false,
             counters: JournalCounters::default(),
+            replays: replay::Replays::default(),
         }
     }
 
@@ -417,13 +440,17 @@ impl Journals {
             }
             target.waiting = Some(why);
             target.retry_at = Some(now + wait_ms);
+            target.appeared_later = true;
             return;
         }
         let (start, phase) = match (&target.cursor, target.cfg.start_at) {
             (Some(c), _) => (Start::After(c), Phase::Following),
             (None, StartAt::Beginning) => (Start::All, Phase::Following),
-            // Already seeded this run and the journal had no entry: all are new.
-            (None, StartAt::End) if target.started_once => (Start::All, Phase::Following),
+            // Seeded already and the journal had no entry, or the journal appeared after
+            // logwisp started: all of it is new.
+            (None, StartAt::End) if target.started_once || target.appeared_later => {
+                (Start::All, Phase::Following)
+            }
             (None, StartAt::End) => (Start::Seed, Phase::Seeding),
         };
         let args = args(&target.cfg, self.machine.as_deref(), start);
@@ -433,11 +460,12 @@ impl Journals {
                     target.restarts += 1;
                     self.counters.restarts += 1;
                 }
-                if let Some(w) = target.waiting.take() {
-                    crate::log::info(&self.stream, &format!("{w}: no longer"));
+                if target.waiting.take().is_some() {
+                    crate::log::info(&self.stream, "the journal can be read now");
                 }
                 target.proc = Some(p);
                 target.phase = phase;
+                target.epoch = target.epoch.wrapping_add(1);
                 target.lines_this_run = 0;
                 target.splitter.restart_at(0);
                 target.held.clear();
@@ -530,6 +558,7 @@ impl Journals {
             lines_this_run,
             entries_read,
             last_error,
+            epoch,
             ..
         } = &mut self.targets[t];
         let Some(p) = proc.as_mut() else {
@@ -537,6 +566,7 @@ impl Journals {
         };
         let mut lines = Lines {
             target: t as u32,
+            epoch: *epoch,
             seeding: *phase == Phase::Seeding,
             max_line: self.max_line,
             stream: &self.stream,
@@ -583,8 +613,51 @@ impl Journals {
         more || (lines.budget.exhausted() && p.out_ready)
     }
 
+    /// Hands `client` the entries of history run `run` from `want` on, read again from
+    /// the journal (see [`replay`]).
+    pub fn replay(
+        &mut self,
+        client: replay::ClientId,
+        run: replay::RunRef,
+        want: u64,
+        pipes: &mut dyn Pipes,
+        buf: &mut [u8],
+        out: replay::Output,
+    ) -> replay::Step {
+        let Some(target) = self.targets.get(run.target as usize) else {
+            return replay::Step::Gone { from: want };
+        };
+        let (cfg, machine, program) = (&target.cfg, self.machine.as_deref(), &self.program);
+        let counters = &mut self.counters;
+        let mut spawn = |cursor: &str, of: PipeOf, pipes: &mut dyn Pipes| {
+            let args = args(cfg, machine, Start::At(cursor));
+            match Proc::spawn(program, &args, of, pipes, 0) {
+                Ok(p) => {
+                    counters.replays += 1;
+                    Some(p)
+                }
+                Err(_) => {
+                    counters.errors += 1;
+                    None
+                }
+            }
+        };
+        self.replays.step(
+            client,
+            run,
+            want,
+            &mut spawn,
+            &cfg.fields,
+            self.max_line,
+            pipes,
+            buf,
+            out,
+        )
+    }
+
     /// Ends every child (the stream goes, its tailer restarts, or logwisp stops).
     pub fn stop(&mut self, pipes: &mut dyn Pipes) {
+        self.replays.stop(pipes);
         for t in &mut self.targets {
             if let Some(p) = t.proc.take() {
                 p.finish(pipes);
@@ -598,6 +671,7 @@ impl Journals {
 /// Turns the lines a follower wrote into entries (or, while seeding, into a cursor).
 struct Lines<'a, S> {
     target: u32,
+    epoch: u32,
     seeding: bool,
     max_line: usize,
     stream: &'a str,
@@ -635,8 +709,14 @@ impl<S: JournalSink> LineSink for Lines<'_, S> {
                 if !self.seeding {
                     let (message, was_cut) = entry::message(&e, self.max_line);
                     self.counters.truncated += u64::from(was_cut);
-                    self.sink
-                        .entry(self.target, &e, &self.cfg.fields, message, self.stamp);
+                    self.sink.entry(
+                        self.target,
+                        self.epoch,
+                        &e,
+                        &self.cfg.fields,
+                        message,
+                        self.stamp,
+                    );
                     *self.entries_read += 1;
                     self.counters.entries += 1;
                 }

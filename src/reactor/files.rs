@@ -246,7 +246,19 @@ impl Reactor {
                 stream.journals.on_pipe(t, owner.stderr);
                 stream.read_pending = true;
             }
-            PipeOf::Replay(_) => {}
+            PipeOf::Replay(job) => {
+                // Its client takes the entries when it is driven.
+                if let Some(client) = stream.journals.replays.on_pipe(job, owner.stderr) {
+                    self.ready.push(client);
+                }
+            }
+        }
+    }
+
+    /// Clients that waited for a free replay child are driven again.
+    pub(super) fn wake_replay_waiters(&mut self) {
+        for (_, s) in &mut self.streams {
+            self.ready.extend(s.journals.replays.take_woken());
         }
     }
 

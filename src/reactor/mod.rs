@@ -427,6 +427,7 @@ impl Reactor {
             }
             self.flush_fresh_streams(now);
             self.retry_ready(now);
+            self.wake_replay_waiters();
             if !self.stopping {
                 self.accept_ready(now);
                 self.plan_save();
@@ -577,7 +578,7 @@ impl Reactor {
             self.timers.cancel(t);
         }
         if let ConnState::Stream(client) = conn.state {
-            self.forget_client(key, &client, conn.peer, now);
+            self.forget_client((key, conn.generation), &client, conn.peer, now);
         }
     }
 

@@ -6,6 +6,7 @@ mod access;
 mod chunked;
 mod cli_config;
 mod http;
+mod journal;
 mod limits;
 mod model;
 mod proxy;
