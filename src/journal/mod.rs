@@ -204,7 +204,11 @@ pub struct JournalTarget {
     lines_this_run: u64,
     /// Followers started so far (history keeps their entries apart).
     epoch: u32,
+    /// Where to start is settled: a follower ran, or the run that finds the last
+    /// entry's cursor succeeded (without a cursor, then, every entry is new).
     started_once: bool,
+    /// A follower ran (the next one is a restart).
+    followed_once: bool,
     /// Its journal did not exist when logwisp looked first: all of it is new (like a
     /// file that appears later, it is read from its beginning).
     appeared_later: bool,
@@ -240,7 +244,7 @@ impl JournalTarget {
             Phase::Following => "reading",
             Phase::Idle if self.waiting.is_some() => "waiting",
             Phase::Idle if self.last_error.is_some() => "error",
-            Phase::Idle if self.started_once => "restarting",
+            Phase::Idle if self.followed_once => "restarting",
             Phase::Idle => "starting",
         }
     }
@@ -291,6 +295,7 @@ impl Journals {
                     lines_this_run: 0,
                     epoch: 0,
                     started_once: false,
+                    followed_once: false,
                     appeared_later: false,
                     entries_read: 0,
                     restarts: 0,
@@ -456,9 +461,12 @@ impl Journals {
         let args = args(&target.cfg, self.machine.as_deref(), start);
         match Proc::spawn(&self.program, &args, PipeOf::Target(t), pipes, now) {
             Ok(p) => {
-                if target.started_once && phase == Phase::Following {
-                    target.restarts += 1;
-                    self.counters.restarts += 1;
+                if phase == Phase::Following {
+                    if target.followed_once {
+                        target.restarts += 1;
+                        self.counters.restarts += 1;
+                    }
+                    target.followed_once = true;
                 }
                 if target.waiting.take().is_some() {
                     crate::log::info(&self.stream, "the journal can be read now");
@@ -500,7 +508,9 @@ impl Journals {
         let ended = p.finish(pipes);
         let was = target.phase;
         target.phase = Phase::Idle;
-        target.started_once = true;
+        if was == Phase::Following || ended.success() {
+            target.started_once = true;
+        }
         if was == Phase::Seeding && ended.success() {
             // Straight on to following, from the cursor found (if the journal had any).
             target.retry_at = Some(now);
@@ -519,6 +529,7 @@ impl Journals {
             // A cursor journalctl cannot use (damaged state): start where start_at says.
             target.cursor = None;
             target.started_once = false;
+            target.followed_once = false;
             crate::log::warn(
                 &self.stream,
                 "the saved journal cursor cannot be used; starting again without it",

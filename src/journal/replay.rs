@@ -125,12 +125,14 @@ impl Replays {
         std::mem::take(&mut self.woken)
     }
 
-    /// Ends every child.
+    /// Ends every child; every client that had or wanted one is to be driven again.
     pub fn stop(&mut self, pipes: &mut dyn Pipes) {
         let keys: Vec<usize> = self.jobs.iter().map(|(k, _)| k).collect();
         for k in keys {
+            self.woken.push(self.jobs[k].client);
             self.end(k, pipes);
         }
+        self.woken.append(&mut self.waiting);
     }
 
     /// Hands `client` the entries of `run` from `want` on, as it takes them. `spawn`

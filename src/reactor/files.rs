@@ -273,6 +273,9 @@ impl Reactor {
             stream: stream.id,
         };
         stream.journals.stop(&mut pipes);
+        // Clients that were reading the journal again go on from history (or learn
+        // what is lost) when driven.
+        self.ready.extend(stream.journals.replays.take_woken());
     }
 
     /// Watches the config file's directory, so a change to the file reloads it.

@@ -265,6 +265,7 @@ impl Reactor {
             self.streams.remove(id.index);
             return;
         }
+        // Its clients' goodbyes may still be rendered from the journal meanwhile.
         for key in clients {
             self.say_goodbye(key, sse::STREAM_REMOVED, self.now);
         }
@@ -283,6 +284,7 @@ impl Reactor {
             }
         }
         if self.stream(id).is_some_and(|s| s.clients.is_empty()) {
+            self.stop_journals(id.index);
             self.streams.remove(id.index);
         }
     }
