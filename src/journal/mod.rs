@@ -83,7 +83,7 @@ pub fn args(cfg: &JournalConfig, machine: Option<&str>, start: Start) -> Vec<OsS
     // Long fields in full (they are cut to max_line_bytes here), not as null.
     a.push("--all".into());
     a.push("--no-pager".into());
-    a.push("--quiet".into());
+    // Not --quiet: its hints (not allowed to read the system journal) are worth a report.
     let mut fields: Vec<&str> = match start {
         Start::Seed => vec!["__CURSOR"],
         _ => entry::READ_FIELDS.to_vec(),
@@ -810,7 +810,7 @@ mod tests {
         assert_eq!(
             text(&args(&cfg(), Some("ab"), Start::After("s=1;i=2"))),
             format!(
-                "--follow --lines=all --after-cursor=s=1;i=2 --output=json --all --no-pager --quiet {fields} --merge _MACHINE_ID=ab"
+                "--follow --lines=all --after-cursor=s=1;i=2 --output=json --all --no-pager {fields} --merge _MACHINE_ID=ab"
             )
         );
         let mut c = cfg();
@@ -822,13 +822,13 @@ mod tests {
         assert_eq!(
             text(&a),
             format!(
-                "--follow --lines=all --output=json --all --no-pager --quiet {fields} --directory=/srv/j --merge --unit=a.service --unit=-b --identifier=x y --priority=warning"
+                "--follow --lines=all --output=json --all --no-pager {fields} --directory=/srv/j --merge --unit=a.service --unit=-b --identifier=x y --priority=warning"
             )
         );
-        assert_eq!(a.len(), 13, "one argument each");
+        assert_eq!(a.len(), 12, "one argument each");
         assert_eq!(
             text(&args(&cfg(), None, Start::Seed)),
-            "--lines=1 --output=json --all --no-pager --quiet --output-fields=__CURSOR"
+            "--lines=1 --output=json --all --no-pager --output-fields=__CURSOR"
         );
         assert!(text(&args(&cfg(), None, Start::At("c"))).starts_with("--cursor=c --output"));
     }
