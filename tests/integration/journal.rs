@@ -607,3 +607,41 @@ fn entries_gone_from_the_journal_are_counted_and_announced() {
         "{status:#}"
     );
 }
+
+#[test]
+fn a_reload_that_changes_the_journal_target_continues_from_its_cursor() {
+    let dir = TempDir::new();
+    let mut journal = Journal::new(&dir.join("journal"));
+    journal.write_messages(&messages("old", 0..1));
+    let mut server = Server::start_in(dir, &journal_stream(""), &[]);
+    wait_reading(&server, "sys");
+    let mut client = TcpLineClient::connect(server.tcp_port("sys"));
+    server.wait_tcp_clients("sys", 1);
+    let before = messages("before", 0..3);
+    journal.write_messages(&before);
+    assert_same_seq("before", &read_messages(&mut client, 3), &before);
+    let pid = journal_watchers(&server.status("sys"))[0]["pid"].clone();
+    // A changed target: its follower is started again, after the last entry read.
+    server.reload_with(&journal_stream(", priority = \"info\""));
+    let between = messages("between", 0..3);
+    journal.write_messages(&between);
+    let status = server.wait_status("sys", "a new follower", |s| {
+        let w = &journal_watchers(s)[0];
+        w["state"] == "reading" && w["pid"] != pid
+    });
+    assert!(
+        status["monitor"]["targets"][0]["priority"] == "info",
+        "{status:#}"
+    );
+    assert_same_seq("between", &read_messages(&mut client, 3), &between);
+    let after = vec![
+        msg("after"),
+        Entry {
+            priority: Some(7),
+            ..msg("debug, filtered")
+        },
+    ];
+    journal.write(&after);
+    assert_eq!(client.next_message(), "after");
+    expect_quiet(&mut client, Duration::from_millis(300));
+}
