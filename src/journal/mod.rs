@@ -520,7 +520,8 @@ impl Journals {
             return;
         }
         let message = ended.describe(JOURNALCTL);
-        if !ended.success() {
+        // A follower never ends by itself: however it went, that is a problem.
+        if was == Phase::Following || !ended.success() {
             target.errors += 1;
             self.counters.errors += 1;
         }

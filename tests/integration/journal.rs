@@ -645,3 +645,45 @@ fn a_reload_that_changes_the_journal_target_continues_from_its_cursor() {
     assert_eq!(client.next_message(), "after");
     expect_quiet(&mut client, Duration::from_millis(300));
 }
+
+#[test]
+fn a_follower_that_dies_is_started_again_after_its_cursor() {
+    let dir = TempDir::new();
+    let mut journal = Journal::new(&dir.join("journal"));
+    journal.write_messages(&messages("old", 0..1));
+    let server = Server::start_in(dir, &journal_stream(""), &[]);
+    wait_reading(&server, "sys");
+    let mut client = TcpLineClient::connect(server.tcp_port("sys"));
+    server.wait_tcp_clients("sys", 1);
+    journal.write_messages(&messages("first", 0..2));
+    assert_eq!(read_messages(&mut client, 2), messages("first", 0..2));
+    let pid = journal_watchers(&server.status("sys"))[0]["pid"]
+        .as_u64()
+        .expect("the follower's pid");
+    // SAFETY: kill(2) on the journalctl logwisp started, found in its /status.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
+    let meanwhile = messages("meanwhile", 0..12);
+    journal.write_messages(&meanwhile);
+    assert_same_seq(
+        "after the restart",
+        &read_messages(&mut client, 12),
+        &meanwhile,
+    );
+    let status = server.status("sys");
+    let w = &journal_watchers(&status)[0];
+    assert_eq!(w["restarts"], 1, "{w:#}");
+    assert_eq!(w["state"], "reading", "{w:#}");
+    assert!(w["errors"].as_u64() >= Some(1), "{w:#}");
+    let said = server.stderr();
+    // "was ended by a signal", or "ended" when it was not reaped yet as its pipes closed.
+    assert_eq!(
+        said.matches("; starting it again in 1 s").count(),
+        1,
+        "said once: {said}"
+    );
+    let metrics = http_get(server.http_port("sys"), "/metrics").text();
+    assert!(
+        metrics.contains("logwisp_journal_restarts_total{stream=\"sys\"} 1"),
+        "{metrics}"
+    );
+}
