@@ -1,8 +1,8 @@
-//! Question: end to end on this machine, with the default `buffer_size`, how many lines/s does logwisp carry from a file to 1, 100 and 1 000 real clients without losing one (also in a 10 M-line burst, and to a client catching up from disk), how close is that to `tail -F | socat`, how prompt is it (write→receive latency, also in a 10 000-file directory), and what does it cost (RSS idle, per client and in a burst, idle wake-ups and CPU, CPU per line, binary size)?
+//! Question: end to end on this machine, with the default `buffer_size`, how many lines/s does logwisp carry from a file to 1, 100 and 1 000 real clients without losing one (also in a 10 M-line burst, and to a client catching up from disk), how close is that to `tail -F | socat`, how prompt is it (write→receive latency, also in a 10 000-file directory), what does it cost (RSS idle, per client and in a burst, idle wake-ups and CPU, CPU per line, binary size), and how many journal entries/s does it carry to one TCP client next to `journalctl -f -o json` alone (and what does an idle journal target cost)?
 //!
 //! `cargo bench --bench load [-- SCENARIO... --quick --idle-secs N --client-threads N
 //! --note TEXT --write|--no-write]`, scenarios: throughput burst catchup ceiling floor
-//! latency append memory idle size (default: all). Prints one table and writes it into
+//! latency append memory idle journal size (default: all). Prints one table and writes it into
 //! BENCHMARKS.md (not for `--quick` unless `--write`).
 
 mod common;
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const GROUPS: [&str; 12] = [
+const GROUPS: [&str; 13] = [
     "throughput",
     "burst",
     "catch-up",
@@ -30,9 +30,10 @@ const GROUPS: [&str; 12] = [
     "append",
     "memory",
     "idle",
+    "journal",
     "size",
 ];
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 11] = [
     "throughput",
     "burst",
     "catchup",
@@ -42,6 +43,7 @@ const SCENARIOS: [&str; 10] = [
     "append",
     "memory",
     "idle",
+    "journal",
     "size",
 ];
 /// Issue 8: a client that keeps reading gets a 10 M-line burst whole within this RSS.
@@ -360,6 +362,19 @@ fn main() {
                     "idle",
                 );
             }
+        }
+    }
+    if ctx.opts.wants("journal") {
+        let entries = scale(300_000, 30_000);
+        let secs = ctx.opts.idle_secs;
+        if let Err(e) = journal(&mut ctx, entries, secs) {
+            ctx.row(
+                "journal · entries/s to 1 TCP client vs `journalctl -f -o json` alone".into(),
+                format!("failed: {e}"),
+                "—",
+                Met::No,
+                "journal",
+            );
         }
     }
     if ctx.opts.wants("size") {
@@ -1587,6 +1602,234 @@ fn idle_cost(ctx: &mut Ctx, watched: Watched, secs: u64) -> io::Result<()> {
         },
         cpu1.ticks.saturating_sub(cpu0.ticks),
         mib(mem.rss),
+    ));
+    Ok(())
+}
+
+/// Where Debian keeps systemd-journal-remote (out of PATH).
+const JOURNAL_REMOTE: [&str; 2] = [
+    "/lib/systemd/systemd-journal-remote",
+    "/usr/lib/systemd/systemd-journal-remote",
+];
+
+/// Writes `entries` journal entries, with the fields journald gives a line a service
+/// wrote to stdout, into `dir` with systemd-journal-remote, in this boot.
+fn write_journal(dir: &std::path::Path, entries: u64) -> io::Result<()> {
+    let remote = JOURNAL_REMOTE
+        .iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .ok_or_else(|| {
+            io::Error::other(
+                "systemd-journal-remote is not installed (apt-get install systemd-journal-remote)",
+            )
+        })?;
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id")?
+        .trim()
+        .replace('-', "");
+    fs::create_dir_all(dir)?;
+    let mut child = Command::new(remote)
+        .arg(format!("--output={}", dir.join("remote.journal").display()))
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let t0 = realtime_ns() / 1000;
+    {
+        let mut input = io::BufWriter::new(child.stdin.take().expect("piped"));
+        for i in 0..entries {
+            let t = t0 + i;
+            // The fields journald gives an entry a service wrote to its stdout.
+            write!(
+                input,
+                "__REALTIME_TIMESTAMP={t}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID={boot}\n\
+                 MESSAGE=bench entry {i:08} {}\nPRIORITY=6\nSYSLOG_IDENTIFIER=bench\n\
+                 SYSLOG_FACILITY=3\n_SYSTEMD_UNIT=bench.service\n_PID=4242\n_HOSTNAME=gw1\n\
+                 _UID=998\n_GID=998\n_COMM=bench\n_EXE=/usr/local/bin/bench\n\
+                 _CMDLINE=/usr/local/bin/bench --serve\n_CAP_EFFECTIVE=0\n\
+                 _SELINUX_CONTEXT=unconfined\n_TRANSPORT=stdout\n\
+                 _STREAM_ID=4f0e1d6b2f8a4c7e9d3b5a1c0e2f4a6b\n\
+                 _SYSTEMD_CGROUP=/system.slice/bench.service\n_SYSTEMD_SLICE=system.slice\n\
+                 _SYSTEMD_INVOCATION_ID=9a8b7c6d5e4f30211a2b3c4d5e6f7081\n\
+                 _MACHINE_ID=0123456789abcdef0123456789abcdef\n\n",
+                i + 1,
+                "p".repeat(52)
+            )?;
+        }
+        input.flush()?;
+    }
+    let st = child.wait()?;
+    if !st.success() {
+        return Err(io::Error::other(format!("systemd-journal-remote: {st}")));
+    }
+    Ok(())
+}
+
+/// Reads newline-terminated records from `r` until `n` were seen: the times (since `t0`)
+/// of the first and the last.
+fn time_records(mut r: impl io::Read, n: u64, t0: Instant) -> io::Result<(Duration, Duration)> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut seen, mut first) = (0u64, None);
+    while seen < n {
+        let got = r.read(&mut buf)?;
+        if got == 0 {
+            return Err(io::Error::other(format!(
+                "ended after {seen} of {n} records"
+            )));
+        }
+        seen += memchr::memchr_iter(b'\n', &buf[..got]).count() as u64;
+        first.get_or_insert_with(|| t0.elapsed());
+    }
+    Ok((first.unwrap_or_default(), t0.elapsed()))
+}
+
+/// CPU seconds (utime+stime) of process `pid` so far.
+fn pid_cpu_secs(pid: u32) -> f64 {
+    proc_cpu(pid).map_or(0.0, |c| c.ticks as f64 / clk_tck() as f64)
+}
+
+/// Question: how many journal entries per second does logwisp carry to one TCP client,
+/// next to `journalctl -f -o json` alone writing them to a reader that discards them, in
+/// the same run; what CPU does each entry cost; and how often does an idle journal target
+/// wake logwisp?
+fn journal(ctx: &mut Ctx, entries: u64, idle_secs: u64) -> io::Result<()> {
+    println!("journal: {entries} entries, journalctl alone vs logwisp to 1 TCP client");
+    let dir = TempDir::new("journal");
+    let ready = dir.join("ready");
+    write_journal(&ready, entries)?;
+    // The floor: journalctl alone, following from the first entry, its output read and
+    // thrown away (the same as > /dev/null, but the reader knows when the last arrives).
+    let mut floor = Vec::new();
+    for args in [
+        vec!["-f", "-o", "json"],
+        vec![
+            "-f",
+            "-o",
+            "json",
+            "--all",
+            "--output-fields=MESSAGE,PRIORITY,SYSLOG_IDENTIFIER,_SYSTEMD_UNIT,_COMM,_PID,_HOSTNAME,_BOOT_ID",
+        ],
+    ] {
+        let t0 = Instant::now();
+        let mut child = Command::new("journalctl")
+            .arg(format!("--directory={}", ready.display()))
+            .args(["--merge", "--no-pager", "--quiet", "--lines=all"])
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| io::Error::other(format!("journalctl: {e} (install systemd)")))?;
+        let pid = child.id();
+        let out = child.stdout.take().expect("piped");
+        let timed = time_records(out, entries, t0);
+        let cpu = pid_cpu_secs(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        let (first, last) = timed?;
+        let rate = (entries - 1) as f64 / (last - first).as_secs_f64().max(1e-9);
+        floor.push((args.join(" "), rate, cpu / entries as f64));
+    }
+    // logwisp: its journal directory appears once the client is connected, so the
+    // follower reads every entry from the first, live, to that client.
+    let live = dir.join("journal");
+    let cfg = format!(
+        "[[streams]]\nname = \"bench\"\n[streams.monitor]\ncheck_interval_ms = 100\n\
+         targets = [{{ journal = true, journal_dir = \"{}\" }}]\n\
+         [streams.httpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\n\
+         [streams.tcpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\n",
+        live.display()
+    );
+    let lw = Logwisp::start(&dir.path, &cfg, true, true)?;
+    let addr = lw.tcp.ok_or_else(|| io::Error::other("no tcp listener"))?;
+    let client = std::net::TcpStream::connect(addr)?;
+    client.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lw.status()?["delivery"]["tcp_clients"] != 1 {
+        if Instant::now() > deadline {
+            return Err(io::Error::other("the TCP client was not accepted"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cpu0 = lw.cpu();
+    let t0 = Instant::now();
+    fs::rename(&ready, &live)?;
+    let timed = time_records(&client, entries, t0);
+    let cpu1 = lw.cpu();
+    let status = lw.status()?;
+    let child_pid = status["monitor"]["watchers"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["journal"] == true))
+        .and_then(|w| w["pid"].as_u64());
+    let child_cpu = child_pid.map_or(0.0, |p| pid_cpu_secs(p as u32));
+    let (first, last) = timed?;
+    let rate = (entries - 1) as f64 / (last - first).as_secs_f64().max(1e-9);
+    let lw_cpu = cpu1.secs_since(&cpu0);
+    let (plain_args, plain_rate, plain_cpu) = floor[0].clone();
+    let (_, fields_rate, fields_cpu) = floor[1].clone();
+    let ratio = rate / plain_rate;
+    ctx.row(
+        "journal · entries/s to 1 TCP client vs `journalctl -f -o json` alone".into(),
+        format!(
+            "{ratio:.2}× ({} / {} entries/s, {} entries) · {:.2}× journalctl alone with logwisp's arguments ({} entries/s)",
+            fmt_rate(rate),
+            fmt_rate(plain_rate),
+            group_thousands(entries),
+            rate / fields_rate,
+            fmt_rate(fields_rate),
+        ),
+        "—",
+        Met::Info,
+        "journal",
+    );
+    ctx.row(
+        "journal · CPU per entry".into(),
+        format!(
+            "logwisp {:.2} µs + its journalctl {:.2} µs · journalctl alone {:.2} µs",
+            lw_cpu / entries as f64 * 1e6,
+            child_cpu / entries as f64 * 1e6,
+            plain_cpu * 1e6
+        ),
+        "—",
+        Met::Info,
+        "journal",
+    );
+    ctx.detail(format!(
+        "journal: {entries} entries (the 23 fields journald gives a service's stdout line) written by systemd-journal-remote; floor `journalctl --directory=D --merge --no-pager --quiet --lines=all {plain_args}` read by a counting reader: {} entries/s; with logwisp's own arguments (--all --output-fields=…): {} entries/s, {:.2} µs CPU per entry; logwisp's rate is first→last entry at the client (its journal directory renamed into place once the client was connected); CPU from utime+stime ({} ticks)",
+        fmt_rate(plain_rate),
+        fmt_rate(fields_rate),
+        fields_cpu * 1e6,
+        cpu1.ticks.saturating_sub(cpu0.ticks),
+    ));
+    drop(client);
+    // Idle: the same logwisp, its journal followed, no client, nothing written.
+    std::thread::sleep(Duration::from_secs(3));
+    let (cpu0, sw0) = (lw.cpu(), lw.switches());
+    let jsw0 = child_pid.and_then(|p| proc_switches(p as u32));
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let (cpu1, sw1) = (lw.cpu(), lw.switches());
+    let jsw1 = child_pid.and_then(|p| proc_switches(p as u32));
+    let wall = t0.elapsed().as_secs_f64();
+    let exit = lw.stop()?;
+    let woke = sw1.voluntary.saturating_sub(sw0.voluntary);
+    let wakeups = woke as f64 / wall;
+    let pct = cpu1.secs_since(&cpu0) / wall * 100.0;
+    let child_woke = match (jsw0, jsw1) {
+        (Some(a), Some(b)) => format!("{}", b.voluntary.saturating_sub(a.voluntary)),
+        _ => "?".into(),
+    };
+    ctx.row(
+        format!("journal · idle journal target, no client, over {idle_secs} s"),
+        format!(
+            "{wakeups:.3} wake-ups/s ({woke} voluntary context switches in {wall:.0} s) · {pct:.4} % of a core"
+        ),
+        "≤ 0.2 wake-ups/s",
+        met(wakeups <= IDLE_WAKEUPS_MAX),
+        "journal",
+    );
+    ctx.detail(format!(
+        "journal idle: logwisp's wake-ups are voluntary_ctxt_switches of its threads; its journalctl child switched {child_woke} times in the same window (journalctl -f waits in its own process); {exit}"
     ));
     Ok(())
 }

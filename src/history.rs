@@ -7,7 +7,8 @@
 //! A run grows while entries keep coming from the same file and were read within a minute
 //! of its first; plain lines replayed from disk get the run's read time. Runs are capped
 //! in length (finding an entry inside a run re-reads its lines from the run's start) and
-//! in number (the oldest are forgotten; their entries count as lost).
+//! in number (the oldest are forgotten; their entries count as lost). Journal entries
+//! (SPEC §17) make runs too, each known by the cursor of its first entry.
 
 use std::collections::VecDeque;
 
@@ -37,6 +38,17 @@ pub enum RunKind {
     },
     /// An entry logwisp made itself (a rotation notice).
     Notice(Box<Notice>),
+    /// Entries of journal target `target` read by its follower number `epoch`, the
+    /// first of them at `cursor`, all of one seqnum id with increasing numbers (`last`
+    /// is the last one's): reading the journal again from that cursor, with the same
+    /// filters, and keeping entries of that seqnum id with increasing numbers, yields
+    /// them in order.
+    Journal {
+        target: u32,
+        epoch: u32,
+        cursor: Box<str>,
+        last: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +126,42 @@ impl History {
         });
     }
 
+    /// Records entry `seq`: the journal entry at `cursor` of journal target `target`,
+    /// read by its follower number `epoch`.
+    pub fn note_journal(&mut self, seq: u64, target: u32, epoch: u32, cursor: &str) {
+        debug_assert_eq!(seq, self.next_seq);
+        self.next_seq = seq + 1;
+        let at = crate::journal::entry::cursor_seq(cursor);
+        if let Some(run) = self.runs.back_mut()
+            && run.end_seq() == seq
+            && run.count < MAX_RUN_ENTRIES
+            && let RunKind::Journal {
+                target: t,
+                epoch: e,
+                cursor: first,
+                last,
+            } = &mut run.kind
+            && (*t, *e) == (target, epoch)
+            && let Some((id, n)) = at
+            && crate::journal::entry::cursor_seq(first).is_some_and(|(fid, _)| fid == id)
+            && n > *last
+        {
+            *last = n;
+            run.count += 1;
+            return;
+        }
+        self.push(Run {
+            first_seq: seq,
+            count: 1,
+            kind: RunKind::Journal {
+                target,
+                epoch,
+                cursor: cursor.into(),
+                last: at.map_or(0, |(_, n)| n),
+            },
+        });
+    }
+
     /// Records entry `seq`, made by logwisp itself.
     pub fn note_notice(&mut self, seq: u64, notice: Notice) {
         debug_assert_eq!(seq, self.next_seq);
@@ -160,7 +208,7 @@ impl History {
     pub fn sources(&self) -> impl Iterator<Item = SourceRef> + '_ {
         self.runs.iter().filter_map(|r| match r.kind {
             RunKind::File { src, .. } => Some(src),
-            RunKind::Notice(_) => None,
+            RunKind::Notice(_) | RunKind::Journal { .. } => None,
         })
     }
 
@@ -168,12 +216,22 @@ impl History {
     /// `None` when the new tailer does not have those bytes: the run then finds nothing,
     /// and its entries count as lost). Pending reference changes are for the old tailer
     /// and are dropped; the new references are counted instead.
-    pub fn remap(&mut self, mut map: impl FnMut(SourceRef) -> Option<SourceRef>) {
+    /// Journal runs stay as they are when `journals_alike` (same targets, entries counted
+    /// alike), else they too find nothing.
+    pub fn remap(
+        &mut self,
+        mut map: impl FnMut(SourceRef) -> Option<SourceRef>,
+        journals_alike: bool,
+    ) {
         self.ref_changes.clear();
         for run in &mut self.runs {
-            if let RunKind::File { src, .. } = &mut run.kind {
-                *src = map(*src).unwrap_or(SourceRef::NOWHERE);
-                self.ref_changes.push((src.key, 1));
+            match &mut run.kind {
+                RunKind::File { src, .. } => {
+                    *src = map(*src).unwrap_or(SourceRef::NOWHERE);
+                    self.ref_changes.push((src.key, 1));
+                }
+                RunKind::Journal { target, .. } if !journals_alike => *target = u32::MAX,
+                RunKind::Journal { .. } | RunKind::Notice(_) => {}
             }
         }
     }
@@ -202,7 +260,7 @@ mod tests {
         h.note_line(3, A, 10, 5);
         h.take_ref_changes();
         let new_a = SourceRef { key: 7, epoch: 3 };
-        h.remap(|r| (r == A).then_some(new_a));
+        h.remap(|r| (r == A).then_some(new_a), true);
         assert_eq!(
             h.sources().collect::<Vec<_>>(),
             [new_a, SourceRef::NOWHERE, new_a]
@@ -259,6 +317,40 @@ mod tests {
             h.note_line(1 + i, A, i, 0);
         }
         assert_eq!(h.runs(), 2);
+    }
+
+    #[test]
+    fn journal_entries_share_a_run_per_follower_and_seqnum_id() {
+        let mut h = History::new(1);
+        h.note_journal(1, 0, 0, "s=a;i=1");
+        h.note_journal(2, 0, 0, "s=a;i=5");
+        // Another target, a file line, another seqnum id, a number not after the last,
+        // another follower, cursors without a sequence: each starts a run.
+        h.note_journal(3, 1, 0, "s=a;i=6");
+        h.note_line(4, A, 0, 0);
+        h.note_journal(5, 0, 0, "s=a;i=7");
+        h.note_journal(6, 0, 0, "s=b;i=8");
+        h.note_journal(7, 0, 0, "s=b;i=8");
+        h.note_journal(8, 0, 1, "s=b;i=9");
+        h.note_journal(9, 0, 1, "bogus");
+        h.note_journal(10, 0, 1, "bogus");
+        assert_eq!(h.runs(), 9);
+        let run = h.locate(2).unwrap();
+        assert_eq!((run.first_seq, run.count), (1, 2));
+        assert_eq!(
+            run.kind,
+            RunKind::Journal {
+                target: 0,
+                epoch: 0,
+                cursor: "s=a;i=1".into(),
+                last: 5,
+            }
+        );
+        assert_eq!(
+            h.take_ref_changes(),
+            vec![(1, 1)],
+            "journal runs hold no file"
+        );
     }
 
     #[test]

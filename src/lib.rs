@@ -4,7 +4,8 @@
 //! Data flows top to bottom through these modules:
 //!
 //! - [`config`] and [`cli`]: what to run (validated TOML, command line).
-//! - [`tail`]: inotify-driven file following, rotation, line splitting.
+//! - [`tail`]: inotify-driven file following, rotation, line splitting; [`journal`]:
+//!   the systemd journal, read through `journalctl` children, as a source like a file.
 //! - [`entry`]: a line becomes one JSON object, serialized once; [`filter`] decides which
 //!   lines enter a stream and which entries each client gets.
 //! - [`fanout`]: a bounded buffer of rendered frames per stream; clients are positions.
@@ -34,6 +35,7 @@ pub mod format;
 pub mod forward;
 pub mod history;
 pub mod http;
+pub mod journal;
 pub mod log;
 pub mod metrics;
 pub mod page;

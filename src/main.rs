@@ -44,6 +44,9 @@ fn describe(cfg: &Config) -> String {
                 }
             }
         }
+        for j in &s.journals {
+            out.push_str(&format!("  {}\n", j.describe()));
+        }
         let prefix = if cfg.router {
             format!("/{}", s.name)
         } else {

@@ -163,9 +163,9 @@ pub fn render(
         (
             "logwisp_lines_read_total",
             "counter",
-            "Lines read from the stream's files.",
+            "Lines read from the stream's files, and entries from its journals.",
         ),
-        |s| s.monitor.counters.lines,
+        |s| s.monitor.counters.lines + s.journals.counters.entries,
     );
     per_stream(
         &mut out,
@@ -173,9 +173,9 @@ pub fn render(
         (
             "logwisp_read_bytes_total",
             "counter",
-            "Bytes read from the stream's files.",
+            "Bytes read from the stream's files and journalctl.",
         ),
-        |s| s.monitor.counters.bytes,
+        |s| s.monitor.counters.bytes + s.journals.counters.bytes,
     );
     per_stream(
         &mut out,
@@ -297,7 +297,27 @@ pub fn render(
             "counter",
             "Lines longer than max_line_bytes, cut and delivered.",
         ),
-        |s| s.monitor.counters.truncated_lines,
+        |s| s.monitor.counters.truncated_lines + s.journals.counters.truncated,
+    );
+    per_stream(
+        &mut out,
+        streams,
+        (
+            "logwisp_journal_entries_total",
+            "counter",
+            "Entries read from the systemd journal.",
+        ),
+        |s| s.journals.counters.entries,
+    );
+    per_stream(
+        &mut out,
+        streams,
+        (
+            "logwisp_journal_restarts_total",
+            "counter",
+            "journalctl followers started again after one ended.",
+        ),
+        |s| s.journals.counters.restarts,
     );
     per_stream(
         &mut out,
@@ -325,6 +345,8 @@ pub fn render(
                 ("watch", c.watch_errors),
                 ("not_regular_file", c.skipped_files),
                 ("descriptor_eviction", c.descriptor_evictions),
+                ("journal", s.journals.counters.errors),
+                ("journal_unreadable", s.journals.counters.unreadable),
             ]
         },
     );

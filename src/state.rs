@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::journal::SavedCursor;
 use crate::tail::{Checkpoint, FINGERPRINT_BYTES, Resume, source::Fingerprint};
 
 /// Ids reserved ahead of each save, so a crash between saves cannot reuse one.
@@ -30,6 +31,9 @@ pub struct StreamState {
     /// Unix seconds of the save.
     pub saved_at: i64,
     pub checkpoints: Vec<Checkpoint>,
+    /// Where each journal target was (SPEC §17); files written before journals were
+    /// read have none.
+    pub journals: Vec<SavedCursor>,
 }
 
 impl StreamState {
@@ -37,6 +41,7 @@ impl StreamState {
         Resume {
             checkpoints: self.checkpoints.clone(),
             saved_at: self.saved_at,
+            journals: self.journals.clone(),
         }
     }
 
@@ -80,7 +85,27 @@ impl StreamState {
             write_json_string(out, c.path.as_os_str().as_bytes());
             out.push(b'}');
         }
-        out.extend_from_slice(b"]}\n");
+        out.push(b']');
+        if !self.journals.is_empty() {
+            out.extend_from_slice(b",\"journals\":[");
+            for (i, j) in self.journals.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"\n{\"dir\":");
+                match &j.dir {
+                    Some(d) => write_json_string(out, d.as_os_str().as_bytes()),
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.extend_from_slice(b",\"target\":");
+                write_json_string(out, j.target.as_bytes());
+                out.extend_from_slice(b",\"cursor\":");
+                write_json_string(out, j.cursor.as_bytes());
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+        out.extend_from_slice(b"}\n");
     }
 
     fn from_json(v: &Value) -> Result<StreamState, String> {
@@ -116,12 +141,32 @@ impl StreamState {
                 path: PathBuf::from(f.get("path").and_then(Value::as_str).unwrap_or("")),
             });
         }
+        let mut journals = Vec::new();
+        for j in v
+            .get("journals")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let text = |key: &str| {
+                j.get(key)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("a journal's `{key}` is missing"))
+            };
+            journals.push(SavedCursor {
+                dir: j.get("dir").and_then(Value::as_str).map(PathBuf::from),
+                target: text("target")?,
+                cursor: text("cursor")?,
+            });
+        }
         Ok(StreamState {
             first_id: num("first_id")?,
             last_id: num("last_id")?,
             id_ceiling: num("id_ceiling")?,
             saved_at: v.get("saved_at").and_then(Value::as_i64).unwrap_or(0),
             checkpoints,
+            journals,
         })
     }
 }
@@ -285,11 +330,48 @@ mod tests {
                     path: PathBuf::from("/var/log/a \"quoted\"\\name\n\u{7f}é.log"),
                 },
             ],
+            journals: vec![
+                SavedCursor {
+                    dir: None,
+                    target: "journal (this machine) units a.service".into(),
+                    cursor: "s=75308cbb;i=1;b=6539;m=3e8;t=6617fff33ea55;x=9d31".into(),
+                },
+                SavedCursor {
+                    dir: Some(PathBuf::from("/srv/journal")),
+                    target: "journal /srv/journal".into(),
+                    cursor: "s=1;i=2".into(),
+                },
+            ],
         };
         assert!(store.save("app", &state));
         assert_eq!(store.load("app"), Some(state));
         fs::write(dir.join("bad.json"), b"{\"version\":1}").unwrap();
         assert_eq!(store.load("bad"), None, "damaged state is ignored");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_file_from_before_journals_still_loads() {
+        let dir = std::env::temp_dir().join(format!("logwisp-state-old-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut store = Store::open(Some(dir.clone()));
+        // As the previous version wrote it: no `journals` key.
+        fs::write(
+            dir.join("app.json"),
+            b"{\"version\":1,\"stream\":\"app\",\"first_id\":5,\"last_id\":9,\"id_ceiling\":99,\"saved_at\":7,\"files\":[\n{\"dev\":1,\"ino\":2,\"fingerprint_len\":3,\"fingerprint\":\"00000000000000ff\",\"offset\":4,\"path\":\"/a.log\"}]}\n",
+        )
+        .unwrap();
+        let state = store.load("app").expect("old state loads");
+        assert_eq!(
+            (state.first_id, state.last_id, state.id_ceiling),
+            (5, 9, 99)
+        );
+        assert_eq!(state.checkpoints.len(), 1);
+        assert!(state.journals.is_empty());
+        // And a file with no journals is written as before (no new key).
+        let mut out = Vec::new();
+        state.write_json("app", &mut out);
+        assert!(!String::from_utf8(out).unwrap().contains("journals"));
         fs::remove_dir_all(&dir).unwrap();
     }
 

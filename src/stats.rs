@@ -133,6 +133,24 @@ pub fn stream_status(stream: &Stream, uptime_secs: u64, router: bool) -> Value {
             }),
     );
     watchers.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    let journals = &stream.journals;
+    watchers.extend(journals.targets.iter().map(|t| {
+        json!({
+            "path": t.path(),
+            "journal": true,
+            "state": t.state(),
+            "cursor": t.cursor,
+            "entries_read": t.entries_read,
+            "restarts": t.restarts,
+            "errors": t.errors,
+            "pid": t.pid(),
+            "size": 0,
+            "position": 0,
+            "rotations": 0,
+            "truncated_lines": 0,
+            "last_error": t.waiting.as_ref().or(t.last_error.as_ref()),
+        })
+    }));
     let targets: Vec<Value> = m
         .targets
         .iter()
@@ -151,8 +169,21 @@ pub fn stream_status(stream: &Stream, uptime_secs: u64, router: bool) -> Value {
                 "last_error": t.last_error,
             })
         })
+        .chain(journals.targets.iter().map(|t| {
+            json!({
+                "path": t.path(),
+                "journal": true,
+                "units": t.cfg.units,
+                "identifiers": t.cfg.identifiers,
+                "priority": t.cfg.priority.map(|p| p.as_str()),
+                "fields": t.cfg.fields,
+                "exists": t.waiting.is_none(),
+                "last_error": t.waiting.as_ref().or(t.last_error.as_ref()),
+            })
+        }))
         .collect();
-    let truncated = m.counters.truncated_lines;
+    let truncated = m.counters.truncated_lines + journals.counters.truncated;
+    let jc = journals.counters;
     let sse_clients = stream.http.as_ref().map_or(0, |s| s.active_clients);
     let tcp_clients = stream.tcp.as_ref().map_or(0, |s| s.active_clients);
 
@@ -179,13 +210,13 @@ pub fn stream_status(stream: &Stream, uptime_secs: u64, router: bool) -> Value {
     root.insert(
         "monitor".into(),
         json!({
-            "active_watchers": m.active_watchers(),
+            "active_watchers": m.active_watchers() + journals.active(),
             "total_entries": stream.total_entries(),
             "dropped_entries": stream.dropped,
             "truncated_lines": truncated,
             "filtered_lines": stream.filtered_lines,
-            "lines_read": m.counters.lines,
-            "bytes_read": m.counters.bytes,
+            "lines_read": m.counters.lines + jc.entries,
+            "bytes_read": m.counters.bytes + jc.bytes,
             "rotations": m.counters.rotations,
             "open_files": m.open_files(),
             "errors": {
@@ -193,6 +224,15 @@ pub fn stream_status(stream: &Stream, uptime_secs: u64, router: bool) -> Value {
                 "watch": m.counters.watch_errors,
                 "not_regular_file": m.counters.skipped_files,
                 "descriptor_eviction": m.counters.descriptor_evictions,
+                "journal": jc.errors,
+                "journal_unreadable": jc.unreadable,
+            },
+            "journal": {
+                "entries_read": jc.entries,
+                "bytes_read": jc.bytes,
+                "restarts": jc.restarts,
+                "replays": jc.replays,
+                "replaying": journals.replays.len(),
             },
             "check_interval_ms": stream.cfg.check_interval_ms,
             "max_line_bytes": stream.cfg.max_line_bytes,
@@ -306,7 +346,7 @@ pub fn console_summary(streams: &[&Stream], unix_secs: i64) -> String {
         out.push_str(&format!(
             "  {}: watchers={} entries={} tcp_conns={} http_conns={} dropped={} blocked={}\n",
             s.name(),
-            s.monitor.active_watchers(),
+            s.monitor.active_watchers() + s.journals.active(),
             s.total_entries(),
             tcp,
             http,

@@ -16,6 +16,8 @@ use crate::fanout::{
 use crate::filter::{ClientFilter, FilterId, FilterSet, SetFull, StreamFilters};
 use crate::format::{Format, Parts};
 use crate::history::{History, Notice, RunKind};
+use crate::journal::replay::{ClientId, Output, RunRef, Step};
+use crate::journal::{JournalSink, Journals, Pipes, entry::Parsed};
 use crate::ratelimit::Limiter;
 use crate::sse::{self, HeartbeatStats};
 use crate::tail::{EntrySink, Monitor, ReadBudget, Replay, SourceRef, Watcher};
@@ -159,6 +161,8 @@ pub struct Stream {
     pub id: StreamId,
     pub cfg: StreamConfig,
     pub monitor: Monitor,
+    /// Its journal targets (SPEC §17).
+    pub journals: Journals,
     pub ring: Ring,
     pub history: History,
     pub ids: Ids,
@@ -257,6 +261,36 @@ impl EntrySink for Intake<'_> {
     }
 }
 
+impl JournalSink for Intake<'_> {
+    fn entry(
+        &mut self,
+        target: u32,
+        epoch: u32,
+        p: &Parsed,
+        names: &[String],
+        message: &[u8],
+        now: &Stamp,
+    ) {
+        if !self.filters.keep(message) {
+            *self.filtered += 1;
+            return;
+        }
+        let cursor = p.cursor.as_deref().unwrap_or("");
+        let clients = self.clients;
+        let seq = self.ring.push_with(
+            self.formats,
+            message,
+            |out| crate::journal::entry::write_entry(out, p, names, message, now),
+            |json| filter_mask(clients, json),
+        );
+        self.history.note_journal(seq, target, epoch, cursor);
+    }
+
+    fn unreadable(&mut self, _target: u32, source_json: &[u8], message: &str) {
+        self.notice(source_json, message, &Stamp::now());
+    }
+}
+
 impl Stream {
     pub fn new(
         id: StreamId,
@@ -267,6 +301,7 @@ impl Stream {
         max_open_files: usize,
     ) -> Stream {
         let monitor = Monitor::new(&cfg, max_open_files);
+        let journals = Journals::new(&cfg);
         let ring = Ring::new(cfg.ring_capacity(), ids.first);
         let mut http = cfg
             .http
@@ -288,6 +323,7 @@ impl Stream {
             id,
             cfg,
             monitor,
+            journals,
             ring,
             history: History::new(ids.first),
             ids,
@@ -344,6 +380,11 @@ impl Stream {
         self.ring.next_seq() - self.ids.first
     }
 
+    /// Positions (file offsets, journal cursors) moved since the state was last saved.
+    pub fn checkpoint_dirty(&self) -> bool {
+        self.monitor.checkpoint_dirty || self.journals.cursor_dirty
+    }
+
     /// Whether the reactor should read for this stream in the coming turn.
     pub fn wants_read(&self) -> bool {
         self.read_pending && !self.paced && !self.removing
@@ -355,6 +396,7 @@ impl Stream {
     pub fn read(
         &mut self,
         watcher: &mut dyn Watcher,
+        pipes: &mut dyn Pipes,
         now: u64,
         buf: &mut [u8],
         stamp: Stamp,
@@ -366,7 +408,7 @@ impl Stream {
         };
         if entries == 0 {
             self.paced = true;
-            self.read_pending = self.monitor.has_work();
+            self.read_pending = self.monitor.has_work() || self.journals.has_work();
             return false;
         }
         self.paced = false;
@@ -380,9 +422,13 @@ impl Stream {
             clients: &self.client_filters,
             filtered: &mut self.filtered_lines,
         };
-        self.read_pending = self
+        let files_left = self
             .monitor
             .poll(watcher, now, buf, &mut budget, stamp, &mut intake);
+        let journal_left = self
+            .journals
+            .poll(now, pipes, buf, &mut budget, &stamp, &mut intake);
+        self.read_pending = files_left || journal_left;
         for (key, delta) in self.history.take_ref_changes() {
             self.monitor.history_ref(key, delta);
         }
@@ -466,7 +512,16 @@ impl Stream {
 
     /// Renders frames from disk for a client behind the buffer, until it has about
     /// [`REFILL_BYTES`] to send or reaches the buffer (where it rejoins).
-    pub fn refill(&mut self, sub: &mut Subscriber, buf: &mut [u8]) {
+    ///
+    /// Journal entries are read again by a journalctl child (see [`crate::journal::replay`])
+    /// whose output arrives later: the client `id` is driven again when it does.
+    pub fn refill(
+        &mut self,
+        sub: &mut Subscriber,
+        buf: &mut [u8],
+        id: ClientId,
+        pipes: &mut dyn Pipes,
+    ) {
         let At::Disk { mut seq, mut hint } = sub.at else {
             return;
         };
@@ -478,6 +533,9 @@ impl Stream {
         loop {
             sub.at = At::Disk { seq, hint };
             if sub.rejoin(&self.ring) || seq >= self.ring.next_seq() {
+                if !self.journals.replays.is_empty() {
+                    self.journals.replays.cancel(id, pipes);
+                }
                 return;
             }
             if sub.pending_bytes() >= REFILL_BYTES {
@@ -513,6 +571,49 @@ impl Stream {
                     );
                     seq += 1;
                     hint = None;
+                }
+                RunKind::Journal { target, cursor, .. } => {
+                    let run = RunRef {
+                        target,
+                        first: run_first,
+                        end: run_end,
+                        cursor: &cursor,
+                    };
+                    let (filters, formats, clients) =
+                        (&self.filters, &self.formats, &self.client_filters);
+                    let pending = sub.pending_buffer();
+                    let target_len = pending.len() + REFILL_BYTES;
+                    let mut next = seq;
+                    let mut each = |s: u64, message: &[u8], json: &[u8]| {
+                        frame_if_wanted(
+                            pending,
+                            (wire, formats, client.map(|id| (clients, id))),
+                            s,
+                            message,
+                            json,
+                        );
+                        next = s + 1;
+                        pending.len() < target_len
+                    };
+                    let out = Output {
+                        keep: &|m: &[u8]| filters.keep(m),
+                        each: &mut each,
+                    };
+                    let step = self.journals.replay(id, run, seq, pipes, buf, out);
+                    seq = next;
+                    hint = None;
+                    match step {
+                        Step::Progress => {}
+                        Step::Done => seq = run_end,
+                        Step::Waiting => break,
+                        Step::Gone { from } => {
+                            let lost = run_end - from.max(seq);
+                            sub.note_lost(lost, true);
+                            self.dropped += lost;
+                            self.dropped_gone += lost;
+                            seq = run_end;
+                        }
+                    }
                 }
                 RunKind::File { src, start, micros } => {
                     let (from, mut skip) = match hint {

@@ -112,7 +112,10 @@ pub struct StreamConfig {
     pub name: String,
     pub check_interval_ms: u64,
     pub rotate_wait_ms: u64,
+    /// File and directory targets.
     pub targets: Vec<TargetConfig>,
+    /// Journal targets (`journal = true`), in the order written.
+    pub journals: Vec<JournalConfig>,
     pub max_line_bytes: usize,
     pub http: Option<HttpConfig>,
     pub tcp: Option<TcpConfig>,
@@ -126,6 +129,7 @@ impl StreamConfig {
         self.check_interval_ms == other.check_interval_ms
             && self.rotate_wait_ms == other.rotate_wait_ms
             && self.targets == other.targets
+            && self.journals == other.journals
             && self.max_line_bytes == other.max_line_bytes
             // Entries are counted after the stream's filters: history depends on them.
             && self.filters == other.filters
@@ -153,6 +157,58 @@ pub struct TargetConfig {
     pub dir: PathBuf,
     pub matcher: NameMatcher,
     pub start_at: StartAt,
+}
+
+keywords! {
+    /// A syslog priority, as journalctl names them; ordered from the most severe.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub enum Priority {
+        Emerg = "emerg", Alert = "alert", Crit = "crit", Err = "err",
+        Warning = "warning", Notice = "notice", Info = "info", Debug = "debug",
+    }
+}
+
+/// Fields of a journal entry kept under `fields` unless the target names its own.
+pub const DEFAULT_JOURNAL_FIELDS: [&str; 4] = ["_SYSTEMD_UNIT", "_PID", "_HOSTNAME", "_BOOT_ID"];
+
+/// A journal target (SPEC §17): which entries of which journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalConfig {
+    /// `journal_dir`, normalized: another journal directory. `None`: this machine's journal.
+    pub dir: Option<PathBuf>,
+    /// Entries of any of these units (none: any unit).
+    pub units: Vec<String>,
+    /// Entries with any of these `SYSLOG_IDENTIFIER`s (none: any).
+    pub identifiers: Vec<String>,
+    /// The least severe priority kept (`None`: every entry, with or without a priority).
+    pub priority: Option<Priority>,
+    /// Journal fields copied into the entry's `fields`.
+    pub fields: Vec<String>,
+    /// Where reading starts without a saved cursor.
+    pub start_at: StartAt,
+}
+
+impl JournalConfig {
+    /// One line for `--check` and startup: which journal, narrowed how.
+    pub fn describe(&self) -> String {
+        let mut out = match &self.dir {
+            Some(d) => format!("journal {}", d.display()),
+            None => "journal (this machine)".to_string(),
+        };
+        if !self.units.is_empty() {
+            out.push_str(&format!(" units {}", self.units.join(",")));
+        }
+        if !self.identifiers.is_empty() {
+            out.push_str(&format!(" identifiers {}", self.identifiers.join(",")));
+        }
+        if let Some(p) = self.priority {
+            out.push_str(&format!(" priority <= {}", p.as_str()));
+        }
+        if self.start_at == StartAt::Beginning {
+            out.push_str(" from the beginning");
+        }
+        out
+    }
 }
 
 /// Which names in `dir` belong to a target.

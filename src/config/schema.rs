@@ -5,7 +5,7 @@
 //! [`read`]: super::read
 
 use super::read::{keywords, schema};
-use super::{LogFormat, LogLevel, StartAt};
+use super::{LogFormat, LogLevel, Priority, StartAt};
 
 keywords! {
     /// `[logging] output`; with `file`, becomes [`super::LogOutput`].
@@ -59,6 +59,13 @@ schema! {
         pattern: String,
         is_file: bool = false,
         start_at: StartAt = StartAt::End,
+        // The systemd journal (SPEC §17) instead of a path; the keys below need it.
+        journal: bool = false,
+        units: Vec<String>,
+        identifiers: Vec<String>,
+        priority: Priority,
+        journal_dir: String,
+        fields: Vec<String>,
     }
 
     pub struct Http {

@@ -665,3 +665,140 @@ fn router_streams_on_one_port_must_agree_on_auth_and_ip_lists() {
     .unwrap_err();
     assert!(e.message.contains("same [auth] settings"), "{e}");
 }
+
+const JOURNAL: &str = r#"
+[[streams]]
+name = "sys"
+[streams.monitor]
+targets = [ { journal = true } ]
+[streams.tcpserver]
+enabled = true
+port = 9090
+"#;
+
+#[test]
+fn a_bare_journal_target_takes_everything_with_the_default_fields() {
+    let c = ok(JOURNAL);
+    let s = &c.streams[0];
+    assert!(s.targets.is_empty());
+    let j = &s.journals[0];
+    assert_eq!(j.dir, None);
+    assert!(j.units.is_empty() && j.identifiers.is_empty());
+    assert_eq!(j.priority, None);
+    assert_eq!(j.fields, DEFAULT_JOURNAL_FIELDS);
+    assert_eq!(j.start_at, StartAt::End);
+    assert_eq!(j.describe(), "journal (this machine)");
+}
+
+#[test]
+fn journal_targets_are_read_beside_file_targets() {
+    let c = ok(&JOURNAL.replace(
+        "targets = [ { journal = true } ]",
+        "targets = [\n  { path = \"/var/log/app.log\", is_file = true },\n  { journal = true, units = [\"nginx.service\", \"ssh.service\"], identifiers = [\"sshd\"],\n    priority = \"warning\", journal_dir = \"/srv/remote/journal\", fields = [\"_PID\", \"_COMM\"],\n    start_at = \"beginning\" },\n]",
+    ));
+    let s = &c.streams[0];
+    assert_eq!(s.targets.len(), 1);
+    let j = &s.journals[0];
+    assert_eq!(j.dir, Some(PathBuf::from("/srv/remote/journal")));
+    assert_eq!(j.units, ["nginx.service", "ssh.service"]);
+    assert_eq!(j.identifiers, ["sshd"]);
+    assert_eq!(j.priority, Some(Priority::Warning));
+    assert_eq!(j.fields, ["_PID", "_COMM"]);
+    assert_eq!(j.start_at, StartAt::Beginning);
+    assert_eq!(
+        j.describe(),
+        "journal /srv/remote/journal units nginx.service,ssh.service identifiers sshd priority <= warning from the beginning"
+    );
+    assert!(Priority::Err < Priority::Warning && Priority::Info < Priority::Debug);
+    let none = ok(&JOURNAL.replace("journal = true", "journal = true, fields = []"));
+    assert!(none.streams[0].journals[0].fields.is_empty());
+}
+
+#[test]
+fn journal_mistakes_name_their_key_and_line() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "journal = true",
+            "journal = true, path = \"/var/log\"",
+            "streams[0].monitor.targets[0].path",
+        ),
+        (
+            "journal = true",
+            "journal = true, is_file = true",
+            "streams[0].monitor.targets[0].is_file",
+        ),
+        (
+            "journal = true",
+            "journal = true, priority = \"loud\"",
+            "streams[0].monitor.targets[0].priority",
+        ),
+        (
+            "journal = true",
+            "journal = true, units = [\"a.service\", \"\"]",
+            "streams[0].monitor.targets[0].units[1]",
+        ),
+        (
+            "journal = true",
+            "journal = true, units = [\"a b.service\"]",
+            "streams[0].monitor.targets[0].units[0]",
+        ),
+        (
+            "journal = true",
+            "journal = true, identifiers = [\"x\\n\"]",
+            "streams[0].monitor.targets[0].identifiers[0]",
+        ),
+        (
+            "journal = true",
+            "journal = true, fields = [\"_PID\", \"pid\"]",
+            "streams[0].monitor.targets[0].fields[1]",
+        ),
+        (
+            "journal = true",
+            "journal = true, fields = [\"_PID\", \"_PID\"]",
+            "streams[0].monitor.targets[0].fields[1]",
+        ),
+        (
+            "journal = true",
+            "journal = true, journal_dir = \"/var/../log\"",
+            "streams[0].monitor.targets[0].journal_dir",
+        ),
+        (
+            "journal = true",
+            "journal = true, journal_dir = \"\"",
+            "streams[0].monitor.targets[0].journal_dir",
+        ),
+        (
+            "{ journal = true }",
+            "{ path = \"/tmp\", units = [\"a.service\"] }",
+            "streams[0].monitor.targets[0].units",
+        ),
+        (
+            "{ journal = true }",
+            "{ path = \"/tmp\", journal = false, priority = \"err\" }",
+            "streams[0].monitor.targets[0].priority",
+        ),
+        (
+            "journal = true",
+            "journal = true, bogus = 1",
+            "streams[0].monitor.targets[0].bogus",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let e = err(&JOURNAL.replace(from, to));
+        assert_eq!(&e.key, key, "{from} -> {to}: {e}");
+        assert_eq!(e.line, Some(5), "{e}");
+    }
+    let e = err(&JOURNAL.replace("journal = true", "journal = true, priority = \"loud\""));
+    assert!(
+        e.message.contains("`emerg`") && e.message.contains("`debug`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_changed_journal_target_restarts_the_tailer() {
+    let a = ok(JOURNAL);
+    let b = ok(&JOURNAL.replace("journal = true", "journal = true, priority = \"err\""));
+    assert!(a.streams[0].same_monitor(&a.streams[0]));
+    assert!(!a.streams[0].same_monitor(&b.streams[0]));
+}

@@ -279,8 +279,14 @@ fn stream(i: usize, s: schema::Stream) -> Result<StreamConfig, Invalid> {
         ));
     }
     let mut targets = Vec::with_capacity(targets_raw.len());
+    let mut journals = Vec::new();
     for (j, t) in targets_raw.into_iter().enumerate() {
-        targets.push(target(&at(&format!("monitor.targets[{j}]")), t)?);
+        let key = at(&format!("monitor.targets[{j}]"));
+        if t.journal {
+            journals.push(journal(&key, t)?);
+        } else {
+            targets.push(target(&key, t)?);
+        }
     }
 
     let http = match s.httpserver {
@@ -305,6 +311,7 @@ fn stream(i: usize, s: schema::Stream) -> Result<StreamConfig, Invalid> {
         check_interval_ms,
         rotate_wait_ms,
         targets,
+        journals,
         max_line_bytes,
         http,
         tcp,
@@ -411,6 +418,19 @@ fn file_path(key: &str, text: &str) -> Result<PathBuf, Invalid> {
 }
 
 fn target(key: &str, t: schema::Target) -> Result<TargetConfig, Invalid> {
+    let journal_only = [
+        ("units", t.units.is_some()),
+        ("identifiers", t.identifiers.is_some()),
+        ("priority", t.priority.is_some()),
+        ("journal_dir", t.journal_dir.is_some()),
+        ("fields", t.fields.is_some()),
+    ];
+    if let Some((name, _)) = journal_only.iter().find(|(_, set)| *set) {
+        return Err(invalid(
+            format!("{key}.{name}"),
+            format!("`{name}` applies to journal targets; add journal = true or drop it"),
+        ));
+    }
     let path_text = t
         .path
         .ok_or_else(|| invalid(key, "target is missing `path`"))?;
@@ -462,6 +482,91 @@ fn target(key: &str, t: schema::Target) -> Result<TargetConfig, Invalid> {
             start_at: t.start_at,
         })
     }
+}
+
+/// A journal target (`journal = true`, SPEC §17).
+fn journal(key: &str, t: schema::Target) -> Result<JournalConfig, Invalid> {
+    for (name, set) in [
+        ("path", t.path.is_some()),
+        ("pattern", t.pattern.is_some()),
+        ("is_file", t.is_file),
+    ] {
+        if set {
+            return Err(invalid(
+                format!("{key}.{name}"),
+                format!(
+                    "a journal target has no `{name}`; journal_dir names another journal directory"
+                ),
+            ));
+        }
+    }
+    // Passed to journalctl as `--unit=NAME`: nothing in them can become an option, but a
+    // control character or an empty name is surely a mistake.
+    let names = |what: &str, list: Option<Vec<String>>, spaces: bool| {
+        let list = list.unwrap_or_default();
+        for (i, n) in list.iter().enumerate() {
+            let bad = n.is_empty()
+                || n.chars()
+                    .any(|c| c.is_control() || (!spaces && c.is_whitespace()));
+            if bad {
+                return Err(invalid(
+                    format!("{key}.{what}[{i}]"),
+                    format!("`{}` is not a valid name", n.escape_debug()),
+                ));
+            }
+        }
+        Ok(list)
+    };
+    let units = names("units", t.units, false)?;
+    let identifiers = names("identifiers", t.identifiers, true)?;
+    let fields = match t.fields {
+        None => DEFAULT_JOURNAL_FIELDS
+            .iter()
+            .map(|f| f.to_string())
+            .collect(),
+        Some(list) => {
+            for (i, f) in list.iter().enumerate() {
+                if !valid_journal_field(f) {
+                    return Err(invalid(
+                        format!("{key}.fields[{i}]"),
+                        format!(
+                            "`{}` is not a journal field name (upper-case letters, digits and `_`, not starting with a digit, at most 64)",
+                            f.escape_debug()
+                        ),
+                    ));
+                }
+                if list[..i].contains(f) {
+                    return Err(invalid(
+                        format!("{key}.fields[{i}]"),
+                        format!("`{f}` is listed twice"),
+                    ));
+                }
+            }
+            list
+        }
+    };
+    let dir = match t.journal_dir {
+        None => None,
+        Some(d) => Some(normalize(&plain_path(&format!("{key}.journal_dir"), &d)?)),
+    };
+    Ok(JournalConfig {
+        dir,
+        units,
+        identifiers,
+        priority: t.priority,
+        fields,
+        start_at: t.start_at,
+    })
+}
+
+/// A journal field name as journald accepts it (`_PID`, `SYSLOG_IDENTIFIER`).
+fn valid_journal_field(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn address(key: &str, v: Option<String>) -> Result<IpAddr, Invalid> {

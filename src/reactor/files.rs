@@ -1,4 +1,5 @@
-//! inotify watches (whom each one serves) and reading the streams' files each turn.
+//! inotify watches (whom each one serves), the pipes of journalctl children, and reading
+//! the streams' files and journals each turn.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -6,11 +7,17 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
+use std::process::Child;
+
 use inotify::{EventMask, WatchDescriptor, WatchMask, Watches};
+use mio::unix::pipe::Receiver;
+use mio::{Interest, Registry, Token};
+use slab::Slab;
 
 use super::conn::ConnState;
-use super::{RELOAD_SETTLE_MS, Reactor, Timer};
+use super::{MAX_PIPES, PIPE_BASE, RELOAD_SETTLE_MS, Reactor, Timer};
 use crate::entry::Stamp;
+use crate::journal::{PipeOf, Pipes};
 use crate::stream::StreamId;
 use crate::tail::{Change, WatchOwner, Watcher};
 
@@ -147,7 +154,130 @@ impl Watcher for StreamWatcher<'_> {
     }
 }
 
+/// Whom a child's pipe serves.
+#[derive(Debug, Clone, Copy)]
+struct PipeOwner {
+    stream: StreamId,
+    of: PipeOf,
+    stderr: bool,
+}
+
+/// The pipes of every journalctl child, and the children that ended but are not reaped.
+#[derive(Debug, Default)]
+pub(super) struct PipeTable {
+    owners: Slab<PipeOwner>,
+    /// Each with whether it was sent SIGKILL already.
+    zombies: Vec<(Child, bool)>,
+    pub reap_armed: bool,
+}
+
+impl PipeTable {
+    pub fn has_zombies(&self) -> bool {
+        !self.zombies.is_empty()
+    }
+
+    /// Reaps the children that exited; those still running are killed (at once when
+    /// logwisp is leaving: `last`, and then nobody waits for them).
+    pub fn reap(&mut self, last: bool) {
+        self.zombies.retain_mut(|(child, killed)| {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
+            if !*killed {
+                let _ = child.kill();
+                *killed = true;
+                return !last || !matches!(child.try_wait(), Ok(Some(_)));
+            }
+            !last
+        });
+    }
+}
+
+/// Registers children's pipes on behalf of one stream.
+pub(super) struct StreamPipes<'a> {
+    pub registry: &'a Registry,
+    pub table: &'a mut PipeTable,
+    pub stream: StreamId,
+}
+
+impl Pipes for StreamPipes<'_> {
+    fn register(&mut self, pipe: &mut Receiver, of: PipeOf, stderr: bool) -> io::Result<usize> {
+        if self.table.owners.len() >= MAX_PIPES {
+            return Err(io::Error::other("too many journalctl pipes"));
+        }
+        let key = self.table.owners.insert(PipeOwner {
+            stream: self.stream,
+            of,
+            stderr,
+        });
+        match self
+            .registry
+            .register(pipe, Token(PIPE_BASE - key), Interest::READABLE)
+        {
+            Ok(()) => Ok(key),
+            Err(e) => {
+                self.table.owners.remove(key);
+                Err(e)
+            }
+        }
+    }
+
+    fn deregister(&mut self, pipe: &mut Receiver, key: usize) {
+        let _ = self.registry.deregister(pipe);
+        self.table.owners.try_remove(key);
+    }
+
+    fn reap_later(&mut self, child: Child) {
+        self.table.zombies.push((child, false));
+    }
+}
+
 impl Reactor {
+    /// A journalctl pipe is readable (or closed): its owner reads it when it next reads.
+    pub(super) fn handle_pipe(&mut self, key: usize) {
+        let Some(&owner) = self.pipes.owners.get(key) else {
+            return;
+        };
+        let Some(stream) = self.stream_mut(owner.stream) else {
+            return;
+        };
+        match owner.of {
+            PipeOf::Target(t) => {
+                stream.journals.on_pipe(t, owner.stderr);
+                stream.read_pending = true;
+            }
+            PipeOf::Replay(job) => {
+                // Its client takes the entries when it is driven.
+                if let Some(client) = stream.journals.replays.on_pipe(job, owner.stderr) {
+                    self.ready.push(client);
+                }
+            }
+        }
+    }
+
+    /// Clients that waited for a free replay child are driven again.
+    pub(super) fn wake_replay_waiters(&mut self) {
+        for (_, s) in &mut self.streams {
+            self.ready.extend(s.journals.replays.take_woken());
+        }
+    }
+
+    /// Ends a stream's journalctl children (the stream goes, or logwisp stops).
+    pub(super) fn stop_journals(&mut self, index: usize) {
+        let Some(stream) = self.streams.get_mut(index) else {
+            return;
+        };
+        let mut pipes = StreamPipes {
+            registry: self.poll.registry(),
+            table: &mut self.pipes,
+            stream: stream.id,
+        };
+        stream.journals.stop(&mut pipes);
+        // Clients that were reading the journal again go on from history (or learn
+        // what is lost) when driven.
+        self.ready.extend(stream.journals.replays.take_woken());
+    }
+
     /// Watches the config file's directory, so a change to the file reloads it.
     pub(super) fn watch_config(&mut self) {
         let want = self.config.config_auto_reload;
@@ -331,8 +461,20 @@ impl Reactor {
                 table: &mut self.watch_table,
                 stream: id,
             };
+            let mut pipes = StreamPipes {
+                registry: self.poll.registry(),
+                table: &mut self.pipes,
+                stream: id,
+            };
             let stream = &mut self.streams[id.index];
-            if stream.read(&mut watcher, now, &mut self.file_buf, stamp, lead) {
+            if stream.read(
+                &mut watcher,
+                &mut pipes,
+                now,
+                &mut self.file_buf,
+                stamp,
+                lead,
+            ) {
                 stream.fresh = true;
             }
             self.plan_wake(id);

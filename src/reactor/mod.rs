@@ -37,7 +37,7 @@ use crate::stats;
 use crate::stream::{ServerKind, Stream, StreamId};
 use crate::timer::{TimerId, Wheel};
 use conn::ConnState;
-use files::WatchTable;
+use files::{PipeTable, WatchTable};
 use listener::Listener;
 pub use listener::StartupError;
 
@@ -47,6 +47,12 @@ const INOTIFY_TOKEN: Token = Token(usize::MAX - 1);
 const LISTENER_BASE: usize = usize::MAX - 2;
 /// Listener keys stay below this, so their tokens never meet connection keys.
 const MAX_LISTENERS: usize = 1 << 16;
+/// Pipe `k` of a journalctl child has token `PIPE_BASE - k`.
+const PIPE_BASE: usize = LISTENER_BASE - MAX_LISTENERS;
+/// Pipe keys stay below this (two per child).
+const MAX_PIPES: usize = 1 << 16;
+/// Children whose pipes closed are looked at this often until they are reaped.
+const REAP_MS: u64 = 1_000;
 
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
@@ -116,6 +122,8 @@ enum Timer {
     Reload,
     /// A stream a reload removed: its clients' time to take their goodbye is over.
     ReapStream(StreamId),
+    /// Children that ended (or were killed) and are not reaped yet.
+    ReapChildren,
     ShutdownDeadline,
 }
 
@@ -133,6 +141,8 @@ pub struct Reactor {
     conns: Slab<conn::Conn>,
     inotify: Inotify,
     watch_table: WatchTable,
+    /// Pipes of journalctl children, and children waiting to be reaped.
+    pipes: PipeTable,
     store: Store,
     save_armed: bool,
     signals: Signals,
@@ -206,6 +216,7 @@ impl Reactor {
             conns: Slab::new(),
             inotify,
             watch_table: WatchTable::new(watches),
+            pipes: PipeTable::default(),
             store,
             save_armed: false,
             signals,
@@ -271,7 +282,10 @@ impl Reactor {
         let Some(stream) = self.stream_mut(id) else {
             return;
         };
-        let want = stream.monitor.next_wakeup();
+        let want = match (stream.monitor.next_wakeup(), stream.journals.next_wakeup()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let have = stream.wake.map(|(tick, _)| tick);
         if want == have {
             return;
@@ -326,8 +340,10 @@ impl Reactor {
             id_ceiling: ceiling,
             saved_at: unix_secs,
             checkpoints: stream.monitor.checkpoints(),
+            journals: stream.journals.cursors(),
         };
         stream.monitor.checkpoint_dirty = false;
+        stream.journals.cursor_dirty = false;
         let name = stream.cfg.name.clone();
         if self.store.save(&name, &state) || self.store.dir.is_none() {
             self.streams[index].saved = (next, ceiling);
@@ -354,7 +370,7 @@ impl Reactor {
         let moved = self
             .streams
             .iter()
-            .any(|(_, s)| s.monitor.checkpoint_dirty || s.ring.next_seq() != s.saved.0);
+            .any(|(_, s)| s.checkpoint_dirty() || s.ring.next_seq() != s.saved.0);
         if moved {
             self.save_armed = true;
             self.arm(STATE_SAVE_MS, Timer::SaveState);
@@ -387,6 +403,9 @@ impl Reactor {
                             l.readable = true;
                         }
                     }
+                    Token(t) if t > PIPE_BASE - MAX_PIPES && t <= PIPE_BASE => {
+                        self.handle_pipe(PIPE_BASE - t);
+                    }
                     Token(key) => {
                         if let Some(conn) = self.conns.get_mut(key) {
                             // Error and hang-up flags are hints: the next read or write
@@ -408,6 +427,7 @@ impl Reactor {
             }
             self.flush_fresh_streams(now);
             self.retry_ready(now);
+            self.wake_replay_waiters();
             if !self.stopping {
                 self.accept_ready(now);
                 self.plan_save();
@@ -416,9 +436,12 @@ impl Reactor {
                 let keys: Vec<usize> = self.streams.iter().map(|(k, _)| k).collect();
                 for k in keys {
                     self.save_stream(k, true);
+                    self.stop_journals(k);
                 }
+                self.pipes.reap(true);
                 return Ok(());
             }
+            self.plan_reaping();
         }
     }
 
@@ -495,9 +518,7 @@ impl Reactor {
                     let moved: Vec<usize> = self
                         .streams
                         .iter()
-                        .filter(|(_, s)| {
-                            s.monitor.checkpoint_dirty || s.ring.next_seq() != s.saved.0
-                        })
+                        .filter(|(_, s)| s.checkpoint_dirty() || s.ring.next_seq() != s.saved.0)
                         .map(|(k, _)| k)
                         .collect();
                     for k in moved {
@@ -511,6 +532,10 @@ impl Reactor {
                     }
                 }
                 Timer::ReapStream(id) => self.reap_stream(id, true),
+                Timer::ReapChildren => {
+                    self.pipes.reap_armed = false;
+                    self.pipes.reap(false);
+                }
                 Timer::ShutdownDeadline => self.stop_now = true,
             }
         }
@@ -553,7 +578,7 @@ impl Reactor {
             self.timers.cancel(t);
         }
         if let ConnState::Stream(client) = conn.state {
-            self.forget_client(key, &client, conn.peer, now);
+            self.forget_client((key, conn.generation), &client, conn.peer, now);
         }
     }
 
@@ -587,6 +612,14 @@ impl Reactor {
                     self.say_goodbye(key, crate::sse::DISCONNECT, now);
                 }
             }
+        }
+    }
+
+    /// Keeps a timer while children wait to be reaped.
+    fn plan_reaping(&mut self) {
+        if !self.pipes.reap_armed && self.pipes.has_zombies() {
+            self.pipes.reap_armed = true;
+            self.arm(REAP_MS, Timer::ReapChildren);
         }
     }
 

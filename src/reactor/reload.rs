@@ -241,6 +241,8 @@ impl Reactor {
             stream: id,
         };
         let stream = &mut self.streams[id.index];
+        let journals = resume.as_ref().map_or(&[][..], |r| &r.journals[..]);
+        stream.journals.start(now, journals);
         stream.monitor.start(&mut watcher, now, resume);
         stream.read_pending = true;
         self.plan_wake(id);
@@ -252,6 +254,7 @@ impl Reactor {
     fn remove_stream(&mut self, id: StreamId) {
         self.watch_table.remove_stream(id);
         self.save_stream(id.index, true);
+        self.stop_journals(id.index);
         let stream = &mut self.streams[id.index];
         stream.removing = true;
         if let Some((_, t)) = stream.wake.take() {
@@ -262,6 +265,7 @@ impl Reactor {
             self.streams.remove(id.index);
             return;
         }
+        // Its clients' goodbyes may still be rendered from the journal meanwhile.
         for key in clients {
             self.say_goodbye(key, sse::STREAM_REMOVED, self.now);
         }
@@ -280,6 +284,7 @@ impl Reactor {
             }
         }
         if self.stream(id).is_some_and(|s| s.clients.is_empty()) {
+            self.stop_journals(id.index);
             self.streams.remove(id.index);
         }
     }
@@ -298,6 +303,8 @@ impl Reactor {
         // are cut and filtered as before.
         let counted_alike =
             stream.cfg.filters == cfg.filters && stream.cfg.max_line_bytes == cfg.max_line_bytes;
+        // Journal runs name their target by its place in the list.
+        let journals_alike = counted_alike && stream.cfg.journals == cfg.journals;
         // Clients of a server whose output format changed are framed for the old one:
         // they reconnect and get the new.
         let reformatted = [
@@ -366,16 +373,19 @@ impl Reactor {
             let resume = Resume {
                 checkpoints: stream.monitor.checkpoints(),
                 saved_at: self.unix_secs,
+                journals: stream.journals.cursors(),
             };
+            self.stop_journals(id.index);
+            let stream = &mut self.streams[id.index];
             let old_monitor = std::mem::replace(
                 &mut stream.monitor,
                 Monitor::new(&stream.cfg, file_budget() / streams.max(1)),
             );
+            stream.journals = crate::journal::Journals::new(&stream.cfg);
             // History points into the old tailer's files: each run is pointed at the new
             // tailer's record of the same file, so clients behind the buffer (and those
-            // resuming) are still served from disk.
-            // Otherwise (lines cut or filtered differently) they count as lost, never as
-            // other lines under their ids.
+            // resuming) are still served from disk. Otherwise (lines cut or filtered
+            // differently) they count as lost, never as other lines under their ids.
             let identities: std::collections::HashMap<_, _> = stream
                 .history
                 .sources()
@@ -387,11 +397,14 @@ impl Reactor {
             self.start_stream_tailing(id, Some(resume));
             let stream = &mut self.streams[id.index];
             let monitor = &stream.monitor;
-            stream.history.remap(|src| {
-                identities
-                    .get(&src)
-                    .and_then(|file| monitor.reference_to(*file))
-            });
+            stream.history.remap(
+                |src| {
+                    identities
+                        .get(&src)
+                        .and_then(|file| monitor.reference_to(*file))
+                },
+                journals_alike,
+            );
             for (key, delta) in stream.history.take_ref_changes() {
                 stream.monitor.history_ref(key, delta);
             }

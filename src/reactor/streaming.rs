@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use super::conn::{self, Conn, ConnState, Finish, StreamClient};
+use super::files::StreamPipes;
 use super::{DISCARD_BUDGET, PROBE_MS, Reactor, Timer, WRITE_BUDGET};
 use crate::fanout::{Flush, Framing};
 use crate::stream::{CatchUp, ServerKind, Stream, StreamId};
@@ -48,12 +49,18 @@ impl Reactor {
             let stream = &mut self.streams[id.index];
             client.sub.fall_behind(&stream.ring, planned_base);
             if conn.writable {
+                let mut pipes = StreamPipes {
+                    registry: self.poll.registry(),
+                    table: &mut self.pipes,
+                    stream: id,
+                };
                 match write_client(
-                    conn,
+                    (key, conn),
                     stream,
                     self.unix_secs,
                     self.started_unix_secs,
                     &mut self.file_buf,
+                    &mut pipes,
                 ) {
                     ClientWrite::Wait => {}
                     ClientWrite::Again => self.ready.push((key, conn.generation)),
@@ -186,12 +193,18 @@ impl Reactor {
         else {
             return;
         };
+        let mut pipes = StreamPipes {
+            registry: self.poll.registry(),
+            table: &mut self.pipes,
+            stream: stream.id,
+        };
         match write_client(
-            conn,
+            (key, conn),
             stream,
             self.unix_secs,
             self.started_unix_secs,
             &mut self.file_buf,
+            &mut pipes,
         ) {
             ClientWrite::Wait => {}
             ClientWrite::Again => self.ready.push((key, conn.generation)),
@@ -216,15 +229,28 @@ impl Reactor {
     /// Releases a closed streaming client's place in its stream and limits.
     pub(super) fn forget_client(
         &mut self,
-        key: usize,
+        (key, generation): (usize, u64),
         client: &StreamClient,
         peer: IpAddr,
         now: u64,
     ) {
-        let Some(stream) = self.stream_mut(client.stream) else {
+        let Some(stream) = self
+            .streams
+            .get_mut(client.stream.index)
+            .filter(|s| s.id == client.stream)
+        else {
             return;
         };
         stream.unsubscribe(&client.sub);
+        if !stream.journals.replays.is_empty() {
+            let mut pipes = StreamPipes {
+                registry: self.poll.registry(),
+                table: &mut self.pipes,
+                stream: stream.id,
+            };
+            let id = (key, generation);
+            stream.journals.replays.cancel(id, &mut pipes);
+        }
         // A client that was the most advanced one may have held reading back.
         stream.paced = false;
         let idx = client.index;
@@ -278,12 +304,14 @@ fn websocket_input(client: &mut StreamClient, mut input: &[u8]) {
 /// Sends a streaming client what it is owed (rendering it from disk when it is behind the
 /// buffer); handles the goodbye.
 fn write_client(
-    conn: &mut Conn,
+    (key, conn): (usize, &mut Conn),
     stream: &mut Stream,
     unix_secs: i64,
     started: i64,
     scratch: &mut [u8],
+    pipes: &mut StreamPipes,
 ) -> ClientWrite {
+    let id = (key, conn.generation);
     let ConnState::Stream(client) = &mut conn.state else {
         return ClientWrite::Wait;
     };
@@ -324,7 +352,7 @@ fn write_client(
                     return ClientWrite::Again;
                 }
                 let (seq, pending) = (client.sub.next_seq(), client.sub.pending_bytes());
-                stream.refill(&mut client.sub, scratch);
+                stream.refill(&mut client.sub, scratch, id, pipes);
                 // Entries rendered from disk count as sent once they are in its buffer.
                 if let Some(server) = stream.server_mut(client.kind) {
                     server.lines_sent += client.sub.next_seq().saturating_sub(seq);

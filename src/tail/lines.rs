@@ -39,7 +39,7 @@ impl<F: FnMut(&[u8], bool, u64) -> bool> LineSink for F {
 }
 
 /// Largest index `<= max` that does not split a UTF-8 sequence (looking back at most 3).
-fn cut_point(line: &[u8], max: usize) -> usize {
+pub fn cut_point(line: &[u8], max: usize) -> usize {
     if line.len() <= max {
         return line.len();
     }

@@ -86,6 +86,20 @@ impl ReadBudget {
     pub fn entries_left(&self) -> usize {
         self.entries
     }
+
+    pub fn bytes_left(&self) -> usize {
+        self.bytes
+    }
+
+    /// One entry was produced (by a source other than the files).
+    pub fn take_entry(&mut self) {
+        self.entries = self.entries.saturating_sub(1);
+    }
+
+    /// `n` bytes were read (by a source other than the files).
+    pub fn take_bytes(&mut self, n: usize) {
+        self.bytes = self.bytes.saturating_sub(n);
+    }
 }
 
 /// Adds and removes inotify watches on behalf of a monitor. Tokens identify a watch to
@@ -127,6 +141,8 @@ pub struct Checkpoint {
 #[derive(Debug, Clone, Default)]
 pub struct Resume {
     pub checkpoints: Vec<Checkpoint>,
+    /// Journal cursors (read by the stream's journal targets, not by the monitor).
+    pub journals: Vec<crate::journal::SavedCursor>,
     /// Unix seconds of the save; files modified later and not checkpointed are read whole.
     pub saved_at: i64,
 }

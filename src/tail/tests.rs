@@ -410,6 +410,7 @@ fn checkpoints_resume_where_the_last_run_stopped() {
         Some(Resume {
             checkpoints: saved,
             saved_at: 0,
+            ..Resume::default()
         }),
     );
     assert_eq!(poll_all(&mut m, 1), ["partial", "while down"]);
@@ -436,6 +437,7 @@ fn a_file_rotated_while_down_is_finished_from_its_checkpoint() {
         Some(Resume {
             checkpoints: saved,
             saved_at: 0,
+            ..Resume::default()
         }),
     );
     let mut got = poll_all(&mut m, 1);

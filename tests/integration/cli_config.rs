@@ -325,7 +325,12 @@ fn check_passes_on_every_deploy_config() {
         .iter()
         .map(|p| p.file_name().unwrap().to_str().unwrap())
         .collect();
-    for known in ["multi-stream.toml", "production.toml", "router.toml"] {
+    for known in [
+        "journal.toml",
+        "multi-stream.toml",
+        "production.toml",
+        "router.toml",
+    ] {
         assert!(names.contains(&known), "{known} missing from {names:?}");
     }
     let cwd = TempDir::new();
@@ -340,6 +345,14 @@ fn check_passes_on_every_deploy_config() {
             "--check must not bind: {}",
             r.stdout
         );
+        if file.ends_with("journal.toml") {
+            assert!(
+                r.stdout
+                    .contains("  journal (this machine) units nginx.service,ssh.service\n"),
+                "{}",
+                r.stdout
+            );
+        }
         if file.ends_with("router.toml") {
             // Both streams on 8080, reached under their names.
             for route in ["/app/stream", "/system/logs"] {

@@ -7,6 +7,7 @@ mod browser;
 mod chunked;
 mod cli_config;
 mod http;
+mod journal;
 mod limits;
 mod model;
 mod proxy;

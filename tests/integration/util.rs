@@ -239,6 +239,8 @@ pub struct Server {
     tcp: HashMap<String, u16>,
     args: Vec<String>,
     fd_limit: Option<u64>,
+    /// Extra environment (kept across restarts).
+    env: Vec<(String, String)>,
 }
 
 /// Starts logwisp on `$DIR/logwisp.toml` in `dir`, its output collected in the background.
@@ -248,8 +250,12 @@ fn spawn_logwisp(
     dir: &TempDir,
     args: &[String],
     fd_limit: Option<u64>,
+    env: &[(String, String)],
 ) -> (Child, Arc<Mutex<String>>, Arc<Mutex<String>>) {
     let mut cmd = Command::new(BIN);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     if let Some(limit) = fd_limit {
         let lim = libc::rlimit {
             rlim_cur: limit as libc::rlim_t,
@@ -295,20 +301,37 @@ impl Server {
 
     /// Like [`start`](Self::start), in a prepared dir and with extra arguments.
     pub fn start_in(dir: TempDir, toml: &str, args: &[&str]) -> Server {
-        Server::launch(dir, toml, args, None)
+        Server::launch(dir, toml, args, None, &[])
     }
 
     /// Like [`start_in`](Self::start_in), with both the soft and the hard open-files limit
     /// set to `limit` (logwisp raises its soft limit to the hard one, so both must be low).
     pub fn start_with_fd_limit(dir: TempDir, toml: &str, limit: u64) -> Server {
-        Server::launch(dir, toml, &[], Some(limit))
+        Server::launch(dir, toml, &[], Some(limit), &[])
     }
 
-    fn launch(dir: TempDir, toml: &str, args: &[&str], fd_limit: Option<u64>) -> Server {
-        let toml = toml.replace("$DIR", &dir.path().display().to_string());
+    /// Like [`start_in`](Self::start_in), with extra environment variables (`$DIR` in a
+    /// value stands for the test's temp dir).
+    pub fn start_with_env(dir: TempDir, toml: &str, env: &[(&str, &str)]) -> Server {
+        Server::launch(dir, toml, &[], None, env)
+    }
+
+    fn launch(
+        dir: TempDir,
+        toml: &str,
+        args: &[&str],
+        fd_limit: Option<u64>,
+        env: &[(&str, &str)],
+    ) -> Server {
+        let here = dir.path().display().to_string();
+        let toml = toml.replace("$DIR", &here);
         fs::write(dir.join("logwisp.toml"), &toml).expect("write config");
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let (child, stdout, stderr) = spawn_logwisp(&dir, &args, fd_limit);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.replace("$DIR", &here)))
+            .collect();
+        let (child, stdout, stderr) = spawn_logwisp(&dir, &args, fd_limit, &env);
         let mut server = Server {
             dir,
             child,
@@ -318,6 +341,7 @@ impl Server {
             tcp: HashMap::new(),
             args,
             fd_limit,
+            env,
         };
         server.wait_listening();
         server
@@ -328,7 +352,8 @@ impl Server {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, stdout, stderr) = spawn_logwisp(&self.dir, &self.args, self.fd_limit);
+        let (child, stdout, stderr) =
+            spawn_logwisp(&self.dir, &self.args, self.fd_limit, &self.env);
         self.child = child;
         self.stdout = stdout;
         self.stderr = stderr;
