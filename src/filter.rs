@@ -615,6 +615,10 @@ fn encode(s: &str) -> String {
 /// anyone who can open connections from slowing every stream's delivery. Clients sharing a
 /// filter are never limited by it.
 pub const MAX_DISTINCT_FILTERS: usize = 64;
+/// Of the patterns those filters use, how many may need the regex engine (not a word or
+/// a list of words): a regex-lite match costs microseconds per entry, so 64 of them
+/// would hold a stream to a few thousand entries a second.
+pub const MAX_DISTINCT_REGEXES: usize = 8;
 
 /// A slot in a [`FilterSet`]; bit `index` of [`FilterSet::evaluate`]'s mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -639,8 +643,9 @@ impl fmt::Display for SetFull {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "this stream already evaluates {MAX_DISTINCT_FILTERS} distinct client filters; \
-             use a filter another client uses, or retry later"
+            "this stream already evaluates as many distinct client filters as it can \
+             ({MAX_DISTINCT_FILTERS}, of which {MAX_DISTINCT_REGEXES} regular expressions \
+             other than word lists); use a filter another client uses, or retry later"
         )
     }
 }
@@ -721,6 +726,14 @@ impl FilterSet {
                 s.refs += 1;
             }
             return Ok(FilterId(i as u8));
+        }
+        let new_regexes = [&filter.filter, &filter.exclude]
+            .into_iter()
+            .flatten()
+            .filter(|(p, m)| matches!(m, Matcher::Regex(_)) && !self.has_atom(&format!("m:{p}")))
+            .count();
+        if new_regexes > 0 && self.regexes() + new_regexes > MAX_DISTINCT_REGEXES {
+            return Err(SetFull);
         }
         let i = match self.slots.iter().position(Option::is_none) {
             Some(i) => i,
@@ -856,6 +869,19 @@ impl FilterSet {
         self.slots
             .iter()
             .position(|s| s.as_ref().is_some_and(|s| s.canonical == canonical))
+    }
+
+    fn has_atom(&self, key: &str) -> bool {
+        self.atoms.iter().flatten().any(|a| a.key == key)
+    }
+
+    /// Patterns in use that run on the regex engine.
+    fn regexes(&self) -> usize {
+        self.atoms
+            .iter()
+            .flatten()
+            .filter(|a| matches!(a.test, Test::Message(Matcher::Regex(_))))
+            .count()
     }
 
     fn intern(&mut self, key: String, test: Test) -> usize {
@@ -1397,15 +1423,32 @@ mod tests {
     fn the_set_refuses_a_filter_beyond_its_limit_but_not_a_shared_one() {
         let mut set = FilterSet::new();
         let ids: Vec<FilterId> = (0..MAX_DISTINCT_FILTERS)
-            .map(|i| set.add(client(&format!("filter=^f{i}$")), 0).unwrap())
+            .map(|i| set.add(client(&format!("filter=f{i}x")), 0).unwrap())
             .collect();
         assert_eq!(set.live_mask(), u64::MAX);
         assert_eq!(set.add(client("filter=one-more"), 0), Err(SetFull));
         assert!(SetFull.to_string().contains("64"));
-        assert_eq!(set.add(client("filter=%5Ef7%24"), 0), Ok(ids[7]));
-        let m = set.evaluate("", "f63", "s");
+        assert_eq!(set.add(client("filter=f7x"), 0), Ok(ids[7]));
+        let m = set.evaluate("", "f63x", "s");
         assert_eq!(m, ids[63].bit());
         set.remove(ids[3]);
         assert!(set.add(client("filter=one-more"), 0).is_ok());
+    }
+
+    #[test]
+    fn patterns_needing_the_regex_engine_are_fewer_still() {
+        let mut set = FilterSet::new();
+        let ids: Vec<FilterId> = (0..MAX_DISTINCT_REGEXES)
+            .map(|i| set.add(client(&format!("filter=^f{i}$")), 0).unwrap())
+            .collect();
+        assert_eq!(set.add(client("filter=^g$"), 0), Err(SetFull));
+        assert_eq!(set.add(client("exclude=a.*b"), 0), Err(SetFull));
+        // Word lists, shared regexes and other tests still fit.
+        assert!(set.add(client("filter=timeout|refused"), 0).is_ok());
+        assert!(set.add(client("filter=%5Ef0%24&levels=ERROR"), 0).is_ok());
+        assert!(set.add(client("source=app*.log"), 0).is_ok());
+        assert!(SetFull.to_string().contains("8 regular expressions"));
+        set.remove(ids[2]);
+        assert!(set.add(client("filter=^g$"), 0).is_ok());
     }
 }

@@ -706,6 +706,38 @@ fn view_router_index_lists_the_streams_and_each_page_is_under_its_name() {
 }
 
 #[test]
+fn view_at_most_8_distinct_regular_expressions_are_evaluated_per_stream() {
+    let server = Server::start(&one_stream(HTTP));
+    let port = server.http_port("app");
+    let mut regex_clients: Vec<SseClient> = (0..8)
+        .map(|i| sse(port, &format!("/stream?filter=%5Eline%20{i}%24"), &[]))
+        .collect();
+    let r = http_get(port, "/stream?filter=%5Eline%208%24");
+    assert_eq!(r.status, 503, "a ninth regex: {}", r.text());
+    // A word list is not a regex for this limit, and a regex in use is shared.
+    let mut words = sse(port, "/stream?filter=line%208|nothing", &[]);
+    let mut shared = sse(port, "/stream?filter=%5Eline%203%24&levels=none", &[]);
+    append(
+        &server.path("app.log"),
+        "line 3
+line 8
+",
+    );
+    assert_eq!(regex_clients[3].next_message(), "line 3");
+    assert_eq!(shared.next_message(), "line 3");
+    assert_eq!(words.next_message(), "line 8");
+    drop(regex_clients.remove(0));
+    server.wait_status("app", "9 clients", |s| s["server"]["active_clients"] == 9);
+    let mut ninth = sse(port, "/stream?filter=%5Eline%208%24", &[]);
+    append(
+        &server.path("app.log"),
+        "line 8
+",
+    );
+    assert_eq!(ninth.next_message(), "line 8");
+}
+
+#[test]
 fn view_a_stream_evaluates_at_most_64_distinct_filters_and_frees_a_slot_when_its_clients_go() {
     let server = Server::start(&one_stream(HTTP));
     let port = server.http_port("app");
