@@ -807,7 +807,7 @@ impl Check {
     }
 
     /// Consumes complete lines of `data`; returns how many bytes were consumed.
-    fn feed(&mut self, proto: Proto, data: &[u8], rt_ns: u64) -> usize {
+    pub fn feed(&mut self, proto: Proto, data: &[u8], rt_ns: u64) -> usize {
         let mut start = 0;
         for nl in memchr::memchr_iter(b'\n', data) {
             let line = &data[start..nl];
