@@ -18,7 +18,7 @@ use crate::config::TlsConfig;
 
 /// Encrypted bytes a session may hold for a slow client before it stops taking
 /// plaintext (the client is then "blocked" like a full socket).
-const SESSION_BUFFER: usize = 64 * 1024;
+pub const SESSION_BUFFER: usize = 64 * 1024;
 
 fn read_pem<T>(
     path: &Path,
@@ -87,21 +87,22 @@ pub fn server_config(s: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
-/// A TLS session over a non-blocking socket.
+/// A TLS session over a non-blocking socket: the reactor's TCP stream, or any byte pipe
+/// that reads and writes like one (the `tls_records` fuzz target drives it over memory).
 #[derive(Debug)]
-pub struct TlsStream {
-    sock: TcpStream,
+pub struct TlsStream<S = TcpStream> {
+    sock: S,
     session: ServerConnection,
 }
 
-impl TlsStream {
-    pub fn new(sock: TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsStream> {
+impl<S: Read + Write> TlsStream<S> {
+    pub fn new(sock: S, config: Arc<ServerConfig>) -> io::Result<TlsStream<S>> {
         let mut session = ServerConnection::new(config).map_err(io::Error::other)?;
         session.set_buffer_limit(Some(SESSION_BUFFER));
         Ok(TlsStream { sock, session })
     }
 
-    pub fn socket(&mut self) -> &mut TcpStream {
+    pub fn socket(&mut self) -> &mut S {
         &mut self.sock
     }
 
@@ -176,10 +177,17 @@ impl TlsStream {
         Ok(true)
     }
 
-    /// close_notify, then our FIN.
-    pub fn shutdown_write(&mut self) {
+    /// Queues close_notify and sends what the socket takes.
+    pub fn send_close_notify(&mut self) {
         self.session.send_close_notify();
         let _ = self.push_pending();
+    }
+}
+
+impl TlsStream<TcpStream> {
+    /// close_notify, then our FIN.
+    pub fn shutdown_write(&mut self) {
+        self.send_close_notify();
         let _ = self.sock.shutdown(std::net::Shutdown::Write);
     }
 }

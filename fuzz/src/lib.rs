@@ -7,12 +7,17 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use logwisp::auth::header::{self as auth_header_parser, Credentials, Malformed};
 use logwisp::auth::{Auth, AuthOutcome, Principal, Token, User};
-use logwisp::config::{self, Overrides};
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use logwisp::config::{self, Overrides, TlsConfig};
 use logwisp::entry::{self, Stamp};
 use logwisp::http::request::{self, Body, MAX_BODY, MAX_HEAD, Method, Parse};
 use logwisp::http::router::{Endpoint, Routes, StreamPaths};
 use logwisp::stream::StreamId;
 use logwisp::tail::lines::LineSplitter;
+use logwisp::tls::{self, TlsStream};
 use logwisp::ws;
 use serde_json::Value;
 
@@ -577,4 +582,237 @@ pub fn auth_header(data: &[u8]) {
         basic.hash_verifications(),
         u64::from(matches!(&parsed, Ok(Credentials::Basic { user, .. }) if user == "ops"))
     );
+}
+
+/// Server settings for the `tls_records` target, built once by `tls::server_config` from
+/// the committed test PKI in `fuzz/pki/`: TLS 1.2 and 1.3; 1.3 only; mTLS (1.2 and 1.3).
+fn tls_configs() -> &'static [Arc<rustls::ServerConfig>; 3] {
+    static CONFIGS: OnceLock<[Arc<rustls::ServerConfig>; 3]> = OnceLock::new();
+    CONFIGS.get_or_init(|| {
+        let pki = Path::new(env!("CARGO_MANIFEST_DIR")).join("pki");
+        let make = |tls13_only, client_ca: bool| {
+            let cfg = TlsConfig {
+                cert_file: pki.join("server.pem"),
+                key_file: pki.join("server.key"),
+                client_ca_file: client_ca.then(|| pki.join("ca.pem")),
+                tls13_only,
+            };
+            tls::server_config(&cfg).expect("fuzz/pki makes a valid server config")
+        };
+        [make(false, false), make(true, false), make(false, true)]
+    })
+}
+
+/// The socket under a `TlsStream`: what the peer sent so far (`input`, taken by reads;
+/// `WouldBlock` when it is used up, end of file once `eof`), and what the server sent,
+/// taken at most `write_cap` bytes per call, with every other call refused as a full
+/// socket when `stall` is set.
+struct MemSocket {
+    input: Vec<u8>,
+    eof: bool,
+    out: Vec<u8>,
+    write_cap: usize,
+    stall: bool,
+    stalled: bool,
+}
+
+impl Read for MemSocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.input.is_empty() {
+            return if self.eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
+        }
+        let n = buf.len().min(self.input.len());
+        buf[..n].copy_from_slice(&self.input[..n]);
+        self.input.drain(..n);
+        Ok(n)
+    }
+}
+
+impl Write for MemSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.stall {
+            self.stalled = !self.stalled;
+            if self.stalled {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+        }
+        let n = buf.len().min(self.write_cap);
+        self.out.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How a session fed a peer's bytes ended.
+#[derive(Debug, PartialEq, Eq)]
+enum TlsVerdict {
+    /// Every byte was taken and the session waits for more (a record or a flight is not
+    /// complete).
+    Waiting,
+    /// The peer's end of file reached the reader.
+    Eof,
+    /// A failed handshake or a bad record, with rustls's reason.
+    Error(String),
+}
+
+/// Sends what the session holds the way the reactor does on each writable event: calls
+/// `push_pending` until it reports nothing left. Bounded: a session that never empties
+/// would leave a connection forever writable.
+fn tls_flush(tls: &mut TlsStream<MemSocket>) {
+    for _ in 0..1_000_000 {
+        match tls.push_pending() {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => panic!("push_pending on a socket that never fails: {e}"),
+        }
+    }
+    panic!("push_pending never finished");
+}
+
+/// Feeds `chunks` of a peer's bytes to a server session as the reactor does: each chunk
+/// arrives, the connection reads until `WouldBlock`, then writes what the session holds.
+/// Returns the verdict and everything the server sent.
+fn tls_session(
+    config: &Arc<rustls::ServerConfig>,
+    chunks: &[&[u8]],
+    read_buf: usize,
+    write_cap: usize,
+    stall: bool,
+) -> (TlsVerdict, Vec<u8>) {
+    let sock = MemSocket {
+        input: Vec::new(),
+        eof: false,
+        out: Vec::new(),
+        write_cap,
+        stall,
+        stalled: false,
+    };
+    let mut tls = TlsStream::new(sock, Arc::clone(config)).expect("a new session");
+    let mut buf = vec![0u8; read_buf];
+    let mut verdict = TlsVerdict::Waiting;
+    let last = chunks.len();
+    'feed: for (i, chunk) in chunks.iter().enumerate() {
+        tls.socket().input.extend_from_slice(chunk);
+        // The peer's FIN comes with its last bytes.
+        tls.socket().eof = i + 1 == last;
+        // One read takes what the socket holds (until WouldBlock, end or error).
+        match tls.read(&mut buf) {
+            Ok(0) => {
+                verdict = TlsVerdict::Eof;
+                break 'feed;
+            }
+            Ok(n) => panic!(
+                "{n} bytes of plaintext from a peer that cannot have finished a handshake"
+            ),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+                verdict = TlsVerdict::Error(e.to_string());
+                break 'feed;
+            }
+        }
+        tls_flush(&mut tls);
+        assert!(
+            tls.socket().input.is_empty(),
+            "bytes left unread after WouldBlock"
+        );
+    }
+    assert!(
+        tls.is_handshaking(),
+        "a handshake finished with random bytes"
+    );
+    // What the last read left in the session goes out on the next writable event.
+    tls_flush(&mut tls);
+    // The reactor's close: close_notify, sent as far as the socket takes it.
+    let before = tls.socket().out.len();
+    tls.send_close_notify();
+    tls_flush(&mut tls);
+    let out = std::mem::take(&mut tls.socket().out);
+    if !matches!(verdict, TlsVerdict::Error(_)) {
+        // A session that did not fail ends with exactly one more record: close_notify, an
+        // alert (21), or under TLS 1.3 keys an encrypted record (23).
+        let close = tls_records(&out[before..]);
+        assert!(
+            matches!(close.as_slice(), [(21 | 23, _)]),
+            "close_notify sent as {close:?} ({verdict:?})"
+        );
+    }
+    (verdict, out)
+}
+
+/// TLS records in `out`: (content type, length of the fragment). Panics on anything that
+/// is not a whole TLSPlaintext/TLSCiphertext record.
+fn tls_records(out: &[u8]) -> Vec<(u8, usize)> {
+    let mut records = Vec::new();
+    let mut rest = out;
+    while !rest.is_empty() {
+        let [kind, major, minor, hi, lo, ..] = *rest else {
+            panic!("a partial record head: {rest:02x?}");
+        };
+        assert!(matches!(kind, 20..=23), "content type {kind}");
+        assert!(
+            major == 3 && (minor == 1 || minor == 3),
+            "version {major}.{minor}"
+        );
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
+        assert!(len <= 16384 + 256, "a record of {len} bytes");
+        assert!(rest.len() >= 5 + len, "a cut record");
+        records.push((kind, len));
+        rest = &rest[5 + len..];
+    }
+    records
+}
+
+/// Input layout: `[flags, n, len_1 .. len_n, data..]`: a peer's bytes fed to a server
+/// session (`tls::TlsStream` over memory) in chunks of `len_i` bytes (cycling), the rest
+/// in one piece. `flags`: bits 0-1 the server settings (TLS 1.2+1.3, 1.3 only, mTLS),
+/// bits 2-4 the bytes a socket write takes (0: all, k: 4^(k-1)), bit 5 a socket
+/// that refuses every other write, bits 6-7 the read buffer (16 KiB, 1, 7, 300 bytes).
+///
+/// Promises: no panic; no plaintext ever (a handshake cannot finish without the
+/// server's random); errors are `InvalidData` with rustls's reason; everything the server
+/// sends is whole TLS records (1.0/1.2 record versions, at most 2^14+256 bytes each), at
+/// most the session buffer in all; a session that did not fail closes with exactly one
+/// record (close_notify); and the verdict (waiting, end of file, or the error's
+/// text) does not depend on how the bytes were split, how big the read buffer was or how
+/// the socket took writes.
+pub fn tls_records_fuzz(input: &[u8]) {
+    let [flags, n, rest @ ..] = input else {
+        return;
+    };
+    let n = usize::from(*n % 16).min(rest.len());
+    let (lens, data) = rest.split_at(n);
+    let config = &tls_configs()[usize::from(flags & 3) % 3];
+    let write_cap = match (flags >> 2) & 7 {
+        0 => usize::MAX,
+        k => 1 << (2 * (k - 1)),
+    };
+    let stall = flags & 0x20 != 0;
+    let read_buf = [16 * 1024, 1, 7, 300][usize::from(flags >> 6)];
+
+    let mut chunks: Vec<&[u8]> = Vec::new();
+    let mut offset = 0;
+    while offset < data.len() {
+        let len = match lens.get(chunks.len() % lens.len().max(1)) {
+            Some(&l) if chunks.len() < 256 => usize::from(l).max(1),
+            _ => data.len() - offset,
+        };
+        chunks.push(&data[offset..(offset + len).min(data.len())]);
+        offset += chunks.last().map_or(0, |c| c.len());
+    }
+
+    let (verdict, out) = tls_session(config, &chunks, read_buf, write_cap, stall);
+    tls_records(&out);
+    assert!(out.len() <= tls::SESSION_BUFFER, "{} bytes sent", out.len());
+
+    let whole: Vec<&[u8]> = if data.is_empty() { vec![] } else { vec![data] };
+    let (plain, _) = tls_session(config, &whole, 16 * 1024, usize::MAX, false);
+    assert_eq!(verdict, plain, "verdict depends on how the bytes arrived");
 }
