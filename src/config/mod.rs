@@ -289,18 +289,33 @@ impl AuthConfig {
     /// The server's [`Auth`](crate::auth::Auth), reading the users and tokens files. The
     /// error names the file (and line) or the key at fault.
     pub fn build(&self) -> Result<crate::auth::Auth, String> {
+        self.load().map(|(auth, _)| auth)
+    }
+
+    /// [`build`](Self::build), with a digest of every credential it holds (the files'
+    /// text included): a reload tells from it whether credentials changed, also when
+    /// only a users or tokens file did.
+    pub fn load(&self) -> Result<(crate::auth::Auth, u64), String> {
         use crate::auth::{self, Auth, AuthKind};
-        let read = |path: &Path| {
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        use std::hash::{BuildHasher, Hash, Hasher};
+        // Fixed keys: the digest is compared within one process only.
+        let mut digest =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
+        (self.kind.as_str(), &self.realm, &self.users, &self.tokens).hash(&mut digest);
+        let mut read = |path: &Path| {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            text.hash(&mut digest);
+            Ok::<String, String>(text)
         };
         let in_file = |path: &Path, e: auth::AuthError| match e.line {
             Some(line) => format!("{}, line {line}: {}", path.display(), e.message),
             None => format!("{}: {}", path.display(), e.message),
         };
-        match self.kind {
-            AuthKind::None => Ok(Auth::none()),
-            AuthKind::Mtls => Ok(Auth::mtls()),
+        let auth = match self.kind {
+            AuthKind::None => Auth::none(),
+            AuthKind::Mtls => Auth::mtls(),
             AuthKind::Basic => {
                 let mut users = Vec::with_capacity(self.users.len());
                 for (i, (name, hash)) in self.users.iter().enumerate() {
@@ -313,7 +328,7 @@ impl AuthConfig {
                     let text = read(path)?;
                     users.extend(auth::parse_users_file(&text).map_err(|e| in_file(path, e))?);
                 }
-                Auth::basic(&self.realm, users).map_err(|e| e.message)
+                Auth::basic(&self.realm, users).map_err(|e| e.message)?
             }
             AuthKind::Bearer => {
                 let mut tokens = Vec::with_capacity(self.tokens.len());
@@ -326,9 +341,10 @@ impl AuthConfig {
                     let text = read(path)?;
                     tokens.extend(auth::parse_tokens_file(&text).map_err(|e| in_file(path, e))?);
                 }
-                Auth::bearer(&self.realm, tokens).map_err(|e| e.message)
+                Auth::bearer(&self.realm, tokens).map_err(|e| e.message)?
             }
-        }
+        };
+        Ok((auth, digest.finish()))
     }
 }
 

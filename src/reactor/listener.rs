@@ -66,8 +66,8 @@ pub struct Listener {
     /// Connections are TLS sessions with these settings (re-read at every reload).
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
-    /// Who may send requests (HTTP), with the config it was built from.
-    pub auth: Option<(crate::config::AuthConfig, crate::auth::Auth)>,
+    /// Who may send requests (HTTP), with the digest of the credentials it holds.
+    pub auth: Option<(u64, crate::auth::Auth)>,
     /// Which addresses may connect at all.
     pub acl: crate::acl::Acl,
 }

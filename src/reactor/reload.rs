@@ -34,8 +34,8 @@ struct Want {
     /// TLS settings, the files read for this config.
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
-    /// Authentication (HTTP), its files read for this config.
-    auth: Option<(config::AuthConfig, Auth)>,
+    /// Authentication (HTTP), its files read for this config, with their digest.
+    auth: Option<(u64, Auth)>,
     acl: Acl,
 }
 
@@ -59,11 +59,19 @@ impl Reactor {
                 return;
             }
         };
-        if new == self.config {
-            crate::log::info("", &format!("reload: {} is unchanged", self.source));
-            return;
-        }
+        let unchanged = new == self.config;
+        // Applied even when the file is unchanged: certificates and users or tokens files
+        // are read again, so a renewed certificate needs only a reload.
         match self.apply_config(new) {
+            Ok(()) if unchanged => {
+                crate::log::info(
+                    "",
+                    &format!(
+                        "reload: {} is unchanged; certificates and credential files read again",
+                        self.source
+                    ),
+                );
+            }
             Ok(()) => {
                 self.counters.reloads += 1;
                 crate::log::info("", &format!("reloaded {}", self.source));
@@ -500,20 +508,14 @@ impl Reactor {
     /// New access rules for listener `key`. Connections the new IP lists refuse are
     /// closed; when the authentication changed, its streaming clients are asked to
     /// reconnect (with their last id, so nothing is lost) and show their credentials again.
-    fn guard_listener(
-        &mut self,
-        key: usize,
-        auth: Option<(config::AuthConfig, Auth)>,
-        acl: Acl,
-        now: u64,
-    ) {
+    fn guard_listener(&mut self, key: usize, auth: Option<(u64, Auth)>, acl: Acl, now: u64) {
         let listener = &mut self.listeners[key];
-        let old_config = listener.auth.as_ref().map(|(c, _)| c.clone());
-        let auth_changed = old_config.as_ref() != auth.as_ref().map(|(c, _)| c);
+        let auth_changed =
+            listener.auth.as_ref().map(|(d, _)| *d) != auth.as_ref().map(|(d, _)| *d);
         listener.auth = match (auth, listener.auth.take()) {
-            (Some((config, mut new)), Some((_, mut old))) => {
+            (Some((digest, mut new)), Some((_, mut old))) => {
                 new.take_cache_from(&mut old);
-                Some((config, new))
+                Some((digest, new))
             }
             (new, _) => new,
         };
@@ -566,11 +568,12 @@ fn wanted_listeners(plan: &[(StreamId, StreamConfig)], router: bool) -> Result<V
                     #[cfg(feature = "tls")]
                     tls: tls_config(&h.tls, &cfg.name)?,
                     auth: match &h.auth {
-                        Some(a) => Some((
-                            a.clone(),
-                            a.build()
-                                .map_err(|e| format!("stream `{}`: {e}", cfg.name))?,
-                        )),
+                        Some(a) => {
+                            let (auth, digest) = a
+                                .load()
+                                .map_err(|e| format!("stream `{}`: {e}", cfg.name))?;
+                            Some((digest, auth))
+                        }
                         None => None,
                     },
                     acl: h.acl.clone(),

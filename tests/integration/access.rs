@@ -245,3 +245,35 @@ fn a_reload_that_revokes_a_token_ends_its_streams_and_refuses_it() {
     let r = get_with(port, "/status", &["Authorization: Bearer kept"]);
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn a_reload_rereads_the_tokens_file_even_when_the_config_is_unchanged() {
+    let dir = TempDir::new();
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, "# deploy tokens\nold-token\nkept-token\n").unwrap();
+    let toml = one_stream(&format!(
+        "{HTTP}[streams.httpserver.auth]\ntype = \"bearer\"\ntokens_file = \"{}\"\n",
+        tokens.display()
+    ));
+    let mut server = Server::start_in(dir, &toml, &[]);
+    let port = server.http_port("app");
+    let mut revoked = SseClient::connect(port, "/stream", &["Authorization: Bearer old-token"]);
+    revoked.skip_connected();
+    std::fs::write(&tokens, "kept-token\n").unwrap();
+    server.reload_with(&toml);
+    let goodbye = revoked.next_event();
+    assert_eq!(
+        goodbye.json()["reason"],
+        "auth_changed",
+        "{:?}",
+        goodbye.raw
+    );
+    assert_eq!(
+        get_with(port, "/status", &["Authorization: Bearer old-token"]).status,
+        401
+    );
+    assert_eq!(
+        get_with(port, "/status", &["Authorization: Bearer kept-token"]).status,
+        200
+    );
+}

@@ -376,3 +376,42 @@ fn a_bad_certificate_file_is_a_config_error_naming_it() {
     assert!(r.stderr.contains("broken.pem"), "{}", r.stderr);
     assert!(r.stderr.contains("httpserver.tls"), "{}", r.stderr);
 }
+
+/// A renewed certificate is taken at the next reload, with the config file unchanged.
+#[test]
+fn a_reload_takes_a_renewed_certificate_without_a_restart() {
+    let dir = TempDir::new();
+    let (old_dir, new_dir, live_dir) = (dir.join("old"), dir.join("new"), dir.join("live"));
+    for d in [&old_dir, &new_dir, &live_dir] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let (old, new) = (Pki::new(&old_dir), Pki::new(&new_dir));
+    let live = Pki {
+        server_cert: live_dir.join("server.pem"),
+        server_key: live_dir.join("server.key"),
+        ..Pki::new(&live_dir)
+    };
+    let install = |from: &Pki| {
+        std::fs::copy(&from.server_cert, &live.server_cert).unwrap();
+        std::fs::copy(&from.server_key, &live.server_key).unwrap();
+    };
+    install(&old);
+    let toml = one_stream(&format!("{HTTP}{}", tls_table("httpserver", &live, "")));
+    let mut server = Server::start_in(dir, &toml, &[]);
+    let port = server.http_port("app");
+    assert_eq!(tls_status(&old, port)["stream"], "app");
+    assert_eq!(
+        tls_status(&new, port),
+        serde_json::Value::Null,
+        "not trusted yet"
+    );
+
+    install(&new);
+    server.reload_with(&toml);
+    assert_eq!(
+        tls_status(&new, port)["stream"],
+        "app",
+        "the renewed certificate"
+    );
+    assert_eq!(tls_status(&old, port), serde_json::Value::Null);
+}
