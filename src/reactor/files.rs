@@ -6,7 +6,6 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-
 use std::process::Child;
 
 use inotify::{EventMask, WatchDescriptor, WatchMask, Watches};
@@ -20,6 +19,9 @@ use crate::entry::Stamp;
 use crate::journal::{PipeOf, Pipes};
 use crate::stream::StreamId;
 use crate::tail::{Change, WatchOwner, Watcher};
+
+/// inotify reads (of 8 KiB, a few hundred events each) per reactor turn.
+const INOTIFY_READS_PER_TURN: usize = 16;
 
 /// Who an inotify watch serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,7 +330,8 @@ impl Reactor {
 
     pub(super) fn handle_inotify(&mut self, now: u64) {
         let mut buf = [0u8; 8192];
-        loop {
+        self.inotify_pending = false;
+        for _ in 0..INOTIFY_READS_PER_TURN {
             let events = match self.inotify.read_events(&mut buf) {
                 Ok(events) => events,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -432,6 +435,9 @@ impl Reactor {
                 return;
             }
         }
+        // More may be waiting: the next turn reads on, after everything else had its go
+        // (a directory written to without pause must not starve clients or signals).
+        self.inotify_pending = true;
     }
 
     /// The next entry of a stream's most advanced client in the shared buffer: reading

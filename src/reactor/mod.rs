@@ -166,6 +166,9 @@ pub struct Reactor {
     stopping: bool,
     stop_now: bool,
     accept_error_reported: bool,
+    /// inotify events may be waiting (edge-triggered: set by an event, cleared once a
+    /// read would block; a turn reads a bounded number of them).
+    inotify_pending: bool,
     /// Refusals by IP list or authentication already logged, per address.
     audit: crate::audit::Audit,
     counters: crate::metrics::Counters,
@@ -235,6 +238,7 @@ impl Reactor {
             stopping: false,
             stop_now: false,
             accept_error_reported: false,
+            inotify_pending: true,
             audit: crate::audit::Audit::default(),
             counters: crate::metrics::Counters::default(),
         };
@@ -272,7 +276,8 @@ impl Reactor {
     }
 
     fn has_pending_work(&self) -> bool {
-        !self.ready.is_empty()
+        self.inotify_pending
+            || !self.ready.is_empty()
             || (!self.stopping && self.streams.iter().any(|(_, s)| s.wants_read()))
             || self.listeners.iter().any(|(_, l)| l.readable && !l.paused)
     }
@@ -397,7 +402,7 @@ impl Reactor {
             for event in events.iter() {
                 match event.token() {
                     SIGNAL_TOKEN => self.handle_signals(now),
-                    INOTIFY_TOKEN => self.handle_inotify(now),
+                    INOTIFY_TOKEN => self.inotify_pending = true,
                     Token(t) if t > LISTENER_BASE - MAX_LISTENERS && t <= LISTENER_BASE => {
                         if let Some(l) = self.listeners.get_mut(LISTENER_BASE - t) {
                             l.readable = true;
@@ -421,6 +426,9 @@ impl Reactor {
                 }
             }
             self.events = events;
+            if self.inotify_pending {
+                self.handle_inotify(now);
+            }
             self.fire_timers(now);
             if !self.stopping {
                 self.read_files(now);

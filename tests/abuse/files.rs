@@ -332,3 +332,48 @@ fn endless_line_keeps_memory_bounded() {
     );
     s.assert_serving();
 }
+
+/// Another program writing into a watched directory without pause (its inotify events
+/// never run out) starves nothing: lines of the tailed file still arrive promptly, and
+/// SIGTERM still stops logwisp.
+#[test]
+fn a_directory_written_without_pause_starves_neither_clients_nor_signals() {
+    let dir = TempDir::new("busydir");
+    let log = dir.join("app.log");
+    let noise = dir.join("noise.txt");
+    append(&log, b"");
+    let conf = Conf::dir(&dir.path);
+    let mut s = Server::start(dir, &conf);
+    let mut sse = Sse::open(s.http);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Names never repeat, so the kernel cannot merge the events.
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let stop = std::sync::Arc::clone(&stop);
+            let noise = noise.with_extension(format!("{w}"));
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let path = noise.with_extension(format!("{w}.{n}"));
+                    std::fs::write(&path, b"x").unwrap();
+                    std::fs::remove_file(&path).unwrap();
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    for i in 0..5 {
+        append(&log, format!("line {i}\n").as_bytes());
+        sse.messages_through(&format!("line {i}"), SOON);
+    }
+    s.signal(libc::SIGTERM);
+    let exited = s.wait_exit(Duration::from_secs(10));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(
+        exited.is_some(),
+        "SIGTERM was handled while the directory kept changing"
+    );
+}
