@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -168,7 +167,7 @@ fn want(from: usize, to: usize) -> Vec<String> {
 fn config(forward: &str) -> String {
     format!(
         "state_dir = \"$DIR/state\"\n{}{forward}",
-        one_stream(&format!("{HTTP}"))
+        one_stream(HTTP)
     )
 }
 
@@ -440,7 +439,6 @@ fn wrong_credentials_and_tls_failures_are_reported_and_retried() {
     assert_ne!(f[0]["state"], "connected");
     let metrics = crate::util::http_get(s.http_port("app"), "/metrics").text();
     assert!(metrics.contains("logwisp_forward_errors_total{stream=\"app\",sink=\"bad-pass\"}"));
-    let _ = Path::new("");
 }
 
 #[test]
