@@ -79,11 +79,6 @@ impl Nats {
         }
     }
 
-    fn request(&mut self, subject: &str, body: &Value) -> Value {
-        self.try_request(subject, body, Duration::from_secs(10))
-            .unwrap_or_else(|| panic!("no answer to {subject}"))
-    }
-
     fn try_request(&mut self, subject: &str, body: &Value, within: Duration) -> Option<Value> {
         self.next += 1;
         let reply = format!("_INBOX.t.{}", self.next);
@@ -117,19 +112,36 @@ impl Nats {
         }
     }
 
+    /// Messages in the stream (0 while the stream has no leader to answer).
     fn messages(&mut self) -> u64 {
-        let r = self.request("$JS.API.STREAM.INFO.LOGS", &json!({}));
-        r["state"]["messages"].as_u64().unwrap_or(0)
+        self.try_request(
+            "$JS.API.STREAM.INFO.LOGS",
+            &json!({}),
+            Duration::from_secs(2),
+        )
+        .and_then(|r| r["state"]["messages"].as_u64())
+        .unwrap_or(0)
     }
 
     /// Every message of the stream, in stream order, through a push consumer.
     fn read_all(&mut self, n: u64) -> Vec<String> {
-        let r = self.request(
-            "$JS.API.CONSUMER.CREATE.LOGS",
-            &json!({"stream_name": "LOGS", "config": {"deliver_subject": "_deliver.t",
-                    "ack_policy": "none", "deliver_policy": "all"}}),
-        );
-        assert!(r.get("error").is_none(), "consumer: {r}");
+        let deadline = Instant::now() + DELIVERY;
+        loop {
+            let r = self
+                .try_request(
+                    "$JS.API.CONSUMER.CREATE.LOGS",
+                    &json!({"stream_name": "LOGS", "config": {"deliver_subject": "_deliver.t",
+                            "ack_policy": "none", "deliver_policy": "all"}}),
+                    Duration::from_secs(2),
+                )
+                .unwrap_or(Value::Null);
+            if r.is_object() && r.get("error").is_none() {
+                break;
+            }
+            // A cluster that lost a node may take a while to place a consumer.
+            assert!(Instant::now() < deadline, "consumer: {r}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
         self.send(b"SUB _deliver.t 7\r\n");
         let mut out = Vec::new();
         while (out.len() as u64) < n {
@@ -165,10 +177,7 @@ fn want(from: usize, to: usize) -> Vec<String> {
 
 /// A stream `app` with an HTTP server and the sink tables `forward`.
 fn config(forward: &str) -> String {
-    format!(
-        "state_dir = \"$DIR/state\"\n{}{forward}",
-        one_stream(HTTP)
-    )
+    format!("state_dir = \"$DIR/state\"\n{}{forward}", one_stream(HTTP))
 }
 
 fn nats_sink(ports: &[u16], extra: &str) -> String {
