@@ -472,6 +472,13 @@ impl Ring {
     }
 
     /// The unsent part of entry `seq`'s frame, `offset` bytes of which went out.
+    /// Entry `seq`'s whole frame in `wire`, while the buffer holds it.
+    pub fn frame(&self, wire: Wire, seq: u64) -> Option<&[u8]> {
+        self.holds(wire, seq)
+            .then(|| self.frame_rest(wire, seq, 0))
+            .filter(|f| !f.is_empty())
+    }
+
     fn frame_rest(&self, wire: Wire, seq: u64, offset: u32) -> &[u8] {
         let (Some(p), Some(slot)) = (self.position(wire), self.slot(seq)) else {
             return &[];

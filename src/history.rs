@@ -199,6 +199,12 @@ impl History {
         (seq < run.end_seq()).then_some(run)
     }
 
+    /// The runs holding `seq` and every later entry, oldest first.
+    pub fn runs_from(&self, seq: u64) -> impl Iterator<Item = &Run> + '_ {
+        let i = self.runs.partition_point(|r| r.end_seq() <= seq);
+        self.runs.range(i..)
+    }
+
     /// Reference changes since the last call.
     pub fn take_ref_changes(&mut self) -> Vec<(u32, i32)> {
         std::mem::take(&mut self.ref_changes)

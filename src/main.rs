@@ -73,6 +73,9 @@ fn describe(cfg: &Config) -> String {
                 guards(t.tls.as_ref(), None, &t.acl)
             ));
         }
+        for f in &s.forward {
+            out.push_str(&format!("  {}\n", f.describe(&s.name)));
+        }
     }
     let log = &cfg.logging;
     let output = match &log.output {

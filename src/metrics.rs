@@ -95,6 +95,105 @@ fn transport(kind: ServerKind) -> &'static str {
     }
 }
 
+/// Every sink's counters and gauges (SPEC §16), labelled by stream and sink; the family
+/// `logwisp_forward_acked_total` is declared by the caller (it is there without sinks).
+#[cfg(feature = "forward")]
+type SinkFigure<'a> = &'a dyn Fn(&Stream, &crate::forward::sink::Sink) -> u64;
+
+#[cfg(feature = "forward")]
+fn forward_metrics(out: &mut String, streams: &[&Stream]) {
+    let each =
+        |out: &mut String, name: &str, f: &dyn Fn(&Stream, &crate::forward::sink::Sink) -> u64| {
+            for s in streams {
+                for k in &s.sinks {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{stream=\"{}\",sink=\"{}\"}} {}",
+                        label(s.name()),
+                        label(&k.cfg.name),
+                        f(s, k)
+                    );
+                }
+            }
+        };
+    each(out, "logwisp_forward_acked_total", &|_, k| k.stats.acked);
+    let families: [(&str, &str, &str, SinkFigure); 8] = [
+        (
+            "logwisp_forward_published_total",
+            "counter",
+            "Entries published to a broker (republished ones included).",
+            &|_, k| k.stats.published,
+        ),
+        (
+            "logwisp_forward_republished_total",
+            "counter",
+            "Entries published again after a connection closed with them unacknowledged.",
+            &|_, k| k.stats.republished,
+        ),
+        (
+            "logwisp_forward_duplicates_total",
+            "counter",
+            "Republished entries JetStream already had (Nats-Msg-Id).",
+            &|_, k| k.stats.duplicates,
+        ),
+        (
+            "logwisp_forward_nacked_total",
+            "counter",
+            "Publishes the broker refused or did not answer in time.",
+            &|_, k| k.stats.nacked,
+        ),
+        (
+            "logwisp_forward_connects_total",
+            "counter",
+            "Connections a sink completed.",
+            &|_, k| k.stats.connects,
+        ),
+        (
+            "logwisp_forward_errors_total",
+            "counter",
+            "Failed connection attempts, refusals and server errors of a sink.",
+            &|_, k| k.stats.errors,
+        ),
+        (
+            "logwisp_forward_lag",
+            "gauge",
+            "Entries of the stream a broker has not acknowledged yet.",
+            &|s, k| k.lag(s),
+        ),
+        (
+            "logwisp_forward_connected",
+            "gauge",
+            "1 while a sink is connected to its broker.",
+            &|_, k| u64::from(k.state == crate::forward::sink::SinkState::Connected),
+        ),
+    ];
+    for (name, kind, help, f) in families {
+        family(out, name, kind, help);
+        each(out, name, f);
+    }
+    family(
+        out,
+        "logwisp_forward_dropped_total",
+        "counter",
+        "Entries a sink could never send, by reason.",
+    );
+    for s in streams {
+        for k in &s.sinks {
+            for (reason, n) in [
+                ("too_large", k.stats.dropped_too_large),
+                ("gone", k.stats.dropped_gone),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "logwisp_forward_dropped_total{{stream=\"{}\",sink=\"{}\",reason=\"{reason}\"}} {n}",
+                    label(s.name()),
+                    label(&k.cfg.name)
+                );
+            }
+        }
+    }
+}
+
 /// One sample per stream.
 fn per_stream(
     out: &mut String,
@@ -356,6 +455,8 @@ pub fn render(
         "counter",
         "Entries a broker acknowledged, by sink.",
     );
+    #[cfg(feature = "forward")]
+    forward_metrics(&mut out, streams);
     let global = [
         (
             "logwisp_accept_errors_total",

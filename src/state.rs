@@ -34,6 +34,17 @@ pub struct StreamState {
     /// Where each journal target was (SPEC §17); files written before journals were
     /// read have none.
     pub journals: Vec<SavedCursor>,
+    /// Sinks (SPEC §16) with entries the broker had not confirmed; files written before
+    /// forwarding have none.
+    pub sinks: Vec<SavedSink>,
+}
+
+/// A sink's cursor: per file (identity), the offset of the first line its broker had not
+/// confirmed. Lines from there up to the stream's checkpoint are published again.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SavedSink {
+    pub name: String,
+    pub files: Vec<((u64, u64), u64)>,
 }
 
 impl StreamState {
@@ -105,6 +116,31 @@ impl StreamState {
             }
             out.push(b']');
         }
+        if !self.sinks.is_empty() {
+            out.extend_from_slice(b",\"sinks\":[");
+            for (i, sink) in self.sinks.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"\n{\"name\":");
+                write_json_string(out, sink.name.as_bytes());
+                out.extend_from_slice(b",\"files\":[");
+                for (j, ((dev, ino), offset)) in sink.files.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b"{\"dev\":");
+                    push_decimal(out, *dev);
+                    out.extend_from_slice(b",\"ino\":");
+                    push_decimal(out, *ino);
+                    out.extend_from_slice(b",\"offset\":");
+                    push_decimal(out, *offset);
+                    out.push(b'}');
+                }
+                out.extend_from_slice(b"]}");
+            }
+            out.push(b']');
+        }
         out.extend_from_slice(b"}\n");
     }
 
@@ -160,7 +196,38 @@ impl StreamState {
                 cursor: text("cursor")?,
             });
         }
+        let mut sinks = Vec::new();
+        for k in v
+            .get("sinks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = k
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or("a sink's `name` is missing")?;
+            let mut files = Vec::new();
+            for f in k
+                .get("files")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let field = |key: &str| {
+                    f.get(key)
+                        .and_then(Value::as_u64)
+                        .ok_or_else(|| format!("a sink file's `{key}` is missing"))
+                };
+                files.push(((field("dev")?, field("ino")?), field("offset")?));
+            }
+            sinks.push(SavedSink {
+                name: name.to_string(),
+                files,
+            });
+        }
         Ok(StreamState {
+            sinks,
             first_id: num("first_id")?,
             last_id: num("last_id")?,
             id_ceiling: num("id_ceiling")?,
@@ -342,6 +409,10 @@ mod tests {
                     cursor: "s=1;i=2".into(),
                 },
             ],
+            sinks: vec![SavedSink {
+                name: "nats:logs.\"{stream}\"".into(),
+                files: vec![((2049, 77), 1000), ((1, 2), 0)],
+            }],
         };
         assert!(store.save("app", &state));
         assert_eq!(store.load("app"), Some(state));
@@ -368,10 +439,12 @@ mod tests {
         );
         assert_eq!(state.checkpoints.len(), 1);
         assert!(state.journals.is_empty());
+        assert!(state.sinks.is_empty(), "no sinks in an older file");
         // And a file with no journals is written as before (no new key).
         let mut out = Vec::new();
         state.write_json("app", &mut out);
-        assert!(!String::from_utf8(out).unwrap().contains("journals"));
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("journals") && !text.contains("sinks"));
         fs::remove_dir_all(&dir).unwrap();
     }
 

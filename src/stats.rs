@@ -282,7 +282,45 @@ pub fn stream_status(stream: &Stream, uptime_secs: u64, router: bool) -> Value {
         }),
     );
     root.insert("features".into(), Value::Object(features));
+    #[cfg(feature = "forward")]
+    if !stream.sinks.is_empty() {
+        root.insert(
+            "forward".into(),
+            Value::Array(stream.sinks.iter().map(|k| sink_json(stream, k)).collect()),
+        );
+    }
     Value::Object(root)
+}
+
+/// One sink (SPEC §16) in `/status`.
+#[cfg(feature = "forward")]
+fn sink_json(stream: &Stream, k: &crate::forward::sink::Sink) -> Value {
+    let st = &k.stats;
+    json!({
+        "name": k.cfg.name,
+        "type": k.cfg.kind.as_str(),
+        "state": k.state.name(),
+        "url": k.url,
+        "subject": crate::forward::expand_template(&k.cfg.subject, stream.name()),
+        "lag": k.lag(stream),
+        "backlog_files": k.feed.backlog.len(),
+        "catching_up": !matches!(k.feed.at, crate::forward::sink::FeedAt::Live(_)),
+        "in_flight": k.engine.in_flight(),
+        "published": st.published,
+        "acked": st.acked,
+        "duplicates": st.duplicates,
+        "republished": st.republished,
+        "nacked": st.nacked,
+        "dropped": st.dropped(),
+        "dropped_by_reason": { "too_large": st.dropped_too_large, "gone": st.dropped_gone },
+        "connects": st.connects,
+        "disconnects": st.disconnects,
+        "connect_failures": st.connect_failures,
+        "auth_failures": st.auth_failures,
+        "tls_failures": st.tls_failures,
+        "errors": st.errors,
+        "last_error": k.last_error,
+    })
 }
 
 /// Router mode `/status`: every stream.

@@ -202,6 +202,21 @@ pub struct Stream {
     pub filtered_lines: u64,
     /// The distinct filters its clients asked for, evaluated once per entry.
     pub client_filters: FilterSet,
+    /// Its sinks (SPEC §16), and where each entry in the buffer came from while it has
+    /// any (their message ids).
+    #[cfg(feature = "forward")]
+    pub sinks: Vec<crate::forward::sink::Sink>,
+    #[cfg(feature = "forward")]
+    pub origins: crate::forward::sink::Origins,
+    /// Sinks attached to the buffer (origins are kept while there are any).
+    #[cfg(feature = "forward")]
+    pub sink_wires: usize,
+    /// A sink's acknowledged position moved since the state was last saved.
+    #[cfg(feature = "forward")]
+    pub sinks_dirty: bool,
+    /// Sink cursors an earlier run saved, until the sinks start.
+    #[cfg(feature = "forward")]
+    pub saved_sinks: Vec<crate::state::SavedSink>,
 }
 
 /// Where the tailer's entries go: through the stream's filters, framed into the buffer
@@ -213,6 +228,8 @@ struct Intake<'a> {
     filters: &'a StreamFilters,
     clients: &'a FilterSet,
     filtered: &'a mut u64,
+    #[cfg(feature = "forward")]
+    origins: Option<&'a mut crate::forward::sink::Origins>,
 }
 
 /// Which client filters want the entry whose JSON is `json`.
@@ -239,6 +256,10 @@ impl EntrySink for Intake<'_> {
             |out| entry::write_entry(out, line, source_json, stamp),
             |json| filter_mask(clients, json),
         );
+        #[cfg(feature = "forward")]
+        if let Some(o) = self.origins.as_deref_mut() {
+            o.push(seq, crate::forward::sink::Origin::File { src, start });
+        }
         self.history.note_line(seq, src, start, stamp.micros);
     }
 
@@ -250,6 +271,10 @@ impl EntrySink for Intake<'_> {
             |out| entry::write_notice(out, stamp, source_json, "INFO", message),
             |json| filter_mask(clients, json),
         );
+        #[cfg(feature = "forward")]
+        if let Some(o) = self.origins.as_deref_mut() {
+            o.push(seq, crate::forward::sink::Origin::Notice);
+        }
         self.history.note_notice(
             seq,
             Notice {
@@ -283,6 +308,10 @@ impl JournalSink for Intake<'_> {
             |out| crate::journal::entry::write_entry(out, p, names, message, now),
             |json| filter_mask(clients, json),
         );
+        #[cfg(feature = "forward")]
+        if let Some(o) = self.origins.as_deref_mut() {
+            o.push(seq, crate::forward::sink::Origin::Journal(cursor.into()));
+        }
         self.history.note_journal(seq, target, epoch, cursor);
     }
 
@@ -348,6 +377,16 @@ impl Stream {
             filters,
             filtered_lines: 0,
             client_filters: FilterSet::new(),
+            #[cfg(feature = "forward")]
+            sinks: Vec::new(),
+            #[cfg(feature = "forward")]
+            origins: Default::default(),
+            #[cfg(feature = "forward")]
+            sink_wires: 0,
+            #[cfg(feature = "forward")]
+            sinks_dirty: false,
+            #[cfg(feature = "forward")]
+            saved_sinks: Vec::new(),
         }
     }
 
@@ -382,6 +421,10 @@ impl Stream {
 
     /// Positions (file offsets, journal cursors) moved since the state was last saved.
     pub fn checkpoint_dirty(&self) -> bool {
+        #[cfg(feature = "forward")]
+        if self.sinks_dirty {
+            return true;
+        }
         self.monitor.checkpoint_dirty || self.journals.cursor_dirty
     }
 
@@ -421,6 +464,8 @@ impl Stream {
             filters: &self.filters,
             clients: &self.client_filters,
             filtered: &mut self.filtered_lines,
+            #[cfg(feature = "forward")]
+            origins: (self.sink_wires > 0).then_some(&mut self.origins),
         };
         let files_left = self
             .monitor
@@ -584,7 +629,7 @@ impl Stream {
                     let pending = sub.pending_buffer();
                     let target_len = pending.len() + REFILL_BYTES;
                     let mut next = seq;
-                    let mut each = |s: u64, message: &[u8], json: &[u8]| {
+                    let mut each = |s: u64, message: &[u8], json: &[u8], _cursor: &str| {
                         frame_if_wanted(
                             pending,
                             (wire, formats, client.map(|id| (clients, id))),

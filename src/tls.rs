@@ -191,3 +191,191 @@ impl TlsStream<TcpStream> {
         let _ = self.sock.shutdown(std::net::Shutdown::Write);
     }
 }
+
+/// Where Debian (and most distributions) keep the system's trusted CAs, for sinks whose
+/// TLS names no `ca_file`.
+#[cfg(feature = "forward")]
+const SYSTEM_CA_BUNDLES: [&str; 3] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// The settings of a sink's TLS to its broker (SPEC §16): the broker is verified against
+/// `ca_file` (else the system's bundle), and a client certificate is shown when set.
+#[cfg(feature = "forward")]
+pub fn client_config(
+    c: &crate::config::ForwardTlsConfig,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    let ca_path = match &c.ca_file {
+        Some(p) => p.clone(),
+        None => SYSTEM_CA_BUNDLES
+            .iter()
+            .map(Path::new)
+            .find(|p| p.is_file())
+            .map(Path::to_path_buf)
+            .ok_or("no ca_file, and no system CA bundle (install ca-certificates)")?,
+    };
+    let cas: Vec<CertificateDer<'static>> = read_pem(&ca_path, "CA", |p| {
+        CertificateDer::pem_file_iter(p)?.collect()
+    })?;
+    let (added, _) = roots.add_parsable_certificates(cas);
+    if added == 0 {
+        return Err(format!("CA {}: no usable certificate", ca_path.display()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_root_certificates(roots);
+    let config = match (&c.cert_file, &c.key_file) {
+        (Some(cert), Some(key)) => {
+            let certs: Vec<CertificateDer<'static>> = read_pem(cert, "certificate", |p| {
+                CertificateDer::pem_file_iter(p)?.collect()
+            })?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "certificate {}: no certificate in the file",
+                    cert.display()
+                ));
+            }
+            let k = read_pem(key, "private key", |p| PrivateKeyDer::from_pem_file(p))?;
+            builder.with_client_auth_cert(certs, k).map_err(|e| {
+                format!(
+                    "certificate {} with key {}: {e}",
+                    cert.display(),
+                    key.display()
+                )
+            })?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// A TLS client session over a non-blocking socket: a sink's connection to its broker.
+/// Like [`TlsStream`], it holds encrypted records (bounded) until the socket takes them.
+#[cfg(feature = "forward")]
+#[derive(Debug)]
+pub struct TlsClient {
+    sock: TcpStream,
+    session: rustls::ClientConnection,
+}
+
+#[cfg(feature = "forward")]
+impl TlsClient {
+    /// Starts a handshake with the broker, verifying its certificate against `host`.
+    pub fn new(
+        sock: TcpStream,
+        config: Arc<rustls::ClientConfig>,
+        host: &str,
+    ) -> io::Result<TlsClient> {
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut session = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+        session.set_buffer_limit(Some(SESSION_BUFFER));
+        Ok(TlsClient { sock, session })
+    }
+
+    pub fn socket(&mut self) -> &mut TcpStream {
+        &mut self.sock
+    }
+
+    pub fn into_socket(self) -> TcpStream {
+        self.sock
+    }
+
+    pub fn is_handshaking(&self) -> bool {
+        self.session.is_handshaking()
+    }
+
+    /// Moves the handshake on: sends what it has, reads what came. `Ok(true)` once it is
+    /// done, `Ok(false)` while it waits for the socket; a failed handshake is an error.
+    pub fn handshake(&mut self) -> io::Result<bool> {
+        loop {
+            self.push_pending()?;
+            if !self.session.is_handshaking() {
+                return Ok(true);
+            }
+            match self.session.read_tls(&mut self.sock) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {
+                    if let Err(e) = self.session.process_new_packets() {
+                        let _ = self.push_pending();
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.push_pending()?;
+                    return Ok(!self.session.is_handshaking());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads plaintext, as [`TlsStream::read`].
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.session.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            match self.session.read_tls(&mut self.sock) {
+                Ok(0) => return Ok(0),
+                Ok(_) => {
+                    if let Err(e) = self.session.process_new_packets() {
+                        let _ = self.push_pending();
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                    self.push_pending()?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.push_pending()?;
+                    return Err(e);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Takes plaintext as far as the session's buffer allows; WouldBlock when full.
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.push_pending()?;
+        let n = self.session.writer().write(buf)?;
+        if n == 0 && !buf.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.push_pending()?;
+        Ok(n)
+    }
+
+    /// Sends encrypted records the session holds; true when none is left.
+    pub fn push_pending(&mut self) -> io::Result<bool> {
+        while self.session.wants_write() {
+            match self.session.write_tls(&mut self.sock) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    pub fn wants_write(&self) -> bool {
+        self.session.wants_write()
+    }
+
+    pub fn shutdown_write(&mut self) {
+        self.session.send_close_notify();
+        let _ = self.push_pending();
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
+    }
+}

@@ -121,6 +121,8 @@ pub struct StreamConfig {
     pub tcp: Option<TcpConfig>,
     /// `[[streams.filters]]`: which lines enter the stream at all.
     pub filters: Vec<crate::filter::FilterSpec>,
+    /// `[[streams.forward]]`: brokers every entry is forwarded to (SPEC §16).
+    pub forward: Vec<ForwardConfig>,
 }
 
 impl StreamConfig {
@@ -141,6 +143,95 @@ impl StreamConfig {
         let tcp = self.tcp.as_ref().map_or(0, |t| t.buffer_size);
         http.max(tcp).max(1)
     }
+}
+
+keywords! {
+    /// The broker protocol of a `[[streams.forward]]` sink.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ForwardKind { Nats = "nats", Mqtt = "mqtt" }
+}
+
+/// The default NATS subject and MQTT topic of a sink.
+pub const DEFAULT_SUBJECT: &str = "logs.{stream}";
+pub const DEFAULT_TOPIC: &str = "logs/{stream}";
+/// Publishes awaiting their acknowledgement at once, by default.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
+/// A sink: a durable client of its stream that publishes every entry to a broker
+/// (SPEC §16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardConfig {
+    /// Unique within its stream; names the sink in `/status`, `/metrics` and the state
+    /// file (default `<type>:<subject or topic template>`).
+    pub name: String,
+    pub kind: ForwardKind,
+    /// Broker URLs, tried in turn (`url` is a list of one).
+    pub urls: Vec<String>,
+    /// NATS subject or MQTT topic, with `{stream}` not yet replaced.
+    pub subject: String,
+    /// NATS: wait for JetStream's PubAck of every publish.
+    pub jetstream: bool,
+    pub tls: Option<ForwardTlsConfig>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// NATS only: `auth_token`.
+    pub token: Option<String>,
+    /// MQTT only; default `logwisp-<host>-<stream>`.
+    pub client_id: Option<String>,
+    pub max_in_flight: usize,
+}
+
+impl ForwardConfig {
+    /// One line for `--check` and startup.
+    pub fn describe(&self, stream: &str) -> String {
+        let what = match self.kind {
+            ForwardKind::Nats if self.jetstream => "jetstream subject",
+            ForwardKind::Nats => "core nats subject",
+            ForwardKind::Mqtt => "mqtt qos 1 topic",
+        };
+        let mut out = format!(
+            "forward   {} -> {} {what} {} in flight {}",
+            self.name,
+            self.urls
+                .iter()
+                .map(|u| redact_url(u))
+                .collect::<Vec<_>>()
+                .join(","),
+            self.subject.replace("{stream}", stream),
+            self.max_in_flight
+        );
+        if self.tls.is_some() {
+            out.push_str(" tls");
+        }
+        if self.username.is_some() || self.token.is_some() {
+            out.push_str(" credentials");
+        }
+        out
+    }
+}
+
+/// A broker URL without its `user:password@`, for output.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://{host}{}", &rest[end..]),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// A sink's TLS to its broker: whom to trust, and who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardTlsConfig {
+    /// CAs to verify the broker against; default the system's bundle.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate (and its key) for brokers that ask for one.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 keywords! {

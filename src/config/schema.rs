@@ -5,7 +5,7 @@
 //! [`read`]: super::read
 
 use super::read::{keywords, schema};
-use super::{LogFormat, LogLevel, Priority, StartAt};
+use super::{ForwardKind, LogFormat, LogLevel, Priority, StartAt};
 
 keywords! {
     /// `[logging] output`; with `file`, becomes [`super::LogOutput`].
@@ -38,6 +38,34 @@ schema! {
         filters: Vec<Filter>,
         // Also allowed in [streams.monitor]; at most one of the two.
         max_line_bytes: i64,
+        // Sinks feeding a broker (SPEC §16).
+        forward: Vec<Forward>,
+    }
+
+    // Read only by the `forward` feature's validation; without it a sink is refused.
+    #[cfg_attr(not(feature = "forward"), allow(dead_code))]
+    pub struct Forward {
+        kind("type"): ForwardKind,
+        name: String,
+        url: String,
+        urls: Vec<String>,
+        subject: String,
+        topic: String,
+        jetstream: bool = true,
+        username: String,
+        password: String,
+        token: String,
+        client_id: String,
+        max_in_flight: i64,
+        tls: ForwardTls,
+    }
+
+    #[cfg_attr(not(feature = "forward"), allow(dead_code))]
+    pub struct ForwardTls {
+        enabled: bool = true,
+        ca_file: String,
+        cert_file: String,
+        key_file: String,
     }
 
     pub struct Filter {

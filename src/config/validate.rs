@@ -297,11 +297,12 @@ fn stream(i: usize, s: schema::Stream) -> Result<StreamConfig, Invalid> {
         Some(t) if t.enabled => Some(tcp(&at("tcpserver"), t)?),
         _ => None,
     };
-    if http.is_none() && tcp.is_none() {
+    let forward = forwards(&at("forward"), &name, s.forward.unwrap_or_default())?;
+    if http.is_none() && tcp.is_none() && forward.is_empty() {
         return Err(invalid(
             format!("streams[{i}]"),
             format!(
-                "stream `{name}` has no enabled server (set enabled = true in [streams.httpserver] or [streams.tcpserver])"
+                "stream `{name}` has no enabled server (set enabled = true in [streams.httpserver] or [streams.tcpserver]) and forwards nowhere"
             ),
         ));
     }
@@ -316,7 +317,221 @@ fn stream(i: usize, s: schema::Stream) -> Result<StreamConfig, Invalid> {
         http,
         tcp,
         filters,
+        forward,
     })
+}
+
+/// `[[streams.forward]]` (SPEC §16): URLs, subject or topic, credentials and TLS files
+/// are checked here, so `--check` finds what the sink would only find when connecting.
+fn forwards(
+    key: &str,
+    stream: &str,
+    raw: Vec<schema::Forward>,
+) -> Result<Vec<ForwardConfig>, Invalid> {
+    let mut out: Vec<ForwardConfig> = Vec::with_capacity(raw.len());
+    for (j, f) in raw.into_iter().enumerate() {
+        let at = |k: &str| format!("{key}[{j}].{k}");
+        if !cfg!(feature = "forward") {
+            return Err(invalid(
+                format!("{key}[{j}]"),
+                "this logwisp was built without forwarding (cargo feature `forward`)",
+            ));
+        }
+        let cfg = forward(&at, stream, f)?;
+        if let Some(k) = out.iter().position(|o| o.name == cfg.name) {
+            return Err(invalid(
+                at("name"),
+                format!(
+                    "two sinks are named `{}` (also {key}[{k}]); give each its own `name`",
+                    cfg.name
+                ),
+            ));
+        }
+        out.push(cfg);
+    }
+    Ok(out)
+}
+
+#[cfg(not(feature = "forward"))]
+fn forward(
+    at: &dyn Fn(&str) -> String,
+    _stream: &str,
+    _f: schema::Forward,
+) -> Result<ForwardConfig, Invalid> {
+    Err(invalid(
+        at("type"),
+        "this logwisp was built without forwarding (cargo feature `forward`)",
+    ))
+}
+
+#[cfg(feature = "forward")]
+fn forward(
+    at: &dyn Fn(&str) -> String,
+    stream: &str,
+    f: schema::Forward,
+) -> Result<ForwardConfig, Invalid> {
+    use crate::forward::{expand_template, mqtt, nats, resolve};
+    let kind = f
+        .kind
+        .ok_or_else(|| invalid(at("type"), "a sink needs `type`: \"nats\" or \"mqtt\""))?;
+    let nats = kind == ForwardKind::Nats;
+    let urls = match (f.url, f.urls) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(at("urls"), "set `url` or `urls`, not both"));
+        }
+        (Some(u), None) => vec![u],
+        (None, Some(us)) if !us.is_empty() => us,
+        (None, _) => return Err(invalid(at("url"), "a sink needs `url` (or `urls`)")),
+    };
+    let mut url_user = None;
+    for (u, text) in urls.iter().enumerate() {
+        let k = if urls.len() == 1 {
+            at("url")
+        } else {
+            at(&format!("urls[{u}]"))
+        };
+        let parsed = resolve::parse_url(text).map_err(|e| invalid(&k, e.to_string()))?;
+        if parsed.scheme.is_nats() != nats {
+            let want = if nats {
+                "nats:// or tls://"
+            } else {
+                "mqtt:// or mqtts://"
+            };
+            return Err(invalid(
+                k,
+                format!("a {} sink needs a {want} URL", kind.as_str()),
+            ));
+        }
+        if parsed.username.is_some() {
+            url_user = Some((parsed.username, parsed.password));
+        }
+    }
+    for (name, set, allowed) in [
+        ("subject", f.subject.is_some(), nats),
+        ("jetstream", !f.jetstream, nats),
+        ("token", f.token.is_some(), nats),
+        ("topic", f.topic.is_some(), !nats),
+        ("client_id", f.client_id.is_some(), !nats),
+    ] {
+        if set && !allowed {
+            return Err(invalid(
+                at(name),
+                format!("`{name}` does not apply to a {} sink", kind.as_str()),
+            ));
+        }
+    }
+    let subject = match kind {
+        ForwardKind::Nats => f.subject.unwrap_or_else(|| DEFAULT_SUBJECT.into()),
+        ForwardKind::Mqtt => f.topic.unwrap_or_else(|| DEFAULT_TOPIC.into()),
+    };
+    let expanded = expand_template(&subject, stream);
+    match kind {
+        ForwardKind::Nats => nats::validate_subject(&expanded)
+            .map_err(|e| invalid(at("subject"), format!("`{expanded}`: {e}")))?,
+        ForwardKind::Mqtt => mqtt::validate_topic(&expanded)
+            .map_err(|e| invalid(at("topic"), format!("`{expanded}`: {e}")))?,
+    }
+    let text = |k: &str, v: Option<String>| -> Result<Option<String>, Invalid> {
+        match v {
+            Some(v) if v.is_empty() => Err(invalid(at(k), format!("`{k}` is empty"))),
+            Some(v) if v.chars().any(char::is_control) => {
+                Err(invalid(at(k), format!("`{k}` holds a control character")))
+            }
+            v => Ok(v),
+        }
+    };
+    let mut username = text("username", f.username)?;
+    let mut password = text("password", f.password)?;
+    let token = text("token", f.token)?;
+    let client_id = text("client_id", f.client_id)?;
+    if username.is_none()
+        && password.is_none()
+        && let Some((u, p)) = url_user
+    {
+        username = u;
+        password = p;
+    }
+    if password.is_some() && username.is_none() {
+        return Err(invalid(at("password"), "`password` needs `username`"));
+    }
+    if token.is_some() && username.is_some() {
+        return Err(invalid(
+            at("token"),
+            "set `username`/`password` or `token`, not both",
+        ));
+    }
+    let max = if nats { 1 << 20 } else { usize::from(u16::MAX) };
+    let max_in_flight = match f.max_in_flight {
+        None => DEFAULT_MAX_IN_FLIGHT,
+        Some(v) if v >= 1 && v as u64 <= max as u64 => v as usize,
+        Some(v) => {
+            return Err(invalid(
+                at("max_in_flight"),
+                format!("{v} is outside 1..={max}"),
+            ));
+        }
+    };
+    let tls = forward_tls(&at("tls"), f.tls)?;
+    let name = match f.name {
+        Some(n) if n.is_empty() || n.chars().any(|c| c.is_control() || c == '"') => {
+            return Err(invalid(
+                at("name"),
+                format!("`{n}` is not a usable sink name"),
+            ));
+        }
+        Some(n) => n,
+        None => format!("{}:{subject}", kind.as_str()),
+    };
+    Ok(ForwardConfig {
+        name,
+        kind,
+        urls,
+        subject,
+        jetstream: nats && f.jetstream,
+        tls,
+        username,
+        password,
+        token,
+        client_id,
+        max_in_flight,
+    })
+}
+
+/// A sink's `[tls]`: the files are read here, so a bad one is a config error naming it.
+#[cfg(feature = "forward")]
+fn forward_tls(
+    key: &str,
+    t: Option<schema::ForwardTls>,
+) -> Result<Option<ForwardTlsConfig>, Invalid> {
+    let Some(t) = t.filter(|t| t.enabled) else {
+        return Ok(None);
+    };
+    if !cfg!(feature = "tls") {
+        return Err(invalid(
+            format!("{key}.enabled"),
+            "this logwisp was built without TLS (cargo feature `tls`)",
+        ));
+    }
+    let path = |v: Option<String>| {
+        v.filter(|v| !v.is_empty())
+            .map(|v| normalize(Path::new(&v)))
+    };
+    let cfg = ForwardTlsConfig {
+        ca_file: path(t.ca_file),
+        cert_file: path(t.cert_file),
+        key_file: path(t.key_file),
+    };
+    if cfg.cert_file.is_some() != cfg.key_file.is_some() {
+        return Err(invalid(
+            key,
+            "a client certificate needs both `cert_file` and `key_file`",
+        ));
+    }
+    #[cfg(feature = "tls")]
+    if let Err(e) = crate::tls::client_config(&cfg) {
+        return Err(invalid(key, e));
+    }
+    Ok(Some(cfg))
 }
 
 /// `[[streams.filters]]`, compiled once here so a bad pattern is a config error naming it.

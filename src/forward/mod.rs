@@ -37,6 +37,7 @@
 pub mod mqtt;
 pub mod nats;
 pub mod resolve;
+pub mod sink;
 
 use std::hash::{BuildHasher, RandomState};
 

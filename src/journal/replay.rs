@@ -59,8 +59,9 @@ pub struct RunRef<'a> {
     pub cursor: &'a str,
 }
 
-/// Takes entry `seq` (its message and JSON); false when the client has enough.
-pub type TakeEntry<'a> = &'a mut dyn FnMut(u64, &[u8], &[u8]) -> bool;
+/// Takes entry `seq` (its message, JSON and journal cursor); false when the client has
+/// enough.
+pub type TakeEntry<'a> = &'a mut dyn FnMut(u64, &[u8], &[u8], &str) -> bool;
 
 /// What an entry read again turns into, and where it goes.
 pub struct Output<'a> {
@@ -267,7 +268,7 @@ impl LineSink for Taker<'_, '_> {
                 message,
                 &Stamp::from_micros(0),
             );
-            if !(self.out.each)(seq, message, &self.json) {
+            if !(self.out.each)(seq, message, &self.json, cursor) {
                 self.full = true;
             }
         }

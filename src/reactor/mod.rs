@@ -14,6 +14,8 @@
 
 mod conn;
 mod files;
+#[cfg(feature = "forward")]
+mod forward;
 mod http_conn;
 mod listener;
 mod reload;
@@ -125,6 +127,12 @@ enum Timer {
     /// Children that ended (or were killed) and are not reaped yet.
     ReapChildren,
     ShutdownDeadline,
+    /// A sink's connection has something due (SPEC §16).
+    #[cfg(feature = "forward")]
+    Sink {
+        key: usize,
+        generation: u64,
+    },
 }
 
 pub struct Reactor {
@@ -172,6 +180,11 @@ pub struct Reactor {
     /// Refusals by IP list or authentication already logged, per address.
     audit: crate::audit::Audit,
     counters: crate::metrics::Counters,
+    /// Sinks' connections, and sinks to drive again next turn.
+    #[cfg(feature = "forward")]
+    sink_io: Slab<forward::SinkIo>,
+    #[cfg(feature = "forward")]
+    sinks_ready: Vec<usize>,
 }
 
 impl Reactor {
@@ -241,6 +254,10 @@ impl Reactor {
             inotify_pending: true,
             audit: crate::audit::Audit::default(),
             counters: crate::metrics::Counters::default(),
+            #[cfg(feature = "forward")]
+            sink_io: Slab::new(),
+            #[cfg(feature = "forward")]
+            sinks_ready: Vec::new(),
         };
         println!("logwisp {} starting", crate::version::TAG);
         println!("config: {source}");
@@ -276,6 +293,10 @@ impl Reactor {
     }
 
     fn has_pending_work(&self) -> bool {
+        #[cfg(feature = "forward")]
+        if !self.sinks_ready.is_empty() {
+            return true;
+        }
         self.inotify_pending
             || !self.ready.is_empty()
             || (!self.stopping && self.streams.iter().any(|(_, s)| s.wants_read()))
@@ -334,7 +355,7 @@ impl Reactor {
     /// Writes a stream's positions and ids. `clean`: the last save of this stream's run.
     fn save_stream(&mut self, index: usize, clean: bool) {
         let unix_secs = self.unix_secs;
-        let Some(stream) = self.streams.get_mut(index) else {
+        let Some(stream) = self.streams.get(index) else {
             return;
         };
         let next = stream.ring.next_seq();
@@ -346,7 +367,18 @@ impl Reactor {
             saved_at: unix_secs,
             checkpoints: stream.monitor.checkpoints(),
             journals: stream.journals.cursors(),
+            #[cfg(feature = "forward")]
+            sinks: self.sink_cursors(index),
+            #[cfg(not(feature = "forward"))]
+            sinks: Vec::new(),
         };
+        let Some(stream) = self.streams.get_mut(index) else {
+            return;
+        };
+        #[cfg(feature = "forward")]
+        {
+            stream.sinks_dirty = false;
+        }
         stream.monitor.checkpoint_dirty = false;
         stream.journals.cursor_dirty = false;
         let name = stream.cfg.name.clone();
@@ -411,6 +443,17 @@ impl Reactor {
                     Token(t) if t > PIPE_BASE - MAX_PIPES && t <= PIPE_BASE => {
                         self.handle_pipe(PIPE_BASE - t);
                     }
+                    #[cfg(feature = "forward")]
+                    Token(t) if Self::sink_token(t).is_some() => {
+                        if let Some((key, dns)) = Self::sink_token(t) {
+                            self.sink_event(
+                                key,
+                                dns,
+                                event.is_readable() || event.is_read_closed() || event.is_error(),
+                                event.is_writable() || event.is_write_closed() || event.is_error(),
+                            );
+                        }
+                    }
                     Token(key) => {
                         if let Some(conn) = self.conns.get_mut(key) {
                             // Error and hang-up flags are hints: the next read or write
@@ -435,12 +478,18 @@ impl Reactor {
             }
             self.flush_fresh_streams(now);
             self.retry_ready(now);
+            #[cfg(feature = "forward")]
+            self.retry_sinks();
             self.wake_replay_waiters();
             if !self.stopping {
                 self.accept_ready(now);
                 self.plan_save();
             }
-            if self.stopping && (self.stop_now || self.conns.is_empty()) {
+            #[cfg(feature = "forward")]
+            let sinks_busy = self.sinks_busy();
+            #[cfg(not(feature = "forward"))]
+            let sinks_busy = false;
+            if self.stopping && (self.stop_now || (self.conns.is_empty() && !sinks_busy)) {
                 let keys: Vec<usize> = self.streams.iter().map(|(k, _)| k).collect();
                 for k in keys {
                     self.save_stream(k, true);
@@ -545,6 +594,8 @@ impl Reactor {
                     self.pipes.reap(false);
                 }
                 Timer::ShutdownDeadline => self.stop_now = true,
+                #[cfg(feature = "forward")]
+                Timer::Sink { key, generation } => self.sink_timer(key, generation),
             }
         }
         self.fired = fired;
@@ -553,6 +604,10 @@ impl Reactor {
     fn retry_ready(&mut self, now: u64) {
         let ready = std::mem::take(&mut self.ready);
         for (key, generation) in ready {
+            #[cfg(feature = "forward")]
+            if self.sink_client_ready((key, generation)) {
+                continue;
+            }
             if self
                 .conns
                 .get(key)

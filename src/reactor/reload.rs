@@ -237,6 +237,10 @@ impl Reactor {
         let files = file_budget() / streams.max(1);
         self.streams
             .insert(Stream::new(id, cfg, http_limiter, tcp_limiter, ids, files));
+        #[cfg(feature = "forward")]
+        if let Some(st) = &saved {
+            self.streams[id.index].saved_sinks = st.sinks.clone();
+        }
         (id, saved.map(|st| st.resume()))
     }
 
@@ -251,8 +255,19 @@ impl Reactor {
         let stream = &mut self.streams[id.index];
         let journals = resume.as_ref().map_or(&[][..], |r| &r.journals[..]);
         stream.journals.start(now, journals);
+        #[cfg(feature = "forward")]
+        let started: Vec<((u64, u64), u64)> = resume
+            .as_ref()
+            .map(|r| r.checkpoints.iter().map(|c| (c.id, c.offset)).collect())
+            .unwrap_or_default();
         stream.monitor.start(&mut watcher, now, resume);
         stream.read_pending = true;
+        #[cfg(feature = "forward")]
+        {
+            let saved = std::mem::take(&mut stream.saved_sinks);
+            let seq = stream.ring.next_seq();
+            self.plan_sinks(id, seq, &saved, &started);
+        }
         self.plan_wake(id);
         self.save_stream(id.index, false);
     }
@@ -262,6 +277,8 @@ impl Reactor {
     fn remove_stream(&mut self, id: StreamId) {
         self.watch_table.remove_stream(id);
         self.save_stream(id.index, true);
+        #[cfg(feature = "forward")]
+        self.drop_stream_sinks(id);
         self.stop_journals(id.index);
         let stream = &mut self.streams[id.index];
         stream.removing = true;
@@ -425,6 +442,21 @@ impl Reactor {
                     *hint = None;
                 }
             }
+        }
+        #[cfg(feature = "forward")]
+        {
+            let stream = &mut self.streams[id.index];
+            if restart_tailer {
+                // Origins and disk positions name the old tailer's files.
+                stream.origins.clear();
+                for sink in &mut stream.sinks {
+                    if let crate::forward::sink::FeedAt::Disk { hint, .. } = &mut sink.feed.at {
+                        *hint = None;
+                    }
+                }
+            }
+            let seq = stream.ring.next_seq();
+            self.plan_sinks(id, seq, &[], &[]);
         }
         for kind in [ServerKind::Http, ServerKind::Tcp] {
             self.arm_heartbeat(id, kind);

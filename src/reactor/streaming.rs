@@ -84,7 +84,19 @@ impl Reactor {
         let stream = &mut self.streams[id.index];
         stream.clients = keys;
         stream.catch_up = catch_up;
+        // Sinks publish what is new, then those about to lose their place go to disk.
+        #[cfg(feature = "forward")]
+        {
+            self.drive_stream_sinks(id);
+            self.sinks_fall_behind(id, planned_base);
+        }
+        let stream = &mut self.streams[id.index];
         stream.ring.evict_excess();
+        #[cfg(feature = "forward")]
+        {
+            let base = stream.ring.base_seq();
+            stream.origins.evict_below(base);
+        }
         for key in to_close {
             self.close(key, now);
         }

@@ -8,4 +8,5 @@
 mod link;
 mod mqtt;
 mod nats;
+#[path = "../support/brokers.rs"]
 mod servers;

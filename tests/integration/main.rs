@@ -2,10 +2,14 @@
 //! temp dir per test, real sockets, exact bytes. Helpers live in `util`.
 
 mod access;
+#[path = "../support/brokers.rs"]
+mod brokers;
 mod browser;
 #[path = "../support/chunked.rs"]
 mod chunked;
 mod cli_config;
+#[cfg(feature = "forward")]
+mod forward;
 mod http;
 mod journal;
 mod limits;

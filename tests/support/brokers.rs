@@ -1,4 +1,6 @@
-//! Brokers as child processes in a temp dir of their own, killed on drop.
+//! Brokers as child processes in a temp dir of their own, killed on drop. Shared by the
+//! engine tests (tests/brokers) and the forwarding tests (tests/integration/forward.rs).
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -111,6 +113,10 @@ impl Broker {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the broker (SIGKILL: nothing is flushed or said goodbye to).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -127,6 +133,51 @@ impl Drop for Broker {
 /// nats-server with JetStream, storing in `store`, on `port` (0: a free port, which the
 /// server picks itself, so there is no race for it), with optional user and password.
 pub fn nats_server(store: &Path, port: u16, auth: Option<(&str, &str)>) -> Broker {
+    nats_server_with(store, port, auth, &[])
+}
+
+/// A port that was free a moment ago (for servers that cannot pick one and say which).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One node of a JetStream cluster `c` listening for routes on `cluster_port`, routed
+/// to the `routes` ports (the other nodes').
+pub fn nats_node(store: &Path, name: &str, port: u16, cluster_port: u16, routes: &[u16]) -> Broker {
+    let routes = routes
+        .iter()
+        .map(|p| format!("nats://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let cluster = format!("nats://127.0.0.1:{cluster_port}");
+    nats_server_with(
+        store,
+        port,
+        None,
+        &[
+            "--server_name",
+            name,
+            "--cluster_name",
+            "c",
+            "--cluster",
+            &cluster,
+            "--routes",
+            &routes,
+        ],
+    )
+}
+
+/// nats-server as [`nats_server`], with more arguments.
+pub fn nats_server_with(
+    store: &Path,
+    port: u16,
+    auth: Option<(&str, &str)>,
+    extra: &[&str],
+) -> Broker {
     let mut cmd = Command::new(find_binary("nats-server", "nats-server"));
     let port_arg = if port == 0 {
         "-1".to_owned()
@@ -138,6 +189,7 @@ pub fn nats_server(store: &Path, port: u16, auth: Option<(&str, &str)>) -> Broke
     if let Some((user, pass)) = auth {
         cmd.args(["--user", user, "--pass", pass]);
     }
+    cmd.args(extra);
     let mut b = Broker::spawn(cmd);
     let line = b
         .wait_log("Listening for client connections on")
