@@ -23,12 +23,12 @@ fn stderr_lines_with(s: &Server, needle: &str) -> usize {
 }
 
 /// Waits for the watcher of `name` to report an error containing `needle`.
-fn wait_watcher_error(s: &mut Server, name: &str, needle: &str) -> String {
+fn wait_watcher_error(s: &Server, name: &str, needle: &str) -> String {
     wait_for(
         SOON,
         &format!("{name} to report {needle:?} in /status"),
         || {
-            let st = s.status();
+            let st = s.status("app");
             let err = watcher(&st, name)?["last_error"].as_str()?.to_string();
             err.contains(needle).then_some(err)
         },
@@ -56,22 +56,22 @@ fn assert_reported_once(s: &Server, episodes: usize) {
 /// chmod does not stop reads, so then logwisp runs as `nobody`.
 #[test]
 fn unreadable_file_is_reported_retried_and_read_when_readable() {
-    let dir = TempDir::new("unreadable");
+    let dir = TempDir::new();
     let log = dir.join("app.log");
     append(&log, b"old content\n");
     chmod(&log, 0o000);
     let conf = Conf::file(&log);
     let how = if is_root() {
         eprintln!("note: running as root; logwisp runs as uid 65534 so chmod 000 applies");
-        chmod(&dir.path, 0o755);
-        Launch::AsUser(65534, 65534)
+        chmod(dir.path(), 0o755);
+        Launch::as_user(65534, 65534)
     } else {
-        Launch::Direct
+        Launch::default()
     };
-    let mut s = Server::launch(dir, &conf, how);
-    wait_watcher_error(&mut s, "app.log", "ermission denied");
+    let s = Server::launch(dir, &conf.toml(), how);
+    wait_watcher_error(&s, "app.log", "ermission denied");
     assert_reported_once(&s, 1);
-    let mut sse = Sse::open(s.http);
+    let mut sse = SseClient::subscribe(s.http());
     append(&log, b"written while unreadable\n");
     chmod(&log, 0o644);
     let got = sse.messages_through("written while unreadable", SOON);
@@ -81,7 +81,7 @@ fn unreadable_file_is_reported_retried_and_read_when_readable() {
         "nothing lost, nothing replayed"
     );
     wait_for(SOON, "the error to clear", || {
-        let st = s.status();
+        let st = s.status("app");
         watcher(&st, "app.log")?["last_error"]
             .is_null()
             .then_some(())
@@ -99,7 +99,7 @@ fn unreadable_file_is_reported_retried_and_read_when_readable() {
     chmod(&staged, 0o000);
     std::fs::rename(&log, log.with_file_name("app.log.1")).unwrap();
     std::fs::rename(&staged, &log).unwrap();
-    wait_watcher_error(&mut s, "app.log", "ermission denied");
+    wait_watcher_error(&s, "app.log", "ermission denied");
     assert_reported_once(&s, 2);
     chmod(&log, 0o644);
     let got = sse.messages_through("hidden 1", SOON);
@@ -117,13 +117,13 @@ fn unreadable_file_is_reported_retried_and_read_when_readable() {
 /// periodic check and read from their beginning.
 #[test]
 fn watched_directory_removed_and_recreated() {
-    let dir = TempDir::new("dirgone");
+    let dir = TempDir::new();
     let logs = dir.join("logs");
     std::fs::create_dir(&logs).unwrap();
     append(&logs.join("a.log"), b"");
     let conf = Conf::dir(&logs);
-    let mut s = Server::start(dir, &conf);
-    let mut sse = Sse::open(s.http);
+    let s = Server::start_in(dir, &conf.toml(), &[]);
+    let mut sse = SseClient::subscribe(s.http());
     append(&logs.join("a.log"), b"before removal\n");
     sse.messages_through("before removal", SOON);
 
@@ -156,18 +156,18 @@ fn watched_directory_removed_and_recreated() {
 /// file at the path later is read again.
 #[test]
 fn target_file_replaced_by_a_directory() {
-    let dir = TempDir::new("filedir");
+    let dir = TempDir::new();
     let log = dir.join("app.log");
     append(&log, b"");
     let conf = Conf::file(&log);
-    let mut s = Server::start(dir, &conf);
-    let mut sse = Sse::open(s.http);
+    let s = Server::start_in(dir, &conf.toml(), &[]);
+    let mut sse = SseClient::subscribe(s.http());
     append(&log, b"as a file\n");
     sse.messages_through("as a file", SOON);
 
     std::fs::remove_file(&log).unwrap();
     std::fs::create_dir(&log).unwrap();
-    let err = wait_watcher_error(&mut s, "app.log", "not a regular file");
+    let err = wait_watcher_error(&s, "app.log", "not a regular file");
     wait_for(SOON, "a report on stderr", || {
         s.stderr().contains(&err).then_some(())
     });
@@ -183,7 +183,7 @@ fn target_file_replaced_by_a_directory() {
     assert_eq!(got.last().unwrap(), "a file again");
     assert!(got.len() <= 2, "{got:?}");
     wait_for(SOON, "the error to clear", || {
-        let st = s.status();
+        let st = s.status("app");
         watcher(&st, "app.log")?["last_error"]
             .is_null()
             .then_some(())
@@ -194,16 +194,16 @@ fn target_file_replaced_by_a_directory() {
 /// Invalid UTF-8 and NULs become U+FFFD and \u0000 in valid JSON, on SSE and TCP.
 #[test]
 fn binary_data_becomes_valid_json() {
-    let dir = TempDir::new("binary");
+    let dir = TempDir::new();
     let log = dir.join("app.log");
     append(&log, b"");
-    let conf = Conf::dir(&dir.path).with_tcp();
-    let mut s = Server::start(dir, &conf);
-    let mut sse = Sse::open(s.http);
-    let mut tcp = Conn::open(s.tcp.unwrap());
+    let conf = Conf::dir(dir.path()).with_tcp();
+    let s = Server::start_in(dir, &conf.toml(), &[]);
+    let mut sse = SseClient::subscribe(s.http());
+    let mut tcp = HttpConn::connect(s.tcp());
     // The TCP client is registered once /status counts it.
     wait_for(SOON, "the TCP client", || {
-        (s.status()["delivery"]["tcp_clients"] == 1).then_some(())
+        (s.status("app")["delivery"]["tcp_clients"] == 1).then_some(())
     });
 
     let lines: &[(&[u8], &str)] = &[
@@ -228,10 +228,14 @@ fn binary_data_becomes_valid_json() {
 
     let deadline = Instant::now() + SOON;
     for (raw, want) in lines {
-        let ev = sse.next(deadline).expect("SSE event");
+        let ev = sse.next_before(deadline).expect("SSE event");
         assert_eq!(ev.message().as_deref(), Some(*want), "SSE for {raw:?}");
         if raw.contains(&0) {
-            assert!(ev.data.contains("\\u0000"), "{}", ev.data);
+            assert!(
+                ev.data.as_deref().is_some_and(|d| d.contains("\\u0000")),
+                "{:?}",
+                ev.data
+            );
         }
         let line = tcp.line(deadline).unwrap().expect("NDJSON line");
         let v: Value = serde_json::from_slice(&line).unwrap_or_else(|e| {
@@ -260,13 +264,13 @@ fn write_repeated(path: &Path, byte: u8, total: usize) {
 /// arrives; memory stays near one line's worth.
 #[test]
 fn hundred_mib_line_is_cut_and_the_next_line_arrives() {
-    let dir = TempDir::new("hugeline");
+    let dir = TempDir::new();
     let log = dir.join("app.log");
     append(&log, b"");
-    let conf = Conf::dir(&dir.path);
-    let mut s = Server::start(dir, &conf);
+    let conf = Conf::dir(dir.path());
+    let s = Server::start_in(dir, &conf.toml(), &[]);
     let proc = s.proc();
-    let mut sse = Sse::open(s.http);
+    let mut sse = SseClient::subscribe(s.http());
     append(&log, b"warm up\n");
     sse.messages_through("warm up", SOON);
     let baseline = proc.peak_rss_kib();
@@ -274,13 +278,13 @@ fn hundred_mib_line_is_cut_and_the_next_line_arrives() {
     write_repeated(&log, b'x', 100 * MIB);
     append(&log, b"\nnext line\n");
     let deadline = Instant::now() + Duration::from_secs(30);
-    let cut = sse.next(deadline).expect("the cut line");
+    let cut = sse.next_before(deadline).expect("the cut line");
     let message = cut.message().unwrap();
     assert_eq!(message.len(), MIB, "cut to max_line_bytes");
     assert!(message.bytes().all(|b| b == b'x'));
-    let next = sse.next(deadline).expect("the next line");
+    let next = sse.next_before(deadline).expect("the next line");
     assert_eq!(next.message().as_deref(), Some("next line"));
-    let status = s.status();
+    let status = s.status("app");
     assert_eq!(status["monitor"]["truncated_lines"], 1, "{status}");
     let peak = proc.peak_rss_kib();
     eprintln!("hugeline: baseline {baseline} KiB, peak {peak} KiB");
@@ -297,13 +301,13 @@ fn hundred_mib_line_is_cut_and_the_next_line_arrives() {
 /// and stays in sync for the line after.
 #[test]
 fn endless_line_keeps_memory_bounded() {
-    let dir = TempDir::new("endless");
+    let dir = TempDir::new();
     let log = dir.join("app.log");
     append(&log, b"");
-    let conf = Conf::dir(&dir.path).monitor(&format!("max_line_bytes = {MIB}"));
-    let mut s = Server::start(dir, &conf);
+    let conf = Conf::dir(dir.path()).monitor(&format!("max_line_bytes = {MIB}"));
+    let s = Server::start_in(dir, &conf.toml(), &[]);
     let proc = s.proc();
-    let mut sse = Sse::open(s.http);
+    let mut sse = SseClient::subscribe(s.http());
     append(&log, b"warm up\n");
     sse.messages_through("warm up", SOON);
     let baseline = proc.peak_rss_kib();
@@ -314,13 +318,15 @@ fn endless_line_keeps_memory_bounded() {
         std::thread::spawn(move || write_repeated(&log, b'y', total))
     };
     let deadline = Instant::now() + Duration::from_secs(60);
-    let cut = sse.next(deadline).expect("the cut line");
+    let cut = sse.next_before(deadline).expect("the cut line");
     assert_eq!(cut.message().map(|m| m.len()), Some(MIB));
     writer.join().unwrap();
     append(&log, b"\nafter growth\n");
-    let next = sse.next(deadline).expect("the line after the growth");
+    let next = sse
+        .next_before(deadline)
+        .expect("the line after the growth");
     assert_eq!(next.message().as_deref(), Some("after growth"));
-    let status = s.status();
+    let status = s.status("app");
     let w = watcher(&status, "app.log").unwrap();
     assert_eq!(w["position"], w["size"], "{w}");
     let peak = proc.peak_rss_kib();
@@ -338,13 +344,13 @@ fn endless_line_keeps_memory_bounded() {
 /// SIGTERM still stops logwisp.
 #[test]
 fn a_directory_written_without_pause_starves_neither_clients_nor_signals() {
-    let dir = TempDir::new("busydir");
+    let dir = TempDir::new();
     let log = dir.join("app.log");
     let noise = dir.join("noise.txt");
     append(&log, b"");
-    let conf = Conf::dir(&dir.path);
-    let mut s = Server::start(dir, &conf);
-    let mut sse = Sse::open(s.http);
+    let conf = Conf::dir(dir.path());
+    let mut s = Server::start_in(dir, &conf.toml(), &[]);
+    let mut sse = SseClient::subscribe(s.http());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Names never repeat, so the kernel cannot merge the events.
     let writers: Vec<_> = (0..2)

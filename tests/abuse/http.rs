@@ -12,7 +12,7 @@ fn slowest_status_while(s: &Server, done: impl Fn() -> bool) -> Option<Duration>
     let mut slowest = Some(Duration::ZERO);
     while !done() {
         let t = Instant::now();
-        let took = try_get(s.http, "/status", Duration::from_secs(3)).map(|_| t.elapsed());
+        let took = try_get(s.http(), "/status", Duration::from_secs(3)).map(|_| t.elapsed());
         slowest = slowest.zip(took).map(|(a, b)| a.max(b));
     }
     slowest
@@ -22,15 +22,15 @@ fn show(t: Option<Duration>) -> String {
     t.map_or("over 3 s".into(), |t| format!("{t:?}"))
 }
 
-fn server(tag: &str) -> Server {
-    let dir = TempDir::new(tag);
-    let conf = Conf::dir(&dir.path);
-    Server::start(dir, &conf)
+fn server() -> Server {
+    let dir = TempDir::new();
+    let conf = Conf::dir(dir.path());
+    Server::start_in(dir, &conf.toml(), &[])
 }
 
 /// Sends `raw` on a fresh connection: exactly one response with `status`, then a close.
-fn rejects(s: &mut Server, what: &str, raw: &[u8], status: u16) {
-    let (responses, end) = exchange(s.http, raw, QUIET);
+fn rejects(s: &Server, what: &str, raw: &[u8], status: u16) {
+    let (responses, end) = exchange(s.http(), raw, QUIET);
     let got: Vec<u16> = responses.iter().map(|r| r.status).collect();
     assert_eq!(got, [status], "{what}: statuses");
     let r = &responses[0];
@@ -43,7 +43,7 @@ fn rejects(s: &mut Server, what: &str, raw: &[u8], status: u16) {
 
 #[test]
 fn malformed_heads_get_400_and_a_close() {
-    let mut s = server("http400");
+    let s = server();
     let cases: &[(&str, &[u8])] = &[
         ("garbage", b"garbage\r\n\r\n"),
         ("binary garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"),
@@ -74,52 +74,52 @@ fn malformed_heads_get_400_and_a_close() {
         ("target not a path", b"GET status HTTP/1.1\r\nHost: a\r\n\r\n"),
     ];
     for (what, raw) in cases {
-        rejects(&mut s, what, raw, 400);
+        rejects(&s, what, raw, 400);
     }
 }
 
 #[test]
 fn oversized_and_unsupported_get_their_status() {
-    let mut s = server("httpsize");
+    let s = server();
     rejects(
-        &mut s,
+        &s,
         "chunked body",
         b"POST /status HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         411,
     );
     rejects(
-        &mut s,
+        &s,
         "body over 64 KiB",
         b"GET /status HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999\r\n\r\n",
         413,
     );
     let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(9 * 1024));
-    rejects(&mut s, "target over 8 KiB", long.as_bytes(), 414);
+    rejects(&s, "target over 8 KiB", long.as_bytes(), 414);
     let mut many = String::from("GET /status HTTP/1.1\r\nHost: a\r\n");
     for i in 0..1000 {
         many.push_str(&format!("X-H{i}: v\r\n"));
     }
     many.push_str("\r\n");
-    rejects(&mut s, "1 000 headers", many.as_bytes(), 431);
+    rejects(&s, "1 000 headers", many.as_bytes(), 431);
     let big = format!(
         "GET /status HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
         "b".repeat(9 * 1024)
     );
-    rejects(&mut s, "header section over 8 KiB", big.as_bytes(), 431);
+    rejects(&s, "header section over 8 KiB", big.as_bytes(), 431);
     rejects(
-        &mut s,
+        &s,
         "HTTP/2.0",
         b"GET /status HTTP/2.0\r\nHost: a\r\n\r\n",
         505,
     );
     rejects(
-        &mut s,
+        &s,
         "HTTP/2 preface",
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
         505,
     );
     rejects(
-        &mut s,
+        &s,
         "HTTP/1.2",
         b"GET /status HTTP/1.2\r\nHost: a\r\n\r\n",
         505,
@@ -128,8 +128,8 @@ fn oversized_and_unsupported_get_their_status() {
 
 #[test]
 fn http09_gets_505_or_a_clean_close() {
-    let mut s = server("http09");
-    let (responses, end) = exchange(s.http, b"GET /status\r\n", QUIET);
+    let s = server();
+    let (responses, end) = exchange(s.http(), b"GET /status\r\n", QUIET);
     match responses.as_slice() {
         [] => {}
         [r] => assert_eq!(r.status, 505, "{}", r.text()),
@@ -141,14 +141,14 @@ fn http09_gets_505_or_a_clean_close() {
 
 #[test]
 fn http10_works_and_closes_unless_keep_alive() {
-    let mut s = server("http10");
-    let (responses, end) = exchange(s.http, b"GET /status HTTP/1.0\r\n\r\n", QUIET);
+    let s = server();
+    let (responses, end) = exchange(s.http(), b"GET /status HTTP/1.0\r\n\r\n", QUIET);
     assert_eq!(responses.len(), 1);
     assert_eq!(responses[0].status, 200);
     assert_eq!(responses[0].json()["service"], "LogWisp");
     assert_eq!(end, End::Closed, "HTTP/1.0 without keep-alive must close");
 
-    let mut c = Conn::open(s.http);
+    let mut c = HttpConn::connect(s.http());
     let req = b"GET /status HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
     for round in 0..3 {
         c.send(req);
@@ -171,7 +171,7 @@ fn http10_works_and_closes_unless_keep_alive() {
 
 #[test]
 fn request_bodies_are_skipped_before_the_next_request() {
-    let mut s = server("httpbody");
+    let s = server();
     // The body looks like a request of its own: answering it would be request smuggling.
     let smuggled = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
     let mut raw = format!(
@@ -181,7 +181,7 @@ fn request_bodies_are_skipped_before_the_next_request() {
     .into_bytes();
     raw.extend_from_slice(smuggled);
     raw.extend_from_slice(b"GET /second HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
-    let (responses, end) = exchange(s.http, &raw, QUIET);
+    let (responses, end) = exchange(s.http(), &raw, QUIET);
     let got: Vec<u16> = responses.iter().map(|r| r.status).collect();
     assert_eq!(got, [200, 404], "status, then the pipelined request's 404");
     assert_eq!(responses[0].json()["service"], "LogWisp");
@@ -193,7 +193,7 @@ fn request_bodies_are_skipped_before_the_next_request() {
     assert_eq!(end, End::Closed);
 
     // The same with the body arriving in pieces after the response to the head.
-    let mut c = Conn::open(s.http);
+    let mut c = HttpConn::connect(s.http());
     c.send(b"GET /status HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nGET /");
     assert_eq!(
         c.response(Instant::now() + SOON).unwrap().unwrap().status,
@@ -208,13 +208,13 @@ fn request_bodies_are_skipped_before_the_next_request() {
 
 #[test]
 fn a_thousand_pipelined_requests_are_answered_in_order() {
-    let mut s = server("httppipe");
+    let s = server();
     let mut raw = Vec::new();
     for _ in 0..1000 {
         raw.extend_from_slice(b"GET /status HTTP/1.1\r\nHost: a\r\n\r\n");
     }
     raw.extend_from_slice(b"GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
-    let mut c = Conn::open(s.http);
+    let mut c = HttpConn::connect(s.http());
     let writer = {
         let mut w = c.stream.try_clone().unwrap();
         std::thread::spawn(move || std::io::Write::write_all(&mut w, &raw))
@@ -243,7 +243,7 @@ fn a_thousand_pipelined_requests_are_answered_in_order() {
         raw.extend_from_slice(format!("GET /p{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
         raw.extend_from_slice(b"GET /status HTTP/1.1\r\nHost: a\r\n\r\n");
     }
-    let mut c = Conn::open(s.http);
+    let mut c = HttpConn::connect(s.http());
     c.send(&raw);
     for i in 0..200 {
         let r = c.response(deadline).unwrap().unwrap();
@@ -258,13 +258,13 @@ fn a_thousand_pipelined_requests_are_answered_in_order() {
 
 #[test]
 fn half_closed_client_still_gets_its_response() {
-    let mut s = server("httphalf");
+    let s = server();
     for raw in [
         &b"GET /status HTTP/1.1\r\nHost: a\r\n\r\n"[..],
         b"GET /status HTTP/1.1\r\nHost: a\r\n\r\nGET /nope HTTP/1.1\r\nHost: a\r\n\r\n",
         b"GET /status HTTP/1.0\r\n\r\n",
     ] {
-        let mut c = Conn::open(s.http);
+        let mut c = HttpConn::connect(s.http());
         c.send(raw);
         shutdown_write(&c.stream);
         let r = c
@@ -280,7 +280,7 @@ fn half_closed_client_still_gets_its_response() {
         assert_eq!(end, End::Closed, "after a half-close the server closes");
     }
     // A half-close in the middle of a head: nothing to answer, just a close.
-    let mut c = Conn::open(s.http);
+    let mut c = HttpConn::connect(s.http());
     c.send(b"GET /status HTTP/1.1\r\nHo");
     shutdown_write(&c.stream);
     let (end, _) = c.end(Instant::now() + QUIET);
@@ -293,10 +293,10 @@ fn half_closed_client_still_gets_its_response() {
 /// (and re-scanned on every read) until the 10 s header timeout, stalling everyone else.
 #[test]
 fn endless_blank_lines_before_the_request_are_bounded() {
-    let mut s = server("httpcrlf");
+    let s = server();
     let proc = s.proc();
     let cpu_before = proc.cpu();
-    let mut c = Conn::open(s.http);
+    let mut c = HttpConn::connect(s.http());
     let flood = {
         let mut w = c.stream.try_clone().unwrap();
         w.set_nonblocking(true).unwrap();
@@ -350,8 +350,8 @@ fn endless_blank_lines_before_the_request_are_bounded() {
 /// one-threaded reactor to itself (SPEC §1: budgets, so no one starves).
 #[test]
 fn pipelining_firehose_does_not_starve_other_clients() {
-    let mut s = server("httpfirehose");
-    let c = connect(s.http);
+    let s = server();
+    let c = connect(s.http());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let mut w = c.try_clone().unwrap();

@@ -8,18 +8,18 @@ use crate::util::*;
 /// nor outlive the 10 s header timeout.
 #[test]
 fn slowloris_neither_starves_streams_nor_outlives_the_header_timeout() {
-    let dir = TempDir::new("slowloris");
+    let dir = TempDir::new();
     let log = dir.join("app.log");
     append(&log, b"");
-    let conf = Conf::dir(&dir.path);
-    let mut s = Server::start(dir, &conf);
+    let conf = Conf::dir(dir.path());
+    let s = Server::start_in(dir, &conf.toml(), &[]);
     let head = b"GET /status HTTP/1.1\r\nHost: a\r\n";
     let start = Instant::now();
-    let mut swarm = Swarm::connect(s.http, 1000, head, None);
+    let mut swarm = Swarm::connect(s.http(), 1000, head, None);
     let connected = Instant::now();
 
     // A streaming client and a status request are served while they trickle.
-    let mut sse = Sse::open(s.http);
+    let mut sse = SseClient::subscribe(s.http());
     let mut tick = Instant::now();
     for i in 0..5 {
         append(&log, format!("while slow {i}\n").as_bytes());
@@ -90,15 +90,15 @@ fn slowloris_neither_starves_streams_nor_outlives_the_header_timeout() {
 /// service resumes once descriptors are free again.
 #[test]
 fn descriptor_exhaustion_does_not_spin_and_recovers() {
-    let dir = TempDir::new("emfile");
+    let dir = TempDir::new();
     let log = dir.join("app.log");
     append(&log, b"");
-    let conf = Conf::dir(&dir.path);
-    let mut s = Server::launch(dir, &conf, Launch::FdLimit(64));
+    let conf = Conf::dir(dir.path());
+    let s = Server::start_with_fd_limit(dir, &conf.toml(), 64);
     let proc = s.proc();
     s.assert_serving();
 
-    let mut swarm = Swarm::connect(s.http, 150, b"", None);
+    let mut swarm = Swarm::connect(s.http(), 150, b"", None);
     // The server takes descriptors until it runs out (EMFILE on accept).
     wait_for(SOON, "descriptors to run out", || {
         (proc.open_fds() >= 60 && s.stderr().contains("accept failed")).then_some(())
@@ -126,7 +126,7 @@ fn descriptor_exhaustion_does_not_spin_and_recovers() {
     swarm.abort_all();
     drop(swarm);
     // Freed descriptors make room: a new client is served (SSE and status).
-    let mut sse = Sse::open(s.http);
+    let mut sse = SseClient::subscribe(s.http());
     append(&log, b"after exhaustion\n");
     sse.messages_through("after exhaustion", SOON);
     s.assert_serving();
@@ -136,22 +136,22 @@ fn descriptor_exhaustion_does_not_spin_and_recovers() {
 /// line, and the dead readers fall back to the file instead of losing entries.
 #[test]
 fn dead_readers_cost_bounded_memory_and_healthy_clients_lose_nothing() {
-    let dir = TempDir::new("deadreaders");
+    let dir = TempDir::new();
     let log = dir.join("app.log");
     append(&log, b"");
-    let conf = Conf::dir(&dir.path).http("buffer_size = 1000");
-    let mut s = Server::start(dir, &conf);
+    let conf = Conf::dir(dir.path()).http("buffer_size = 1000");
+    let s = Server::start_in(dir, &conf.toml(), &[]);
     let proc = s.proc();
     let dead = Swarm::connect(
-        s.http,
+        s.http(),
         100,
         b"GET /stream HTTP/1.1\r\nHost: a\r\n\r\n",
         Some(4096),
     );
     wait_for(SOON, "100 SSE clients", || {
-        (s.status()["delivery"]["sse_clients"] == 100).then_some(())
+        (s.status("app")["delivery"]["sse_clients"] == 100).then_some(())
     });
-    let mut healthy = Sse::open(s.http);
+    let mut healthy = SseClient::subscribe(s.http());
     let baseline = proc.rss_kib();
 
     let pad = "p".repeat(300);
@@ -175,7 +175,7 @@ fn dead_readers_cost_bounded_memory_and_healthy_clients_lose_nothing() {
         );
         peak = peak.max(proc.rss_kib());
     }
-    let status = s.status();
+    let status = s.status("app");
     let dropped = status["delivery"]["dropped_entries"].as_u64().unwrap();
     eprintln!(
         "dead readers: baseline {baseline} KiB, peak {peak} KiB, dropped {dropped}, \

@@ -5,11 +5,11 @@
 //! Some cases are heavy (a thousand sockets, hundreds of MiB of log); they stay within a
 //! few seconds each so the whole binary runs in well under three minutes.
 
-#[path = "../support/chunked.rs"]
-mod chunked;
 mod files;
 mod fuzz_regressions;
 mod http;
 mod limits;
 mod signals;
+#[path = "../support/mod.rs"]
+mod support;
 mod util;

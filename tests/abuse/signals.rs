@@ -31,13 +31,13 @@ fn spam(
 /// clean close, and the process exits 0 within the 2 s grace (plus slack).
 #[test]
 fn sigterm_with_a_thousand_streaming_clients() {
-    let dir = TempDir::new("sigterm");
+    let dir = TempDir::new();
     let log = dir.join("app.log");
     append(&log, b"");
-    let conf = Conf::dir(&dir.path);
-    let mut s = Server::start(dir, &conf);
+    let conf = Conf::dir(dir.path());
+    let mut s = Server::start_in(dir, &conf.toml(), &[]);
     let mut swarm = Swarm::connect(
-        s.http,
+        s.http(),
         1000,
         b"GET /stream HTTP/1.1\r\nHost: a\r\n\r\n",
         None,
@@ -90,21 +90,21 @@ fn sigterm_with_a_thousand_streaming_clients() {
 /// EPIPE/ECONNRESET, and neither that nor SIGPIPE stops the server.
 #[test]
 fn sigpipe_from_vanishing_clients_never_kills_the_server() {
-    let dir = TempDir::new("sigpipe");
+    let dir = TempDir::new();
     let log = dir.join("app.log");
     append(&log, b"");
-    let conf = Conf::dir(&dir.path).with_tcp();
-    let mut s = Server::start(dir, &conf);
+    let conf = Conf::dir(dir.path()).with_tcp();
+    let s = Server::start_in(dir, &conf.toml(), &[]);
     let stop = Arc::new(AtomicBool::new(false));
     let writer = spam(log.clone(), 50, stop.clone());
     for round in 0..5 {
         let mut sse = Swarm::connect(
-            s.http,
+            s.http(),
             100,
             b"GET /stream HTTP/1.1\r\nHost: a\r\n\r\n",
             Some(4096),
         );
-        let mut tcp = Swarm::connect(s.tcp.unwrap(), 100, b"", Some(4096));
+        let mut tcp = Swarm::connect(s.tcp(), 100, b"", Some(4096));
         sse.wait_all(SOON, "streaming", |p| p.saw(b"data: {"));
         tcp.wait_all(SOON, "streaming", |p| p.received > 0);
         // Half of them also half-close first (a FIN the server sees), then everyone resets.
@@ -115,7 +115,7 @@ fn sigpipe_from_vanishing_clients_never_kills_the_server() {
         tcp.abort_all();
         // Mid-HTTP-response aborts too: a status reply to a client already gone.
         for _ in 0..20 {
-            let c = connect(s.http);
+            let c = connect(s.http());
             std::io::Write::write_all(&mut &c, b"GET /status HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
             abort(c);
         }
@@ -124,7 +124,7 @@ fn sigpipe_from_vanishing_clients_never_kills_the_server() {
             SOON,
             &format!("round {round}: dead clients to be dropped"),
             || {
-                let st = s.status();
+                let st = s.status("app");
                 (st["delivery"]["sse_clients"] == 0 && st["delivery"]["tcp_clients"] == 0)
                     .then_some(())
             },
@@ -133,7 +133,7 @@ fn sigpipe_from_vanishing_clients_never_kills_the_server() {
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     s.assert_alive();
-    let mut sse = Sse::open(s.http);
+    let mut sse = SseClient::subscribe(s.http());
     append(&log, b"still here\n");
     sse.messages_through("still here", SOON);
     s.assert_serving();

@@ -8,5 +8,5 @@
 mod link;
 mod mqtt;
 mod nats;
-#[path = "../support/brokers.rs"]
-mod servers;
+#[path = "../support/mod.rs"]
+mod support;

@@ -8,7 +8,8 @@ use logwisp::forward::mqtt::codec::{self, Connect, Decoded, Packet};
 use logwisp::forward::mqtt::{CloseReason, Event, Mqtt, MqttOptions, State};
 
 use crate::link::{Link, TIMEOUT};
-use crate::servers::{TempDir, mosquitto};
+use crate::support::brokers::mosquitto;
+use crate::support::files::TempDir;
 
 /// A blocking subscriber built from the library's codec: CONNECT, SUBSCRIBE at QoS 1,
 /// then PUBLISH packets, each acknowledged.
@@ -121,7 +122,7 @@ fn payload(i: u64) -> Vec<u8> {
 
 #[test]
 fn qos1_publishes_are_acked_and_delivered_in_order() {
-    let dir = TempDir::new("mqtt");
+    let dir = TempDir::new();
     let broker = mosquitto(dir.path(), &[]);
     const N: u64 = 2000;
     // The subscriber reads while the engine publishes, as a real consumer would.
@@ -170,7 +171,7 @@ fn qos1_publishes_are_acked_and_delivered_in_order() {
 
 #[test]
 fn bad_credentials_are_refused_and_good_ones_connect() {
-    let dir = TempDir::new("mqtt-auth");
+    let dir = TempDir::new();
     let broker = mosquitto(dir.path(), &[("logwisp", "s3cret")]);
     for (user, pass, ok) in [
         (None, None, false),
@@ -192,7 +193,7 @@ fn bad_credentials_are_refused_and_good_ones_connect() {
 
 #[test]
 fn keep_alive_holds_an_idle_connection_open() {
-    let dir = TempDir::new("mqtt-ping");
+    let dir = TempDir::new();
     let broker = mosquitto(dir.path(), &[]);
     let mut o = opts("logs/app");
     o.keep_alive_secs = 1;

@@ -11,7 +11,8 @@ use logwisp::forward::{Nack, message_id};
 use serde_json::{Value, json};
 
 use crate::link::{Link, TIMEOUT};
-use crate::servers::{TempDir, nats_server};
+use crate::support::brokers::nats_server;
+use crate::support::files::TempDir;
 
 /// A plain blocking NATS client for what the test itself needs: JetStream API requests
 /// and a subscriber. It reads with the library's parser.
@@ -213,7 +214,7 @@ fn publish_all(link: &mut Link<Nats>, range: std::ops::Range<u64>) -> Vec<(u64, 
 
 #[test]
 fn jetstream_acks_in_order_and_deduplicates_by_message_id() {
-    let dir = TempDir::new("nats-js");
+    let dir = TempDir::new();
     let server = nats_server(dir.path(), 0, None);
     let mut raw = Raw::connect(server.port);
     raw.create_stream("LOGS", &["logs.>"]);
@@ -245,7 +246,7 @@ fn jetstream_acks_in_order_and_deduplicates_by_message_id() {
 
 #[test]
 fn a_subject_no_stream_takes_is_nacked() {
-    let dir = TempDir::new("nats-nostream");
+    let dir = TempDir::new();
     let server = nats_server(dir.path(), 0, None);
     let mut link = connected(opts("nowhere.app", true), server.port);
     let now = link.now();
@@ -263,7 +264,7 @@ fn a_subject_no_stream_takes_is_nacked() {
 
 #[test]
 fn core_mode_reaches_a_subscriber_in_order_with_the_message_id() {
-    let dir = TempDir::new("nats-core");
+    let dir = TempDir::new();
     let server = nats_server(dir.path(), 0, None);
     let mut sub = Raw::connect(server.port);
     sub.send(b"SUB logs.core 1\r\nPING\r\n");
@@ -290,7 +291,7 @@ fn core_mode_reaches_a_subscriber_in_order_with_the_message_id() {
 
 #[test]
 fn wrong_credentials_are_an_auth_error_and_right_ones_connect() {
-    let dir = TempDir::new("nats-auth");
+    let dir = TempDir::new();
     let server = nats_server(dir.path(), 0, Some(("logwisp", "s3cret")));
     for (auth, ok) in [
         (Auth::None, false),
@@ -332,7 +333,7 @@ fn wrong_credentials_are_an_auth_error_and_right_ones_connect() {
 
 #[test]
 fn keep_alive_pings_keep_an_idle_connection() {
-    let dir = TempDir::new("nats-ping");
+    let dir = TempDir::new();
     let server = nats_server(dir.path(), 0, None);
     let mut o = opts("logs.app", false);
     o.ping_interval_ms = 100;
@@ -345,7 +346,7 @@ fn keep_alive_pings_keep_an_idle_connection() {
 
 #[test]
 fn a_killed_server_leaves_unacked_tokens_that_republish_without_duplicates() {
-    let dir = TempDir::new("nats-kill");
+    let dir = TempDir::new();
     let mut server = nats_server(dir.path(), 0, None);
     let port = server.port;
     let mut raw = Raw::connect(port);

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use logwisp::forward::nats::proto::{self, Op, Parsed};
 use serde_json::{Value, json};
 
-use crate::brokers::{self, Broker, TempDir as BrokerDir};
-use crate::util::{HTTP, Server, SseClient, TempDir, append, one_stream, wait_until};
+use crate::support::brokers::{self, Broker};
+use crate::util::{HTTP, Server, SseClient, TempDir, append, free_port, one_stream, wait_until};
 
 /// How long a batch of entries may take to reach the broker.
 const DELIVERY: Duration = Duration::from_secs(30);
@@ -214,13 +214,13 @@ fn wait_count(nats: &mut Nats, s: &Server, n: u64) {
     }
 }
 
-fn js_server(dir: &BrokerDir) -> Broker {
+fn js_server(dir: &TempDir) -> Broker {
     brokers::nats_server(dir.path(), 0, None)
 }
 
 #[test]
 fn jetstream_gets_every_entry_in_order() {
-    let bdir = BrokerDir::new("fw-js");
+    let bdir = TempDir::new();
     let broker = js_server(&bdir);
     let mut nats = Nats::connect(broker.port);
     nats.create_stream(1);
@@ -247,7 +247,7 @@ fn jetstream_gets_every_entry_in_order() {
 
 #[test]
 fn mqtt_subscriber_gets_every_entry_in_order_at_qos_1() {
-    let bdir = BrokerDir::new("fw-mqtt");
+    let bdir = TempDir::new();
     let broker = brokers::mosquitto(bdir.path(), &[]);
     const N: usize = 100_000;
     let mut sub = Command::new(brokers::find_binary("mosquitto_sub", "mosquitto-clients"))
@@ -294,7 +294,7 @@ fn mqtt_subscriber_gets_every_entry_in_order_at_qos_1() {
 
 #[test]
 fn a_broker_stopped_and_restarted_under_load_loses_nothing() {
-    let bdir = BrokerDir::new("fw-restart");
+    let bdir = TempDir::new();
     let mut broker = js_server(&bdir);
     let port = broker.port;
     Nats::connect(port).create_stream(1);
@@ -329,9 +329,9 @@ fn a_broker_stopped_and_restarted_under_load_loses_nothing() {
 
 #[test]
 fn a_killed_cluster_node_is_left_for_another_and_nothing_is_lost() {
-    let bdir = BrokerDir::new("fw-cluster");
-    let ports: Vec<u16> = (0..3).map(|_| brokers::free_port()).collect();
-    let cports: Vec<u16> = (0..3).map(|_| brokers::free_port()).collect();
+    let bdir = TempDir::new();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let cports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let mut nodes: Vec<Broker> = (0..3)
         .map(|i| {
             let store = bdir.path().join(format!("n{i}"));
@@ -379,7 +379,7 @@ fn a_killed_cluster_node_is_left_for_another_and_nothing_is_lost() {
 
 #[test]
 fn a_sigkilled_logwisp_resumes_from_the_last_acknowledged_entry() {
-    let bdir = BrokerDir::new("fw-sigkill");
+    let bdir = TempDir::new();
     let mut broker = js_server(&bdir);
     let port = broker.port;
     Nats::connect(port).create_stream(1);
@@ -415,9 +415,9 @@ fn a_sigkilled_logwisp_resumes_from_the_last_acknowledged_entry() {
 
 #[test]
 fn wrong_credentials_and_tls_failures_are_reported_and_retried() {
-    let bdir = BrokerDir::new("fw-auth");
+    let bdir = TempDir::new();
     let broker = brokers::nats_server(bdir.path(), 0, Some(("logwisp", "s3cret")));
-    let mqtt_dir = BrokerDir::new("fw-auth-mqtt");
+    let mqtt_dir = TempDir::new();
     let mqtt = brokers::mosquitto(mqtt_dir.path(), &[]);
     let ca = TempDir::new();
     let ca_file = ca.join("ca.pem");
@@ -452,7 +452,7 @@ fn wrong_credentials_and_tls_failures_are_reported_and_retried() {
 
 #[test]
 fn a_stopped_broker_does_not_slow_an_sse_client() {
-    let bdir = BrokerDir::new("fw-slow");
+    let bdir = TempDir::new();
     let broker = js_server(&bdir);
     Nats::connect(broker.port).create_stream(1);
     let s = Server::start(&config(&nats_sink(&[broker.port], "")));

@@ -1,12 +1,9 @@
 //! Integration tests: the real `logwisp` binary on free loopback ports, real files in a
-//! temp dir per test, real sockets, exact bytes. Helpers live in `util`.
+//! temp dir per test, real sockets, exact bytes. Helpers live in `util`, which re-exports
+//! the harness shared with the other test binaries (`support`, in tests/support).
 
 mod access;
-#[path = "../support/brokers.rs"]
-mod brokers;
 mod browser;
-#[path = "../support/chunked.rs"]
-mod chunked;
 mod cli_config;
 #[cfg(feature = "forward")]
 mod forward;
@@ -20,6 +17,8 @@ mod resume;
 mod rotation;
 mod router;
 mod streaming;
+#[path = "../support/mod.rs"]
+mod support;
 mod tailing;
 mod tls;
 mod util;

@@ -1,14 +1,14 @@
 //! Brokers as child processes in a temp dir of their own, killed on drop. Shared by the
 //! engine tests (tests/brokers) and the forwarding tests (tests/integration/forward.rs).
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
+
+use super::process::find_program;
+use super::tcp::free_port;
 
 /// How long a broker may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -16,44 +16,14 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// The path of `binary`, or a panic naming the Debian package that provides it. Debian
 /// puts both brokers in /usr/sbin, which is not on every user's PATH.
 pub fn find_binary(binary: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(binary))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{binary}` not found on PATH or in /usr/sbin: these tests need the Debian \
-                 package `{package}` (apt-get install -y {package})"
-            )
-        })
-}
-
-/// A directory under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "logwisp-brokers-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    let also = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
+        .map(|d| format!("{d}/{binary}"));
+    find_program(binary, &also.each_ref().map(String::as_str)).unwrap_or_else(|| {
+        panic!(
+            "`{binary}` not found on PATH or in /usr/sbin: these tests need the Debian \
+             package `{package}` (apt-get install -y {package})"
+        )
+    })
 }
 
 /// A running broker. Its log lines arrive on a channel (a thread drains the pipe, so the
@@ -134,15 +104,6 @@ impl Drop for Broker {
 /// server picks itself, so there is no race for it), with optional user and password.
 pub fn nats_server(store: &Path, port: u16, auth: Option<(&str, &str)>) -> Broker {
     nats_server_with(store, port, auth, &[])
-}
-
-/// A port that was free a moment ago (for servers that cannot pick one and say which).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One node of a JetStream cluster `c` listening for routes on `cluster_port`, routed
@@ -226,11 +187,7 @@ pub fn mosquitto(dir: &Path, users: &[(&str, &str)]) -> Broker {
         );
     }
     for _ in 0..5 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,

@@ -1,0 +1,18 @@
+//! The harness the test binaries share (tests/integration, tests/abuse, tests/brokers):
+//! each includes it with `#[path = "../support/mod.rs"] mod support;`. A temp dir per
+//! test, the real logwisp started on free loopback ports, HTTP, SSE and TCP clients that
+//! read with deadlines, polling helpers, and brokers as child processes. What only one
+//! binary needs stays in that binary's util.rs.
+
+// Each binary uses a different part of it.
+#![allow(dead_code)]
+
+pub mod brokers;
+pub mod chunked;
+pub mod files;
+pub mod http;
+pub mod process;
+pub mod server;
+pub mod sse;
+pub mod tcp;
+pub mod wait;

@@ -1,0 +1,102 @@
+//! Child processes: their output collected in the background, programs found on `PATH`,
+//! and /proc readings of a running process.
+
+use std::fs;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Collects a child's output in the background.
+pub fn drain(mut from: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinHandle<()>) {
+    let out = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&out);
+    let handle = std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => sink
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    });
+    (out, handle)
+}
+
+/// Where a program is: the first executable `name` on `PATH`, else the first of `also`
+/// that exists (`/usr/sbin` is not on every user's `PATH`).
+pub fn find_program(name: &str, also: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .chain(also.iter().map(PathBuf::from))
+        .find(|p| {
+            fs::metadata(p).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            })
+        })
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// /proc readings of a process.
+#[derive(Clone, Copy)]
+pub struct Proc(pub u32);
+
+impl Proc {
+    fn status_kib(self, field: &str) -> u64 {
+        let path = format!("/proc/{}/status", self.0);
+        let status = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|kib| kib.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in {path}:\n{status}"))
+    }
+
+    /// Resident set size now, in KiB.
+    pub fn rss_kib(self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// Peak resident set size so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    /// User + system CPU time consumed so far.
+    pub fn cpu(self) -> Duration {
+        let text = fs::read_to_string(format!("/proc/{}/stat", self.0)).unwrap();
+        let after = &text[text.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after.split_whitespace().collect();
+        // Fields 14 and 15 of stat(5); `after` starts at field 3.
+        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        Duration::from_millis(ticks * 1000 / hz)
+    }
+
+    /// Descriptors open now (0 once the process is gone).
+    pub fn open_fds(self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.0))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Stopped (SIGSTOP): the state after the command name in `/proc/PID/stat` is `T`.
+    pub fn is_stopped(self) -> bool {
+        fs::read_to_string(format!("/proc/{}/stat", self.0))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('T')))
+            .unwrap_or(false)
+    }
+}
