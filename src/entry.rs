@@ -251,15 +251,135 @@ fn after_space(first: u8) -> Option<(Pattern, u8)> {
     }
 }
 
-/// Bit j set when `chunk[j]` can start a keyword match (`[`, `:` or space). Written so the
-/// compiler turns it into a few vector compares and a movemask.
+/// Bit j of each mask of a 16-byte chunk: `chunk[j]` is a space or a `[` (a keyword may
+/// start after it); `chunk[j]` is a colon (a keyword may end before it); `chunk[j]` keeps
+/// the line from being copied into a JSON string as it is (a control character, `"`, `\\`,
+/// or a byte above 0x7f, which needs the UTF-8 check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Masks {
+    opens: u32,
+    colons: u32,
+    special: u32,
+}
+
+/// [`Masks`] with SSE2, which every x86-64 has; elsewhere [`chunk_masks_portable`].
+#[cfg(target_arch = "x86_64")]
 #[inline]
-fn trigger_mask(chunk: &[u8; 16]) -> u32 {
-    let mut mask = 0u32;
-    for (j, &b) in chunk.iter().enumerate() {
-        mask |= u32::from(b == b' ' || b == b':' || b == b'[') << j;
+fn chunk_masks(chunk: &[u8; 16]) -> Masks {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of the x86-64 baseline; the load reads the 16 bytes of `chunk`
+    // (unaligned loads are allowed).
+    unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast());
+        let eq = |b: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
+        let opens = _mm_or_si128(eq(b' '), eq(b'['));
+        // Unsigned v <= 0x1f: max(v, 0x1f) is 0x1f. A byte above 0x7f has its own high bit.
+        let low = _mm_set1_epi8(0x1f);
+        let control = _mm_cmpeq_epi8(_mm_max_epu8(v, low), low);
+        let special = _mm_or_si128(_mm_or_si128(control, v), _mm_or_si128(eq(b'"'), eq(b'\\')));
+        Masks {
+            opens: _mm_movemask_epi8(opens) as u32,
+            colons: _mm_movemask_epi8(eq(b':')) as u32,
+            special: _mm_movemask_epi8(special) as u32,
+        }
     }
-    mask
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn chunk_masks(chunk: &[u8; 16]) -> Masks {
+    chunk_masks_portable(chunk)
+}
+
+/// [`chunk_masks`] without vector instructions: eight bytes at a time in a `u64`, each
+/// test exact per byte (no borrow crosses a byte).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline]
+fn chunk_masks_portable(chunk: &[u8; 16]) -> Masks {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // 0x80 in each byte of `x` that is zero.
+    let zero = |x: u64| !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7);
+    let eq = |x: u64, b: u8| zero(x ^ (LO * u64::from(b)));
+    // The high bit of each byte, gathered into the low 8 bits (byte k to bit k).
+    let gather = |m: u64| ((m >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32;
+    let mut m = Masks {
+        opens: 0,
+        colons: 0,
+        special: 0,
+    };
+    for (k, word) in chunk.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        let opens = eq(x, b' ') | eq(x, b'[');
+        // Below 0x20 (and below 0x80): adding 0x60 to the low 7 bits leaves bit 7 clear.
+        let control = !((x & LOW7).wrapping_add(LO * 0x60) | x) & HI;
+        let s = control | eq(x, b'"') | eq(x, b'\\') | (x & HI);
+        m.opens |= gather(opens) << (8 * k);
+        m.colons |= gather(eq(x, b':')) << (8 * k);
+        m.special |= gather(s) << (8 * k);
+    }
+    m
+}
+
+/// The four bytes around a trigger that every keyword match starting there contains,
+/// with letters folded to lower case (`| 0x20` on every byte, as the patterns fold them):
+/// a bracket or a space and the keyword's first three letters (`[err`, ` war`), or a
+/// keyword's last three letters and its colon (`ror:`, `dbg:`).
+const KEYS: [&[u8; 4]; 22] = [
+    b"[err", b"[fat", b"[war", b"[inf", b"[deb", b"[dbg", b"[tra", b" err", b" war", b" inf",
+    b" deb", b" tra", b"ror:", b"err:", b"tal:", b"arn:", b"ing:", b"nfo:", b"inf:", b"bug:",
+    b"dbg:", b"ace:",
+];
+
+const fn fold_key(bytes: [u8; 4]) -> u32 {
+    u32::from_le_bytes(bytes) | 0x2020_2020
+}
+
+/// A multiplier that sends every key of [`KEYS`] to a slot of its own (checked when
+/// [`KEY_TABLE`] is built, at compile time).
+const KEY_MUL: u32 = 0x8055_ca81;
+
+#[inline]
+const fn key_slot(key: u32) -> usize {
+    (key.wrapping_mul(KEY_MUL) >> 27) as usize
+}
+
+/// [`KEYS`] by slot; an empty slot holds 0, which no folded key equals.
+static KEY_TABLE: [u32; 32] = {
+    let mut table = [0u32; 32];
+    let mut i = 0;
+    while i < KEYS.len() {
+        let key = fold_key(*KEYS[i]);
+        let slot = key_slot(key);
+        assert!(
+            table[slot] == 0,
+            "two level keys share a slot: pick another KEY_MUL"
+        );
+        table[slot] = key;
+        i += 1;
+    }
+    table
+};
+
+/// Whether a keyword can match in the four bytes `window` that start at a space or `[`
+/// or end at a colon (a necessary condition only: [`level_at`] decides).
+#[inline]
+fn known_key(window: &[u8; 4]) -> bool {
+    let key = fold_key(*window);
+    KEY_TABLE[key_slot(key)] == key
+}
+
+/// Whether a keyword can match at trigger `i` of `line`; true when too close to an end of
+/// the line to tell.
+#[cfg(test)]
+fn may_match(line: &[u8], i: usize) -> bool {
+    let j = if line[i] == b':' {
+        i.wrapping_sub(3)
+    } else {
+        i
+    };
+    line.get(j..)
+        .and_then(<[u8]>::first_chunk::<4>)
+        .is_none_or(known_key)
 }
 
 /// The best (lowest) level announced by a keyword at `line[i]` (a `[`, `:` or space).
@@ -287,31 +407,73 @@ fn level_at(line: &[u8], i: usize) -> Option<u8> {
     }
 }
 
-/// The level a plain line announces (case-insensitive), or `""`.
-pub fn detect_level(line: &[u8]) -> &'static str {
+/// What one pass over a plain line finds: the best (lowest) level a keyword announces
+/// (`LEVEL_NAMES.len()` for none), and whether the line can be copied into a JSON string
+/// as it is (no byte to escape, all ASCII). With `whole == false` the pass may stop once
+/// the level is known to be ERROR (the second answer is then meaningless).
+#[inline]
+fn scan_plain(line: &[u8], whole: bool) -> (u8, bool) {
     let mut best = LEVEL_NAMES.len() as u8;
+    let mut special = 0u32;
     let mut base = 0;
-    while base < line.len() && best > ERROR {
-        let (chunk, valid) = match line[base..].first_chunk::<16>() {
-            Some(c) => (*c, u32::MAX),
-            None => {
-                let take = line.len() - base;
-                let mut c = [0u8; 16];
-                c[..take].copy_from_slice(&line[base..]);
-                (c, u32::MAX >> (32 - take))
-            }
+    while base < line.len() {
+        // The last chunk of a line of 16 bytes or more is its last 16 bytes, those seen
+        // already masked off (no copy into a padded chunk).
+        let (chunk, valid, at) = match line[base..].first_chunk::<16>() {
+            Some(c) => (*c, u32::MAX, base),
+            None => match line.last_chunk::<16>() {
+                Some(c) => (*c, u32::MAX << (base + 16 - line.len()), line.len() - 16),
+                None => {
+                    let mut c = [0u8; 16];
+                    c[..line.len()].copy_from_slice(line);
+                    (c, !(u32::MAX << line.len()), 0)
+                }
+            },
         };
-        let mut mask = trigger_mask(&chunk) & valid;
-        while mask != 0 {
-            let i = base + mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            if let Some(level) = level_at(line, i) {
-                best = best.min(level);
+        let m = chunk_masks(&chunk);
+        special |= m.special & valid;
+        if best > ERROR {
+            // Most triggers are spaces between words: one load, one multiply and one
+            // compare each rule them out.
+            let mut opens = m.opens & valid;
+            while opens != 0 {
+                let i = at + opens.trailing_zeros() as usize;
+                opens &= opens - 1;
+                let hit = line
+                    .get(i..)
+                    .and_then(<[u8]>::first_chunk::<4>)
+                    .is_none_or(known_key);
+                if hit && let Some(level) = level_at(line, i) {
+                    best = best.min(level);
+                }
             }
+            let mut colons = m.colons & valid;
+            while colons != 0 {
+                let i = at + colons.trailing_zeros() as usize;
+                colons &= colons - 1;
+                let hit = i
+                    .checked_sub(3)
+                    .and_then(|j| line[j..].first_chunk::<4>())
+                    .is_none_or(known_key);
+                if hit && let Some(level) = level_at(line, i) {
+                    best = best.min(level);
+                }
+            }
+        } else if !whole {
+            break;
         }
         base += 16;
     }
-    LEVEL_NAMES.get(usize::from(best)).copied().unwrap_or("")
+    (best, special == 0)
+}
+
+/// The level a plain line announces (case-insensitive), or `""`.
+pub fn detect_level(line: &[u8]) -> &'static str {
+    level_name(scan_plain(line, false).0)
+}
+
+fn level_name(level: u8) -> &'static str {
+    LEVEL_NAMES.get(usize::from(level)).copied().unwrap_or("")
 }
 
 fn open_entry(out: &mut Vec<u8>, time: &[u8; 27], source_json: &[u8]) {
@@ -348,11 +510,18 @@ pub fn write_entry(out: &mut Vec<u8>, line: &[u8], source_json: &[u8], stamp: &S
         }
         out.truncate(mark);
     }
+    let (level, clean) = scan_plain(line, true);
     open_entry(out, &stamp.text, source_json);
     out.extend_from_slice(b",\"level\":\"");
-    out.extend_from_slice(detect_level(line).as_bytes());
+    out.extend_from_slice(level_name(level).as_bytes());
     out.extend_from_slice(b"\",\"message\":");
-    write_json_string(out, line);
+    if clean {
+        out.push(b'"');
+        out.extend_from_slice(line);
+        out.push(b'"');
+    } else {
+        write_json_string(out, line);
+    }
     out.push(b'}');
 }
 
@@ -1033,6 +1202,183 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(&line)
             );
+        }
+    }
+
+    #[test]
+    fn level_detection_equals_the_reference_on_long_lines() {
+        // Keywords (and near misses) at every offset of lines longer than a scan chunk,
+        // in mixed case, next to bytes that fold like delimiters (`{` is `[` | 0x20).
+        let words: [&[u8]; 12] = [
+            b"error", b"ERR", b"Fatal", b"warn", b"WARNING", b"Info", b"inf", b"DEBUG", b"dbg",
+            b"trace", b"ERRORS", b"inform",
+        ];
+        let forms: [(&[u8], &[u8]); 6] = [
+            (b"[", b"]"),
+            (b"", b":"),
+            (b" ", b" "),
+            (b"{", b"]"),
+            (b"", b";"),
+            (b"\t", b" "),
+        ];
+        let filler = b"lorem ipsum dolor sit amet, consectetur adipiscing elit sed do eiusmod";
+        for word in words {
+            for (open, close) in forms {
+                for at in 0..40 {
+                    for total in [at + 8, at + 20, 70] {
+                        let mut line = filler[..at.min(filler.len())].to_vec();
+                        line.extend_from_slice(open);
+                        line.extend_from_slice(word);
+                        line.extend_from_slice(close);
+                        line.extend_from_slice(&filler[..total.saturating_sub(line.len())]);
+                        assert_eq!(
+                            detect_level(&line),
+                            reference_level(&line),
+                            "{:?}",
+                            String::from_utf8_lossy(&line)
+                        );
+                    }
+                }
+            }
+        }
+        let pieces: [&[u8]; 12] = [
+            b"[",
+            b"]",
+            b":",
+            b" ",
+            b"eRRor",
+            b"warning",
+            b"INF",
+            b"Debug",
+            b"dbG",
+            b"trace",
+            b"lorem ipsum ",
+            b"x",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            let mut line = Vec::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut r = seed;
+            for _ in 0..(r % 40) {
+                r = r.rotate_left(7) ^ 0x5851_f42d;
+                line.extend_from_slice(pieces[(r % 12) as usize]);
+            }
+            assert_eq!(
+                detect_level(&line),
+                reference_level(&line),
+                "{:?}",
+                String::from_utf8_lossy(&line)
+            );
+        }
+    }
+
+    #[test]
+    fn chunk_masks_agree_with_the_portable_code_and_the_definition() {
+        let want = |c: &[u8; 16]| {
+            let mut m = Masks {
+                opens: 0,
+                colons: 0,
+                special: 0,
+            };
+            for (j, &b) in c.iter().enumerate() {
+                m.opens |= u32::from(b == b' ' || b == b'[') << j;
+                m.colons |= u32::from(b == b':') << j;
+                m.special |= u32::from(b < 0x20 || b == b'"' || b == b'\\' || b >= 0x80) << j;
+            }
+            m
+        };
+        // Every byte value at every position, among neighbours that are and are not special.
+        for fill in [b'a', 0u8, b' ', 0x80, 0xff, b'"', 0x1f, 0x20, 0x7f] {
+            for at in 0..16 {
+                for v in 0..=255u8 {
+                    let mut c = [fill; 16];
+                    c[at] = v;
+                    assert_eq!(chunk_masks(&c), want(&c), "{c:?}");
+                    assert_eq!(chunk_masks_portable(&c), want(&c), "{c:?}");
+                }
+            }
+        }
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        for _ in 0..100_000 {
+            let mut c = [0u8; 16];
+            for b in c.iter_mut() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = seed as u8;
+            }
+            assert_eq!(chunk_masks(&c), want(&c), "{c:?}");
+            assert_eq!(chunk_masks_portable(&c), want(&c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn every_keyword_key_passes_the_filter() {
+        // Each keyword form, at the start of a line and after a prefix, is let through.
+        let keywords = [
+            "ERROR", "ERR", "FATAL", "WARN", "WARNING", "INFO", "INF", "DEBUG", "DBG", "TRACE",
+        ];
+        for k in keywords {
+            for (line, i) in [
+                (format!("[{k}]"), 0),
+                (format!("{k}:"), k.len()),
+                (format!("ab {k} cd"), 2),
+            ] {
+                for case in [line.to_ascii_lowercase(), line.to_ascii_uppercase()] {
+                    // Five names have a spaced form (` ERROR `, not ` ERR ` or ` FATAL `).
+                    let spaced = ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"].contains(&k);
+                    let found = level_at(case.as_bytes(), i).is_some();
+                    assert_eq!(found, i != 2 || spaced, "{case:?}");
+                    if found {
+                        assert!(may_match(case.as_bytes(), i), "{case:?} at {i}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plain_entries_equal_the_escaping_path_wherever_the_special_byte_is() {
+        // A clean line is copied as it is; one byte to escape (or a non-ASCII one) anywhere,
+        // in the first chunk, the last or a partial one, sends it through the escaping.
+        let mut src = Vec::new();
+        write_json_string(&mut src, b"app.log");
+        let st = stamp();
+        let specials: [&[u8]; 7] = [
+            b"\"",
+            b"\\",
+            b"\x01",
+            b"\x1f",
+            b"\xc3\xa9",
+            b"\xff",
+            b"\x7f",
+        ];
+        for len in [0usize, 1, 15, 16, 17, 31, 32, 33, 99, 100] {
+            let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut cases = vec![base.clone()];
+            for sp in specials {
+                for at in 0..=len {
+                    let mut l = base[..at].to_vec();
+                    l.extend_from_slice(sp);
+                    l.extend_from_slice(&base[at..]);
+                    cases.push(l);
+                }
+            }
+            for line in cases {
+                let mut got = Vec::new();
+                write_entry(&mut got, &line, &src, &st);
+                let mut want = Vec::new();
+                open_entry(&mut want, &st.text, &src);
+                want.extend_from_slice(b",\"level\":\"");
+                want.extend_from_slice(detect_level(&line).as_bytes());
+                want.extend_from_slice(b"\",\"message\":");
+                write_json_string(&mut want, &line);
+                want.push(b'}');
+                assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&line));
+            }
         }
     }
 

@@ -32,8 +32,19 @@ pub const MAX_WIRES: usize = 4;
 /// A scratch buffer past this is released after use: one huge line must not keep its
 /// size resident.
 const JSON_SCRATCH_KEEP: usize = 64 * 1024;
-/// Frames rendered from disk for a lagging client are topped up to about this much.
+/// Frames rendered from disk for a lagging client are topped up to about this much...
 pub const REFILL_BYTES: usize = 64 * 1024;
+/// ...while all of a stream's clients on disk together hold about this much rendered and
+/// unsent (a thousand clients catching up must not each keep 64 KiB)...
+pub const REFILL_BYTES_PER_STREAM: usize = 2 * 1024 * 1024;
+/// ...and never less than this each, so catching up still moves in large writes.
+pub const REFILL_BYTES_MIN: usize = 8 * 1024;
+
+/// How much a client behind the buffer is rendered ahead when `on_disk` clients of its
+/// stream are.
+pub fn refill_bytes(on_disk: usize) -> usize {
+    (REFILL_BYTES_PER_STREAM / on_disk.max(1)).clamp(REFILL_BYTES_MIN, REFILL_BYTES)
+}
 
 /// How an entry is framed on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -1117,7 +1128,7 @@ impl Subscriber {
                     if self.pending_sent >= self.pending.len() {
                         self.pending.clear();
                         self.pending_sent = 0;
-                        if self.pending.capacity() > 2 * REFILL_BYTES {
+                        if self.pending.capacity() > REFILL_BYTES_MIN {
                             self.pending = Vec::new();
                         }
                     }
@@ -1453,6 +1464,18 @@ mod tests {
                     body.iter().zip(&want).position(|(a, b)| a != b)
                 );
             }
+        }
+    }
+
+    #[test]
+    fn clients_on_disk_share_a_bounded_amount_of_rendered_frames() {
+        assert_eq!(refill_bytes(0), REFILL_BYTES);
+        assert_eq!(refill_bytes(1), REFILL_BYTES);
+        assert_eq!(refill_bytes(32), REFILL_BYTES);
+        assert_eq!(refill_bytes(64), 32 * 1024);
+        assert_eq!(refill_bytes(1000), REFILL_BYTES_MIN);
+        for n in 1..5000 {
+            assert!(refill_bytes(n) * n <= REFILL_BYTES_PER_STREAM.max(n * REFILL_BYTES_MIN));
         }
     }
 

@@ -37,6 +37,7 @@ pub mod history;
 pub mod http;
 pub mod journal;
 pub mod log;
+pub mod memory;
 pub mod metrics;
 pub mod page;
 pub mod ratelimit;

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use crate::config::{HeartbeatConfig, StreamConfig};
 use crate::entry::{self, Stamp};
 use crate::fanout::{
-    At, ControlRenderer, FilterBit, Framing, REFILL_BYTES, Ring, Subscriber, Wire,
+    At, ControlRenderer, FilterBit, Framing, Ring, Subscriber, Wire, refill_bytes,
 };
 use crate::filter::{ClientFilter, FilterId, FilterSet, SetFull, StreamFilters};
 use crate::format::{Format, Parts};
@@ -556,7 +556,7 @@ impl Stream {
     }
 
     /// Renders frames from disk for a client behind the buffer, until it has about
-    /// [`REFILL_BYTES`] to send or reaches the buffer (where it rejoins).
+    /// [`refill_bytes`] to send or reaches the buffer (where it rejoins).
     ///
     /// Journal entries are read again by a journalctl child (see [`crate::journal::replay`])
     /// whose output arrives later: the client `id` is driven again when it does.
@@ -575,6 +575,8 @@ impl Stream {
         let n = buf.len().min(REPLAY_READ);
         let buf = &mut buf[..n];
         let mut json = Vec::new();
+        // The clients on disk counted at the last delivery pass, this one among them.
+        let refill = refill_bytes(self.catch_up.clients.max(1));
         loop {
             sub.at = At::Disk { seq, hint };
             if sub.rejoin(&self.ring) || seq >= self.ring.next_seq() {
@@ -583,7 +585,7 @@ impl Stream {
                 }
                 return;
             }
-            if sub.pending_bytes() >= REFILL_BYTES {
+            if sub.pending_bytes() >= refill {
                 break;
             }
             let Some(run) = self.history.locate(seq) else {
@@ -627,7 +629,7 @@ impl Stream {
                     let (filters, formats, clients) =
                         (&self.filters, &self.formats, &self.client_filters);
                     let pending = sub.pending_buffer();
-                    let target_len = pending.len() + REFILL_BYTES;
+                    let target_len = pending.len() + refill;
                     let mut next = seq;
                     let mut each = |s: u64, message: &[u8], json: &[u8], _cursor: &str| {
                         frame_if_wanted(
@@ -675,7 +677,7 @@ impl Stream {
                     let mut left = run_end - seq;
                     let mut produced = 0u64;
                     let pending = sub.pending_buffer();
-                    let target = pending.len() + REFILL_BYTES;
+                    let target = pending.len() + refill;
                     let first_seq = seq;
                     let (filters, formats, clients) =
                         (&self.filters, &self.formats, &self.client_filters);

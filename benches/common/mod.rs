@@ -709,6 +709,31 @@ pub fn data_line(out: &mut Vec<u8>, seq: u64, file: u8, t_ns: Option<u64>) {
     pad_line(out, start);
 }
 
+/// A JSON object line of [`LINE_LEN`] bytes whose message carries `seq=00000123:0 `:
+/// `{"ts":"…","level":"info","msg":"seq=… filler","host":"gw1"}` (time, level and message
+/// lifted into the entry, `host` kept under `fields`).
+pub fn json_data_line(out: &mut Vec<u8>, seq: u64) {
+    let start = out.len();
+    out.extend_from_slice(br#"{"ts":"2024-01-01T12:00:00.123456Z","level":"info","msg":"seq="#);
+    push_digits(out, seq, 8);
+    out.extend_from_slice(b":0 ");
+    let tail = br#"","host":"gw1"}"#;
+    let have = out.len() - start;
+    out.extend_from_slice(&FILLER[..LINE_LEN - 1 - have - tail.len()]);
+    out.extend_from_slice(tail);
+    out.push(b'\n');
+    debug_assert_eq!(out.len() - start, LINE_LEN);
+}
+
+/// `count` JSON lines with seq 1..=count, back to back.
+pub fn json_data_lines(count: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(count as usize * LINE_LEN);
+    for seq in 1..=count {
+        json_data_line(&mut out, seq);
+    }
+    out
+}
+
 /// A line that tells the reader it is subscribed (it carries no sequence number).
 pub fn warmup_line() -> Vec<u8> {
     let mut out = b"warmup ".to_vec();
@@ -1601,66 +1626,88 @@ pub fn spawn_fleet_paths(
                 f.connected >= want || proto == Proto::Tcp
             });
         }
-        let (mut warm, mut done, mut connected, mut closed, mut lines) = (0, 0, 0, 0, 0);
-        let mut held = false;
-        while !shared.stop.load(Ordering::Relaxed) {
-            let hold = shared.hold.load(Ordering::Relaxed);
-            if hold != held {
-                for k in fleet.keys() {
-                    if let Some(c) = fleet.get_mut(k) {
-                        c.paused = hold;
-                    }
-                }
-                if !hold {
-                    shared
-                        .resumed_ns
-                        .store(shared.since_epoch(Instant::now()).max(1), Ordering::SeqCst);
-                    shared.lines_at_resume.store(fleet.lines, Ordering::SeqCst);
-                    // Reads are edge-triggered: what arrived while paused raises no new event.
-                    for k in fleet.keys() {
-                        fleet.drain(k);
-                    }
-                }
-                held = hold;
-                shared.held.store(hold, Ordering::SeqCst);
-            }
-            fleet.turn(Duration::from_millis(5))?;
-            if fleet.warm != warm {
-                shared.warm.fetch_add(fleet.warm - warm, Ordering::Relaxed);
-                warm = fleet.warm;
-            }
-            if fleet.connected != connected {
-                shared
-                    .connected
-                    .fetch_add(fleet.connected - connected, Ordering::Relaxed);
-                connected = fleet.connected;
-            }
-            if fleet.closed != closed {
-                shared
-                    .closed
-                    .fetch_add(fleet.closed - closed, Ordering::Relaxed);
-                closed = fleet.closed;
-            }
-            if fleet.lines != lines {
-                shared
-                    .lines
-                    .fetch_add(fleet.lines - lines, Ordering::Relaxed);
-                lines = fleet.lines;
-            }
-            if fleet.done != done {
-                if let Some(t) = fleet.last_done {
-                    shared
-                        .last_done_ns
-                        .fetch_max(shared.since_epoch(t), Ordering::Relaxed);
-                }
-                shared.done.fetch_add(fleet.done - done, Ordering::Relaxed);
-                done = fleet.done;
-            }
+        run_fleet(&shared, fleet, cpu0)
+    })
+}
+
+/// Like [`spawn_fleet`], for sockets already connected (to a server that must see its
+/// clients connected before anything else, e.g. `socat` with `fork`): NDJSON or raw lines.
+pub fn spawn_fleet_adopted(
+    shared: Arc<Shared>,
+    socks: Vec<StdTcpStream>,
+    make_check: impl Fn() -> Check + Send + 'static,
+) -> std::thread::JoinHandle<io::Result<FleetResult>> {
+    std::thread::spawn(move || {
+        let cpu0 = thread_cpu_ns();
+        let mut fleet = Fleet::new()?;
+        for sock in socks {
+            fleet.adopt(sock, Proto::Tcp, make_check())?;
         }
-        Ok(FleetResult {
-            checks: fleet.checks(),
-            cpu_ns: thread_cpu_ns() - cpu0,
-        })
+        run_fleet(&shared, fleet, cpu0)
+    })
+}
+
+/// Reads with `fleet` until `shared.stop`, publishing its progress after every turn.
+fn run_fleet(shared: &Shared, mut fleet: Fleet, cpu0: u64) -> io::Result<FleetResult> {
+    let (mut warm, mut done, mut connected, mut closed, mut lines) = (0, 0, 0, 0, 0);
+    let mut held = false;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let hold = shared.hold.load(Ordering::Relaxed);
+        if hold != held {
+            for k in fleet.keys() {
+                if let Some(c) = fleet.get_mut(k) {
+                    c.paused = hold;
+                }
+            }
+            if !hold {
+                shared
+                    .resumed_ns
+                    .store(shared.since_epoch(Instant::now()).max(1), Ordering::SeqCst);
+                shared.lines_at_resume.store(fleet.lines, Ordering::SeqCst);
+                // Reads are edge-triggered: what arrived while paused raises no new event.
+                for k in fleet.keys() {
+                    fleet.drain(k);
+                }
+            }
+            held = hold;
+            shared.held.store(hold, Ordering::SeqCst);
+        }
+        fleet.turn(Duration::from_millis(5))?;
+        if fleet.warm != warm {
+            shared.warm.fetch_add(fleet.warm - warm, Ordering::Relaxed);
+            warm = fleet.warm;
+        }
+        if fleet.connected != connected {
+            shared
+                .connected
+                .fetch_add(fleet.connected - connected, Ordering::Relaxed);
+            connected = fleet.connected;
+        }
+        if fleet.closed != closed {
+            shared
+                .closed
+                .fetch_add(fleet.closed - closed, Ordering::Relaxed);
+            closed = fleet.closed;
+        }
+        if fleet.lines != lines {
+            shared
+                .lines
+                .fetch_add(fleet.lines - lines, Ordering::Relaxed);
+            lines = fleet.lines;
+        }
+        if fleet.done != done {
+            if let Some(t) = fleet.last_done {
+                shared
+                    .last_done_ns
+                    .fetch_max(shared.since_epoch(t), Ordering::Relaxed);
+            }
+            shared.done.fetch_add(fleet.done - done, Ordering::Relaxed);
+            done = fleet.done;
+        }
+    }
+    Ok(FleetResult {
+        checks: fleet.checks(),
+        cpu_ns: thread_cpu_ns() - cpu0,
     })
 }
 

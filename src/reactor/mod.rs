@@ -416,10 +416,16 @@ impl Reactor {
 
     /// Runs until SIGINT/SIGTERM and the shutdown that follows.
     pub fn run(&mut self) -> io::Result<()> {
+        let mut started = false;
         loop {
             let timeout = if self.has_pending_work() {
                 Some(Duration::ZERO)
             } else {
+                if !started {
+                    // The first time there is nothing to do: start-up is over.
+                    started = true;
+                    crate::memory::release_startup_code();
+                }
                 self.clock.timeout_until(self.timers.next_deadline())
             };
             let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
