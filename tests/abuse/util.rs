@@ -13,13 +13,7 @@ use std::path::Path;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-pub use crate::support::files::*;
-pub use crate::support::http::*;
-pub use crate::support::process::*;
-pub use crate::support::server::*;
-pub use crate::support::sse::*;
-pub use crate::support::tcp::*;
-pub use crate::support::wait::*;
+pub use crate::support::prelude::*;
 
 /// Default patience for anything that should happen "at once".
 pub const SOON: Duration = Duration::from_secs(5);

@@ -12,13 +12,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-pub use crate::support::files::*;
-pub use crate::support::http::*;
-pub use crate::support::process::*;
-pub use crate::support::server::*;
-pub use crate::support::sse::*;
-pub use crate::support::tcp::*;
-pub use crate::support::wait::*;
+pub use crate::support::prelude::*;
 
 /// `n` numbered lines `"{prefix} {i:05}\n"` for `i` in `range`.
 pub fn numbered(prefix: &str, range: std::ops::Range<usize>) -> String {

@@ -98,30 +98,27 @@ fn close_frame(code: u16, reason: &str) -> Frame {
 
 /// A WebSocket client over a plain socket: frames parsed by hand, nothing assumed.
 struct WsClient {
-    stream: TcpStream,
-    buf: Vec<u8>,
+    conn: HttpConn,
     head: Response,
 }
 
 impl WsClient {
     /// Upgrades `path`; panics unless the answer is `101` with the right accept value.
     fn connect(port: u16, path: &str) -> WsClient {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .write_all(upgrade_request(path, &[]).as_bytes())
-            .unwrap();
-        let mut buf = Vec::new();
-        let ok = read_until(&mut stream, &mut buf, Instant::now() + TIMEOUT, |b| {
-            find(b, b"\r\n\r\n").is_some()
-        });
-        assert!(ok, "no response head: {:?}", String::from_utf8_lossy(&buf));
-        let end = find(&buf, b"\r\n\r\n").unwrap();
-        let head = parse_head(&buf[..end]);
+        let mut conn = HttpConn::new(TcpStream::connect(("127.0.0.1", port)).unwrap());
+        conn.send(upgrade_request(path, &[]).as_bytes());
+        let head = match conn.head(Instant::now() + TIMEOUT) {
+            Ok(Some(head)) => head,
+            other => panic!(
+                "no response head ({:?}): {:?}",
+                other.map(|_| ()),
+                String::from_utf8_lossy(conn.unread())
+            ),
+        };
         assert_eq!(
             (head.status, head.reason.as_str()),
             (101, "Switching Protocols"),
-            "{:?}",
-            String::from_utf8_lossy(&buf)
+            "{head:?}"
         );
         assert_eq!(head.header("Upgrade"), Some("websocket"));
         assert_eq!(head.header("Connection"), Some("Upgrade"));
@@ -135,26 +132,27 @@ impl WsClient {
         ] {
             assert_eq!(head.header(h), None, "{h}");
         }
-        buf.drain(..end + 4);
-        WsClient { stream, buf, head }
+        WsClient { conn, head }
     }
 
     fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send frame");
+        self.conn.stream.write_all(bytes).expect("send frame");
     }
 
     /// The next frame, or `None` on timeout or EOF. Server frames are never masked and
     /// carry no RSV bit.
     fn next_frame_within(&mut self, timeout: Duration) -> Option<Frame> {
         let deadline = Instant::now() + timeout;
-        let ok = read_until(&mut self.stream, &mut self.buf, deadline, |b| {
-            frame_len(b).is_some_and(|n| b.len() >= n)
-        });
-        if !ok {
-            return None;
-        }
-        let n = frame_len(&self.buf).unwrap();
-        let b: Vec<u8> = self.buf.drain(..n).collect();
+        let n = loop {
+            let unread = self.conn.unread();
+            if let Some(n) = frame_len(unread).filter(|&n| unread.len() >= n) {
+                break n;
+            }
+            if !matches!(self.conn.fill(deadline), Ok(true)) {
+                return None;
+            }
+        };
+        let b = self.conn.consume(n);
         assert_eq!(b[0] & 0x70, 0, "RSV bits set: {:#x}", b[0]);
         assert_eq!(b[1] & 0x80, 0, "a server frame is masked");
         let skip = match b[1] & 0x7F {
@@ -173,7 +171,7 @@ impl WsClient {
         self.next_frame_within(TIMEOUT).unwrap_or_else(|| {
             panic!(
                 "no frame in time; unread: {:?}",
-                String::from_utf8_lossy(&self.buf)
+                String::from_utf8_lossy(self.conn.unread())
             )
         })
     }
@@ -191,7 +189,7 @@ impl WsClient {
     }
 
     fn expect_closed(&mut self) {
-        expect_closed(&mut self.stream, &self.buf, TIMEOUT);
+        self.conn.expect_closed();
     }
 }
 

@@ -1,4 +1,6 @@
-//! Test support shared by the test binaries: an HTTP/1.1 chunked-body decoder.
+//! An HTTP/1.1 chunked-body decoder.
+
+use super::tcp::find;
 
 /// Decodes a `Transfer-Encoding: chunked` body as its bytes arrive (RFC 9112 §7.1), and
 /// panics on bad framing: a test must see exactly the bytes the server framed.
@@ -86,11 +88,6 @@ impl Dechunker {
         }
         self.raw.drain(..at);
     }
-}
-
-/// Position of `needle` in `hay`.
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! HTTP/1.1 over plain sockets: responses read with deadlines, on fresh connections or on
-//! one kept open (pipelining, raw bytes, half-closes, chunked bodies).
+//! one kept open (pipelining, raw bytes, half-closes, chunked bodies). Its connection,
+//! [`HttpConn`], is the one buffered reader every client here reads through.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::chunked::Dechunker;
-use super::tcp::{connect_tcp, expect_closed, find};
+use super::tcp::{connect_tcp, find};
 use super::wait::TIMEOUT;
 
 /// One HTTP response.
@@ -85,9 +86,10 @@ pub enum End {
     Open,
 }
 
-/// A raw HTTP/1.1 connection: write any bytes, read responses one at a time (or lines, or
-/// exact byte counts). Partial input is kept across timeouts; once told the body is
-/// chunked, it hands out the decoded body.
+/// A raw connection: write any bytes, read responses one at a time (or lines, bytes up to
+/// a delimiter, exact byte counts). Partial input is kept across timeouts; once told the
+/// body is chunked, it hands out the decoded body. The SSE, TCP and WebSocket clients
+/// read through it.
 pub struct HttpConn {
     pub stream: TcpStream,
     buf: Vec<u8>,
@@ -177,21 +179,32 @@ impl HttpConn {
         }
     }
 
-    /// One line without its `\n` (and `\r`); Ok(None) at EOF.
-    pub fn line(&mut self, deadline: Instant) -> io::Result<Option<Vec<u8>>> {
+    /// The unread bytes up to and including the first `delim`, reading until `deadline`;
+    /// Ok(None) on EOF before it (what came stays unread).
+    pub fn through(&mut self, delim: &[u8], deadline: Instant) -> io::Result<Option<Vec<u8>>> {
+        // Where `delim` may start: the bytes before were searched already.
+        let mut from = 0;
         loop {
-            if let Some(i) = self.unread().iter().position(|&b| b == b'\n') {
-                let mut line = self.consume(i + 1);
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                return Ok(Some(line));
+            if let Some(at) = find(&self.unread()[from..], delim) {
+                return Ok(Some(self.consume(from + at + delim.len())));
             }
+            from = self.unread().len().saturating_sub(delim.len() - 1);
             if !self.fill(deadline)? {
                 return Ok(None);
             }
         }
+    }
+
+    /// One line without its `\n` (and `\r`); Ok(None) at EOF.
+    pub fn line(&mut self, deadline: Instant) -> io::Result<Option<Vec<u8>>> {
+        let Some(mut line) = self.through(b"\n", deadline)? else {
+            return Ok(None);
+        };
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        Ok(Some(line))
     }
 
     /// Exactly `n` bytes; `UnexpectedEof` if the connection ends first.
@@ -206,26 +219,19 @@ impl HttpConn {
 
     /// The next response head (status line and headers); Ok(None) on EOF before any of it.
     pub fn head(&mut self, deadline: Instant) -> io::Result<Option<Response>> {
-        let end = loop {
-            if let Some(at) = find(self.unread(), b"\r\n\r\n") {
-                break at;
+        let Some(head) = self.through(b"\r\n\r\n", deadline)? else {
+            if self.unread().is_empty() {
+                return Ok(None);
             }
-            if !self.fill(deadline)? {
-                if self.unread().is_empty() {
-                    return Ok(None);
-                }
-                return Err(io::Error::new(
-                    ErrorKind::UnexpectedEof,
-                    format!(
-                        "EOF inside a response head: {:?}",
-                        String::from_utf8_lossy(self.unread())
-                    ),
-                ));
-            }
+            return Err(io::Error::new(
+                ErrorKind::UnexpectedEof,
+                format!(
+                    "EOF inside a response head: {:?}",
+                    String::from_utf8_lossy(self.unread())
+                ),
+            ));
         };
-        let resp = parse_head(&self.unread()[..end]);
-        self.pos += end + 4;
-        Ok(Some(resp))
+        Ok(Some(parse_head(&head[..head.len() - 4])))
     }
 
     /// Reads the body of `resp` (a head just read) by its Content-Length.
@@ -300,10 +306,30 @@ impl HttpConn {
         }
     }
 
-    /// Asserts the server closes the connection with nothing more to say.
+    /// Asserts the server ends the connection (EOF or reset) with nothing more to say; a
+    /// chunked body may end with its last chunk first.
     pub fn expect_closed(&mut self) {
-        let pending = self.buf.split_off(self.pos);
-        expect_closed(&mut self.stream, &pending, TIMEOUT);
+        let unread = |c: &HttpConn| String::from_utf8_lossy(c.unread()).into_owned();
+        assert!(
+            self.unread().is_empty(),
+            "expected close, but unread bytes are buffered: {:?}",
+            unread(self)
+        );
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match self.fill(deadline) {
+                Ok(false) => return,
+                Err(e) if e.kind() == ErrorKind::TimedOut => {
+                    panic!("connection was not closed in time")
+                }
+                Err(_) => return, // reset: closed as well
+                Ok(true) => assert!(
+                    self.unread().is_empty(),
+                    "expected close, got bytes: {:?}",
+                    unread(self)
+                ),
+            }
+        }
     }
 }
 

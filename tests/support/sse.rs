@@ -1,6 +1,6 @@
 //! Server-Sent Events over a plain socket: events parsed with their exact bytes kept.
 
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -158,16 +158,9 @@ impl SseClient {
     }
 
     fn next_block_before(&mut self, deadline: Instant) -> Option<String> {
-        let end = loop {
-            if let Some(at) = super::tcp::find(self.conn.unread(), b"\n\n") {
-                break at + 2;
-            }
-            // EOF, a reset, or the deadline.
-            if !matches!(self.conn.fill(deadline), Ok(true)) {
-                return None;
-            }
-        };
-        Some(String::from_utf8(self.conn.consume(end)).expect("UTF-8 event"))
+        // EOF, a reset, or the deadline: None.
+        let block = self.conn.through(b"\n\n", deadline).ok()??;
+        Some(String::from_utf8(block).expect("UTF-8 event"))
     }
 
     pub fn next_event_within(&mut self, timeout: Duration) -> Option<Event> {
@@ -244,26 +237,6 @@ impl SseClient {
     /// Asserts the server ends the stream (EOF or reset) with no more body bytes; a
     /// chunked body may end with its last chunk first.
     pub fn expect_closed(&mut self) {
-        let unread = |c: &HttpConn| String::from_utf8_lossy(c.unread()).into_owned();
-        assert!(
-            self.conn.unread().is_empty(),
-            "expected close, but unread bytes are buffered: {:?}",
-            unread(&self.conn)
-        );
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match self.conn.fill(deadline) {
-                Ok(false) => break,
-                Err(e) if e.kind() == ErrorKind::TimedOut => {
-                    panic!("connection was not closed in time")
-                }
-                Err(_) => break, // reset: closed as well
-                Ok(true) => assert!(
-                    self.conn.unread().is_empty(),
-                    "expected close, got bytes: {:?}",
-                    unread(&self.conn)
-                ),
-            }
-        }
+        self.conn.expect_closed();
     }
 }

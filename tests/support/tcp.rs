@@ -1,7 +1,7 @@
 //! TCP: free ports, connecting (from another loopback address, with a small receive
-//! buffer), reading with deadlines, and the TCP server's client (NDJSON lines).
+//! buffer), and the TCP server's client (NDJSON lines, read through [`HttpConn`]).
 
-use std::io::{self, Read};
+use std::io;
 use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpStream};
 use std::os::fd::FromRawFd;
 use std::sync::{Arc, Mutex};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::http::HttpConn;
 use super::wait::{TIMEOUT, wait_until};
 
 /// A port that was free a moment ago (for `--router-port`, shared router ports, and
@@ -65,40 +66,6 @@ pub fn connect_tcp(from: Option<Ipv4Addr>, rcvbuf: Option<i32>, port: u16) -> Tc
     }
 }
 
-/// Reads into `buf` until `done(buf)` says where to stop, EOF, or the deadline.
-/// Returns false on EOF or timeout.
-pub fn read_until(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    deadline: Instant,
-    mut done: impl FnMut(&[u8]) -> bool,
-) -> bool {
-    let mut chunk = [0u8; 64 * 1024];
-    loop {
-        if done(buf) {
-            return true;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return false;
-        }
-        stream
-            .set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))))
-            .unwrap();
-        match stream.read(&mut chunk) {
-            Ok(0) => return false,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-}
-
 /// Where `needle` (not empty) first occurs in `hay`. A plain loop: the test binary is
 /// built without optimisation, where `windows().position()` costs seconds per million
 /// SSE events.
@@ -115,42 +82,9 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
-/// Waits for the peer to close (EOF or reset), failing if bytes arrive instead.
-pub fn expect_closed(stream: &mut TcpStream, pending: &[u8], timeout: Duration) {
-    assert!(
-        pending.is_empty(),
-        "expected close, but unread bytes are buffered: {:?}",
-        String::from_utf8_lossy(pending)
-    );
-    let deadline = Instant::now() + timeout;
-    let mut chunk = [0u8; 4096];
-    loop {
-        let now = Instant::now();
-        assert!(now < deadline, "connection was not closed in time");
-        stream.set_read_timeout(Some(deadline - now)).unwrap();
-        match stream.read(&mut chunk) {
-            Ok(0) => return,
-            Ok(n) => panic!(
-                "expected close, got bytes: {:?}",
-                String::from_utf8_lossy(&chunk[..n])
-            ),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return, // reset: closed as well
-        }
-    }
-}
-
 /// A newline-delimited JSON client (the TCP server's protocol).
 pub struct TcpLineClient {
-    pub stream: TcpStream,
-    buf: Vec<u8>,
-    /// Start of unread bytes in `buf`.
-    pos: usize,
+    pub conn: HttpConn,
 }
 
 impl TcpLineClient {
@@ -160,36 +94,22 @@ impl TcpLineClient {
 
     pub fn from_stream(stream: TcpStream) -> TcpLineClient {
         TcpLineClient {
-            stream,
-            buf: Vec::new(),
-            pos: 0,
+            conn: HttpConn::new(stream),
         }
     }
 
+    /// The next line without its `\n`, or `None` on timeout, EOF or a reset.
     pub fn next_line_within(&mut self, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        let pos = self.pos;
-        let ok = read_until(&mut self.stream, &mut self.buf, deadline, |b| {
-            b[pos..].contains(&b'\n')
-        });
-        if !ok {
-            return None;
-        }
-        let end = pos + self.buf[pos..].iter().position(|&b| b == b'\n').unwrap();
-        let line = String::from_utf8(self.buf[pos..end].to_vec()).expect("UTF-8 line");
-        self.pos = end + 1;
-        if self.pos > 1 << 20 || self.pos == self.buf.len() {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        Some(line)
+        let mut line = self.conn.through(b"\n", Instant::now() + timeout).ok()??;
+        line.pop();
+        Some(String::from_utf8(line).expect("UTF-8 line"))
     }
 
     pub fn next_line(&mut self) -> String {
         self.next_line_within(TIMEOUT).unwrap_or_else(|| {
             panic!(
                 "no line in time; unread: {:?}",
-                String::from_utf8_lossy(&self.buf[self.pos..])
+                String::from_utf8_lossy(self.conn.unread())
             )
         })
     }
@@ -207,7 +127,7 @@ impl TcpLineClient {
     }
 
     pub fn expect_closed(&mut self) {
-        expect_closed(&mut self.stream, &self.buf[self.pos..], TIMEOUT);
+        self.conn.expect_closed();
     }
 }
 
@@ -222,7 +142,7 @@ impl TcpCollector {
     pub fn start(mut client: TcpLineClient) -> TcpCollector {
         let entries = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&entries);
-        let stop = client.stream.try_clone().unwrap();
+        let stop = client.conn.stream.try_clone().unwrap();
         let thread = std::thread::spawn(move || {
             while let Some(line) = client.next_line_within(Duration::from_secs(60)) {
                 let v: Value = serde_json::from_str(&line)
