@@ -1,139 +1,32 @@
 //! The NATS engine against nats-server 2.9 with JetStream.
 
 use std::collections::BTreeSet;
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use logwisp::forward::nats::proto::{self, Op, Parsed};
+use logwisp::forward::nats::proto::Op;
 use logwisp::forward::nats::{Auth, CloseReason, Event, Nats, NatsOptions, State};
 use logwisp::forward::{Nack, message_id};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::link::{Link, TIMEOUT};
 use crate::support::brokers::nats_server;
 use crate::support::files::TempDir;
+use crate::support::nats::{NatsClient, PATIENCE};
 
-/// A plain blocking NATS client for what the test itself needs: JetStream API requests
-/// and a subscriber. It reads with the library's parser.
-struct Raw {
-    sock: TcpStream,
-    buf: Vec<u8>,
-    next: u64,
-}
-
-struct Msg {
-    subject: String,
-    headers: Option<Vec<u8>>,
-    payload: Vec<u8>,
-}
-
-impl Raw {
-    fn connect(port: u16) -> Raw {
-        let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let mut raw = Raw {
-            sock,
-            buf: Vec::new(),
-            next: 0,
-        };
-        raw.send(b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true,\"protocol\":1}\r\nSUB _INBOX.raw.* 99\r\nPING\r\n");
-        raw.read_until(|op| matches!(op, Op::Pong).then_some(()));
-        raw
-    }
-
-    fn send(&mut self, b: &[u8]) {
-        self.sock.write_all(b).unwrap();
-    }
-
-    fn read_until<T>(&mut self, mut f: impl FnMut(&Op<'_>) -> Option<T>) -> T {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            while let Ok(Parsed::Op(op, n)) = proto::parse(&self.buf, 1 << 20) {
-                if matches!(op, Op::Ping) {
-                    self.sock.write_all(b"PONG\r\n").unwrap();
-                }
-                assert!(!matches!(op, Op::Err(_)), "server error: {op:?}");
-                let found = f(&op);
-                self.buf.drain(..n);
-                if let Some(t) = found {
-                    return t;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "raw NATS client: nothing within {TIMEOUT:?}"
-            );
-            let mut chunk = [0u8; 65536];
-            match self.sock.read(&mut chunk) {
-                Ok(0) => panic!("server closed the raw connection"),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => panic!("read: {e}"),
-            }
-        }
-    }
-
-    fn next_msg(&mut self) -> Msg {
-        self.read_until(|op| match op {
-            Op::Msg {
-                subject,
-                headers,
-                payload,
-                ..
-            } => Some(Msg {
-                subject: subject.to_string(),
-                headers: headers.map(<[u8]>::to_vec),
-                payload: payload.to_vec(),
-            }),
-            _ => None,
-        })
-    }
-
-    /// A request/reply: the reply's JSON.
-    fn request(&mut self, subject: &str, body: &Value) -> Value {
-        self.next += 1;
-        let reply = format!("_INBOX.raw.{}", self.next);
-        let body = body.to_string();
-        self.send(format!("PUB {subject} {reply} {}\r\n{body}\r\n", body.len()).as_bytes());
-        loop {
-            let m = self.next_msg();
-            if m.subject == reply {
-                return serde_json::from_slice(&m.payload).unwrap();
-            }
-        }
-    }
-
-    fn create_stream(&mut self, name: &str, subjects: &[&str]) {
-        let r = self.request(
-            &format!("$JS.API.STREAM.CREATE.{name}"),
-            &json!({"name": name, "subjects": subjects, "storage": "file"}),
-        );
-        assert!(r.get("error").is_none(), "stream create: {r}");
-    }
-
-    fn stream_messages(&mut self, name: &str) -> u64 {
-        let r = self.request(&format!("$JS.API.STREAM.INFO.{name}"), &json!({}));
-        r["state"]["messages"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("stream info: {r}"))
-    }
-
-    /// Message `seq` of a stream: its headers (base64 text as the API gives them) and data.
-    fn stream_msg(&mut self, name: &str, seq: u64) -> (String, String) {
-        let r = self.request(
-            &format!("$JS.API.STREAM.MSG.GET.{name}"),
-            &json!({"seq": seq}),
-        );
-        let m = &r["message"];
-        let text = |k: &str| {
-            m[k].as_str()
-                .unwrap_or_else(|| panic!("msg get: {r}"))
-                .to_owned()
-        };
-        (text("hdrs"), text("data"))
-    }
+/// Message `seq` of stream `name`: its headers (base64 text as the API gives them) and
+/// data.
+fn stream_msg(raw: &mut NatsClient, name: &str, seq: u64) -> (String, String) {
+    let r = raw.request(
+        &format!("$JS.API.STREAM.MSG.GET.{name}"),
+        &json!({"seq": seq}),
+    );
+    let m = &r["message"];
+    let text = |k: &str| {
+        m[k].as_str()
+            .unwrap_or_else(|| panic!("msg get: {r}"))
+            .to_owned()
+    };
+    (text("hdrs"), text("data"))
 }
 
 /// Standard base64 decoding, enough for the stream API's answers.
@@ -216,8 +109,8 @@ fn publish_all(link: &mut Link<Nats>, range: std::ops::Range<u64>) -> Vec<(u64, 
 fn jetstream_acks_in_order_and_deduplicates_by_message_id() {
     let dir = TempDir::new();
     let server = nats_server(dir.path(), 0, None);
-    let mut raw = Raw::connect(server.port);
-    raw.create_stream("LOGS", &["logs.>"]);
+    let mut raw = NatsClient::connect(server.port);
+    raw.create_stream("LOGS", &["logs.>"], 1);
     let mut link = connected(opts("logs.app", true), server.port);
     assert!(link.engine.server_info().jetstream);
 
@@ -226,11 +119,11 @@ fn jetstream_acks_in_order_and_deduplicates_by_message_id() {
     let tokens: Vec<u64> = acked.iter().map(|a| a.0).collect();
     assert_eq!(tokens, (0..N).collect::<Vec<_>>(), "acks in publish order");
     assert!(acked.iter().all(|a| !a.1), "nothing is a duplicate yet");
-    assert_eq!(raw.stream_messages("LOGS"), N);
+    assert_eq!(raw.stream_messages("LOGS", PATIENCE), Some(N));
 
     // Stream order is publish order, and the id travels as a header.
     for seq in [1, 2, N / 2, N] {
-        let (hdrs, data) = raw.stream_msg("LOGS", seq);
+        let (hdrs, data) = stream_msg(&mut raw, "LOGS", seq);
         let (id, payload) = entry(seq - 1);
         assert_eq!(base64(&data), payload, "seq {seq}");
         let hdrs = String::from_utf8(base64(&hdrs)).unwrap();
@@ -240,7 +133,7 @@ fn jetstream_acks_in_order_and_deduplicates_by_message_id() {
     // The same ids again (what a reconnect republishes): acked as duplicates, not stored.
     let again = publish_all(&mut link, 0..50);
     assert!(again.iter().all(|a| a.1), "{again:?}");
-    assert_eq!(raw.stream_messages("LOGS"), N);
+    assert_eq!(raw.stream_messages("LOGS", PATIENCE), Some(N));
     assert_eq!(link.engine.in_flight(), 0);
 }
 
@@ -266,7 +159,7 @@ fn a_subject_no_stream_takes_is_nacked() {
 fn core_mode_reaches_a_subscriber_in_order_with_the_message_id() {
     let dir = TempDir::new();
     let server = nats_server(dir.path(), 0, None);
-    let mut sub = Raw::connect(server.port);
+    let mut sub = NatsClient::connect(server.port);
     sub.send(b"SUB logs.core 1\r\nPING\r\n");
     sub.read_until(|op| matches!(op, Op::Pong).then_some(()));
     let mut link = connected(opts("logs.core", false), server.port);
@@ -349,8 +242,8 @@ fn a_killed_server_leaves_unacked_tokens_that_republish_without_duplicates() {
     let dir = TempDir::new();
     let mut server = nats_server(dir.path(), 0, None);
     let port = server.port;
-    let mut raw = Raw::connect(port);
-    raw.create_stream("LOGS", &["logs.>"]);
+    let mut raw = NatsClient::connect(port);
+    raw.create_stream("LOGS", &["logs.>"], 1);
     drop(raw);
     let mut o = opts("logs.app", true);
     o.max_in_flight = 2000;
@@ -422,6 +315,6 @@ fn a_killed_server_leaves_unacked_tokens_that_republish_without_duplicates() {
     let from = unacked[0];
     let again = publish_all(&mut link, from..N);
     assert_eq!(again.len() as u64, N - from);
-    let mut raw = Raw::connect(server.port);
-    assert_eq!(raw.stream_messages("LOGS"), N);
+    let mut raw = NatsClient::connect(server.port);
+    assert_eq!(raw.stream_messages("LOGS", PATIENCE), Some(N));
 }

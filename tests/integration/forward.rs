@@ -3,161 +3,65 @@
 //! by a subscriber of the test's own; every wait has a deadline.
 #![cfg(feature = "forward")]
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use logwisp::forward::nats::proto::{self, Op, Parsed};
+use logwisp::forward::nats::proto::Op;
 use serde_json::{Value, json};
 
 use crate::support::brokers::{self, Broker};
+use crate::support::nats::NatsClient;
 use crate::util::{HTTP, Server, SseClient, TempDir, append, free_port, one_stream, wait_until};
 
 /// How long a batch of entries may take to reach the broker.
 const DELIVERY: Duration = Duration::from_secs(30);
 
-/// A plain blocking NATS client for the test: JetStream API requests, a subscriber.
-struct Nats {
-    sock: TcpStream,
-    buf: Vec<u8>,
-    next: u64,
+/// Stream `LOGS` on `logs.>`, with `replicas` copies.
+fn create_logs(nats: &mut NatsClient, replicas: u32) {
+    nats.create_stream("LOGS", &["logs.>"], replicas);
 }
 
-impl Nats {
-    fn connect(port: u16) -> Nats {
-        let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let mut n = Nats {
-            sock,
-            buf: Vec::new(),
-            next: 0,
-        };
-        n.send(b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true,\"protocol\":1}\r\nSUB _INBOX.t.* 99\r\nPING\r\n");
-        n.until(Duration::from_secs(10), |op| {
-            matches!(op, Op::Pong).then_some(())
-        })
-        .expect("PONG");
-        n
-    }
-
-    fn send(&mut self, b: &[u8]) {
-        self.sock.write_all(b).unwrap();
-    }
-
-    /// Reads until `f` says so, or `None` after `within`.
-    fn until<T>(&mut self, within: Duration, mut f: impl FnMut(&Op<'_>) -> Option<T>) -> Option<T> {
-        let deadline = Instant::now() + within;
-        loop {
-            let mut used = 0;
-            let mut found = None;
-            while let Ok(Parsed::Op(op, n)) = proto::parse(&self.buf[used..], 1 << 20) {
-                if matches!(op, Op::Ping) {
-                    self.sock.write_all(b"PONG\r\n").unwrap();
-                }
-                used += n;
-                if let Some(t) = f(&op) {
-                    found = Some(t);
-                    break;
-                }
-            }
-            self.buf.drain(..used);
-            if found.is_some() {
-                return found;
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            let mut chunk = [0u8; 256 * 1024];
-            match self.sock.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => panic!("read: {e}"),
-            }
-        }
-    }
-
-    fn try_request(&mut self, subject: &str, body: &Value, within: Duration) -> Option<Value> {
-        self.next += 1;
-        let reply = format!("_INBOX.t.{}", self.next);
-        let body = body.to_string();
-        self.send(format!("PUB {subject} {reply} {}\r\n{body}\r\n", body.len()).as_bytes());
-        self.until(within, |op| match op {
-            Op::Msg {
-                subject, payload, ..
-            } if *subject == reply => Some(serde_json::from_slice(payload).unwrap_or(Value::Null)),
-            _ => None,
-        })
-    }
-
-    fn create_stream(&mut self, replicas: u32) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let r = self
-                .try_request(
-                    "$JS.API.STREAM.CREATE.LOGS",
-                    &json!({"name": "LOGS", "subjects": ["logs.>"], "storage": "file",
-                            "num_replicas": replicas}),
-                    Duration::from_secs(2),
-                )
-                .unwrap_or(Value::Null);
-            if r.is_object() && r.get("error").is_none() {
-                return;
-            }
-            // A cluster may not have elected its JetStream leader yet.
-            assert!(Instant::now() < deadline, "stream create: {r}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// Messages in the stream (0 while the stream has no leader to answer).
-    fn messages(&mut self) -> u64 {
-        self.try_request(
-            "$JS.API.STREAM.INFO.LOGS",
-            &json!({}),
-            Duration::from_secs(2),
-        )
-        .and_then(|r| r["state"]["messages"].as_u64())
+/// Messages in `LOGS` (0 while it has no leader to answer).
+fn messages(nats: &mut NatsClient) -> u64 {
+    nats.stream_messages("LOGS", Duration::from_secs(2))
         .unwrap_or(0)
-    }
+}
 
-    /// Every message of the stream, in stream order, through a push consumer.
-    fn read_all(&mut self, n: u64) -> Vec<String> {
-        let deadline = Instant::now() + DELIVERY;
-        loop {
-            let r = self
-                .try_request(
-                    "$JS.API.CONSUMER.CREATE.LOGS",
-                    &json!({"stream_name": "LOGS", "config": {"deliver_subject": "_deliver.t",
-                            "ack_policy": "none", "deliver_policy": "all"}}),
-                    Duration::from_secs(2),
-                )
-                .unwrap_or(Value::Null);
-            if r.is_object() && r.get("error").is_none() {
-                break;
-            }
-            // A cluster that lost a node may take a while to place a consumer.
-            assert!(Instant::now() < deadline, "consumer: {r}");
-            std::thread::sleep(Duration::from_millis(200));
+/// Every message of `LOGS`, in stream order, through a push consumer.
+fn read_all(nats: &mut NatsClient, n: u64) -> Vec<String> {
+    let deadline = Instant::now() + DELIVERY;
+    loop {
+        let r = nats
+            .try_request(
+                "$JS.API.CONSUMER.CREATE.LOGS",
+                &json!({"stream_name": "LOGS", "config": {"deliver_subject": "_deliver.t",
+                        "ack_policy": "none", "deliver_policy": "all"}}),
+                Duration::from_secs(2),
+            )
+            .unwrap_or(Value::Null);
+        if r.is_object() && r.get("error").is_none() {
+            break;
         }
-        self.send(b"SUB _deliver.t 7\r\n");
-        let mut out = Vec::new();
-        while (out.len() as u64) < n {
-            let m = self.until(DELIVERY, |op| match op {
-                Op::Msg {
-                    sid: 7, payload, ..
-                } => Some(message_of(payload)),
-                _ => None,
-            });
-            match m {
-                Some(m) => out.push(m),
-                None => panic!("only {} of {n} messages read back", out.len()),
-            }
-        }
-        out
+        // A cluster that lost a node may take a while to place a consumer.
+        assert!(Instant::now() < deadline, "consumer: {r}");
+        std::thread::sleep(Duration::from_millis(200));
     }
+    nats.send(b"SUB _deliver.t 7\r\n");
+    let mut out = Vec::new();
+    while (out.len() as u64) < n {
+        let m = nats.until(DELIVERY, |op| match op {
+            Op::Msg {
+                sid: 7, payload, ..
+            } => Some(message_of(payload)),
+            _ => None,
+        });
+        match m {
+            Some(m) => out.push(m),
+            None => panic!("only {} of {n} messages read back", out.len()),
+        }
+    }
+    out
 }
 
 /// The `message` of an entry's JSON.
@@ -196,10 +100,10 @@ fn sink_status(s: &Server) -> Value {
 }
 
 /// Waits until the JetStream stream holds `n` messages; fails with the sink's status.
-fn wait_count(nats: &mut Nats, s: &Server, n: u64) {
+fn wait_count(nats: &mut NatsClient, s: &Server, n: u64) {
     let deadline = Instant::now() + DELIVERY;
     loop {
-        let got = nats.messages();
+        let got = messages(nats);
         if got == n {
             return;
         }
@@ -222,8 +126,8 @@ fn js_server(dir: &TempDir) -> Broker {
 fn jetstream_gets_every_entry_in_order() {
     let bdir = TempDir::new();
     let broker = js_server(&bdir);
-    let mut nats = Nats::connect(broker.port);
-    nats.create_stream(1);
+    let mut nats = NatsClient::connect(broker.port);
+    create_logs(&mut nats, 1);
     let s = Server::start(&config(&nats_sink(&[broker.port], "")));
     wait_until(Duration::from_secs(10), || {
         sink_status(&s)["state"] == "connected"
@@ -231,7 +135,7 @@ fn jetstream_gets_every_entry_in_order() {
     const N: usize = 100_000;
     append(&s.path("app.log"), &lines(0, N));
     wait_count(&mut nats, &s, N as u64);
-    assert_eq!(nats.read_all(N as u64), want(0, N));
+    assert_eq!(read_all(&mut nats, N as u64), want(0, N));
     let st = sink_status(&s);
     assert_eq!(st["acked"], N as u64, "{st}");
     assert_eq!(st["lag"], 0, "{st}");
@@ -297,7 +201,7 @@ fn a_broker_stopped_and_restarted_under_load_loses_nothing() {
     let bdir = TempDir::new();
     let mut broker = js_server(&bdir);
     let port = broker.port;
-    Nats::connect(port).create_stream(1);
+    create_logs(&mut NatsClient::connect(port), 1);
     let s = Server::start(&config(&nats_sink(&[port], "")));
     let log = s.path("app.log");
     let mut written = 0;
@@ -320,9 +224,9 @@ fn a_broker_stopped_and_restarted_under_load_loses_nothing() {
     }));
     let broker = brokers::nats_server(bdir.path(), port, None);
     write(10_000);
-    let mut nats = Nats::connect(broker.port);
+    let mut nats = NatsClient::connect(broker.port);
     wait_count(&mut nats, &s, written as u64);
-    assert_eq!(nats.read_all(written as u64), want(0, written));
+    assert_eq!(read_all(&mut nats, written as u64), want(0, written));
     let st = sink_status(&s);
     assert!(st["connects"].as_u64() >= Some(2), "{st}");
 }
@@ -339,8 +243,8 @@ fn a_killed_cluster_node_is_left_for_another_and_nothing_is_lost() {
             brokers::nats_node(&store, &format!("n{i}"), ports[i], cports[i], &routes)
         })
         .collect();
-    let mut nats = Nats::connect(ports[2]);
-    nats.create_stream(3);
+    let mut nats = NatsClient::connect(ports[2]);
+    create_logs(&mut nats, 3);
     let s = Server::start(&config(&nats_sink(&ports, "")));
     let log = s.path("app.log");
     append(&log, &lines(0, 10_000));
@@ -357,18 +261,18 @@ fn a_killed_cluster_node_is_left_for_another_and_nothing_is_lost() {
     append(&log, &lines(10_000, 20_000));
     let deadline = Instant::now() + DELIVERY;
     loop {
-        if nats.messages() == 20_000 {
+        if messages(&mut nats) == 20_000 {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "{} of 20000; sink {}",
-            nats.messages(),
+            messages(&mut nats),
             sink_status(&s)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(nats.read_all(20_000), want(0, 20_000));
+    assert_eq!(read_all(&mut nats, 20_000), want(0, 20_000));
     assert!(
         !sink_status(&s)["url"]
             .as_str()
@@ -382,11 +286,11 @@ fn a_sigkilled_logwisp_resumes_from_the_last_acknowledged_entry() {
     let bdir = TempDir::new();
     let mut broker = js_server(&bdir);
     let port = broker.port;
-    Nats::connect(port).create_stream(1);
+    create_logs(&mut NatsClient::connect(port), 1);
     let mut s = Server::start(&config(&nats_sink(&[port], "")));
     let log = s.path("app.log");
     append(&log, &lines(0, 30_000));
-    let mut nats = Nats::connect(port);
+    let mut nats = NatsClient::connect(port);
     wait_count(&mut nats, &s, 30_000);
     drop(nats);
     // The broker goes: what is written now is read, but never acknowledged.
@@ -404,9 +308,9 @@ fn a_sigkilled_logwisp_resumes_from_the_last_acknowledged_entry() {
     s.restart();
     append(&log, &lines(40_000, 45_000));
     let broker = brokers::nats_server(bdir.path(), port, None);
-    let mut nats = Nats::connect(broker.port);
+    let mut nats = NatsClient::connect(broker.port);
     wait_count(&mut nats, &s, 45_000);
-    assert_eq!(nats.read_all(45_000), want(0, 45_000));
+    assert_eq!(read_all(&mut nats, 45_000), want(0, 45_000));
     // Once everything is confirmed, the cursor is gone from the state.
     assert!(wait_until(Duration::from_secs(5), || {
         std::fs::read_to_string(&state).is_ok_and(|t| !t.contains("\"sinks\""))
@@ -454,7 +358,7 @@ fn wrong_credentials_and_tls_failures_are_reported_and_retried() {
 fn a_stopped_broker_does_not_slow_an_sse_client() {
     let bdir = TempDir::new();
     let broker = js_server(&bdir);
-    Nats::connect(broker.port).create_stream(1);
+    create_logs(&mut NatsClient::connect(broker.port), 1);
     let s = Server::start(&config(&nats_sink(&[broker.port], "")));
     assert!(wait_until(Duration::from_secs(10), || {
         sink_status(&s)["state"] == "connected"
@@ -478,6 +382,6 @@ fn a_stopped_broker_does_not_slow_an_sse_client() {
     }
     assert!(sink_status(&s)["lag"].as_u64() > Some(0));
     unsafe { libc::kill(broker.pid() as i32, libc::SIGCONT) };
-    let mut nats = Nats::connect(broker.port);
+    let mut nats = NatsClient::connect(broker.port);
     wait_count(&mut nats, &s, 10_000);
 }

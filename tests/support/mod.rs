@@ -11,6 +11,8 @@ pub mod brokers;
 pub mod chunked;
 pub mod files;
 pub mod http;
+#[cfg(feature = "forward")]
+pub mod nats;
 pub mod process;
 pub mod server;
 pub mod sse;
