@@ -12,7 +12,7 @@
 //! `node_modules` is missing. Runs one browser at a time.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -78,39 +78,20 @@ impl Harness {
             .copied()
             .filter(|a| cfg!(feature = "websocket") || *a != "--websocket")
             .collect();
-        let mut child = Command::new(&self.node)
-            .arg("page_test.mjs")
+        let mut cmd = Command::new(&self.node);
+        cmd.arg("page_test.mjs")
             .args(["--base", base, "--log-dir"])
             .arg(log_dir)
             .arg("--chromium")
             .arg(&self.chromium)
             .args(&extra)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn node");
-        let (stdout, out_thread) = drain(child.stdout.take().unwrap());
-        let (stderr, err_thread) = drain(child.stderr.take().unwrap());
-        let mut status = None;
-        let done = wait_until(HARNESS_DEADLINE, || {
-            status = child.try_wait().expect("try_wait");
-            status.is_some()
-        });
-        if !done {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = out_thread.join();
-        let _ = err_thread.join();
-        let out = format!("{}{}", stdout.lock().unwrap(), stderr.lock().unwrap());
+            .current_dir(&self.dir);
+        let run = run_within(&mut cmd, HARNESS_DEADLINE);
+        let out = format!("{}{}", run.stdout, run.stderr);
         println!("page_test.mjs --base {base} {}\n{out}", extra.join(" "));
-        assert!(
-            done,
-            "page_test.mjs did not finish in {HARNESS_DEADLINE:?}:\n{out}"
-        );
-        let status = status.unwrap();
+        let Some(status) = run.status else {
+            panic!("page_test.mjs did not finish in {HARNESS_DEADLINE:?}:\n{out}");
+        };
         assert!(status.success(), "page_test.mjs failed ({status}):\n{out}");
         assert!(
             out.lines().any(|l| l.ends_with(" passed, 0 failed")),

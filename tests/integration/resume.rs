@@ -45,11 +45,7 @@ fn push_line(buf: &mut Vec<u8>, i: u64) {
 /// Appends lines `range` to `path` (created if missing) in writes of about 4 MiB.
 fn write_lines(path: &Path, range: Range<u64>) {
     const WRITE: usize = 4 << 20;
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut f = open_append(path);
     let mut buf = Vec::with_capacity(WRITE + LINE_BYTES);
     for i in range {
         push_line(&mut buf, i);

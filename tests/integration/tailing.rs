@@ -2,7 +2,7 @@
 //! (issue 16's two rotation bugs; issue 9, tailing items 1-4), through the real binary.
 
 use std::ffi::CString;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -18,14 +18,6 @@ fn start_with_client(dir: TempDir) -> (Server, TcpLineClient) {
     let client = TcpLineClient::connect(server.tcp_port("app"));
     server.wait_tcp_clients("app", 1);
     (server, client)
-}
-
-fn open_append(path: &Path) -> File {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap()
 }
 
 /// Reads `want.len()` entries and compares their messages with `want`, all at once, so a

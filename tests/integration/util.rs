@@ -182,38 +182,20 @@ pub struct Run {
 /// Runs logwisp with `args` (and extra environment) in `cwd`; kills it after 10 s.
 pub fn run_logwisp(args: &[&OsStr], env: &[(&str, &OsStr)], cwd: &Path) -> Run {
     let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .current_dir(cwd)
-        .env_remove("LOGWISP_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args).current_dir(cwd).env_remove("LOGWISP_CONFIG");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn logwisp");
-    let (stdout, out_thread) = drain(child.stdout.take().unwrap());
-    let (stderr, err_thread) = drain(child.stderr.take().unwrap());
-    let mut status = None;
-    let exited = wait_until(TIMEOUT, || {
-        status = child.try_wait().expect("try_wait");
-        status.is_some()
-    });
-    if !exited {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "logwisp {args:?} did not exit\nstdout:\n{}\nstderr:\n{}",
-            stdout.lock().unwrap(),
-            stderr.lock().unwrap()
-        );
-    }
-    let _ = out_thread.join();
-    let _ = err_thread.join();
-    let stdout = stdout.lock().unwrap().clone();
-    let stderr = stderr.lock().unwrap().clone();
+    let Finished {
+        status,
+        stdout,
+        stderr,
+    } = run_within(&mut cmd, TIMEOUT);
+    let Some(status) = status else {
+        panic!("logwisp {args:?} did not exit\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    };
     Run {
-        code: status.and_then(|s| s.code()),
+        code: status.code(),
         stdout,
         stderr,
     }

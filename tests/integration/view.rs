@@ -501,12 +501,7 @@ fn view_format_raw_over_tcp_is_each_line_as_read_and_json_stays_json_on_http() {
     let mut tcp = TcpLineClient::connect(server.tcp_port("app"));
     server.wait_tcp_clients("app", 1);
     let mut json = sse(server.http_port("app"), "/stream", &[]);
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(server.path("app.log"))
-        .unwrap();
-    std::io::Write::write_all(&mut f, FORMAT_LINES).unwrap();
+    append(&server.path("app.log"), FORMAT_LINES);
     let want = [
         "[ERROR] plain line",
         "{\"level\":\"warn\",\"msg\":\"json line\",\"k\":1}",
@@ -584,12 +579,7 @@ fn view_format_raw_over_sse_is_one_data_line_per_entry() {
     let server = Server::start(&one_stream(&format!("{HTTP}format = \"raw\"\n")));
     let mut c = sse(server.http_port("app"), "/stream", &[]);
     let first = server.next_id("app");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(server.path("app.log"))
-        .unwrap();
-    std::io::Write::write_all(&mut f, FORMAT_LINES).unwrap();
+    append(&server.path("app.log"), FORMAT_LINES);
     let want = [
         "[ERROR] plain line",
         "{\"level\":\"warn\",\"msg\":\"json line\",\"k\":1}",

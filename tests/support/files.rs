@@ -1,6 +1,6 @@
 //! Files: a temp dir per test, appends, permissions.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,14 +47,20 @@ impl Drop for TempDir {
     }
 }
 
-/// Appends `bytes` (text or bytes) to `path` with one write, creating the file if needed.
-pub fn append<B: AsRef<[u8]> + ?Sized>(path: &Path, bytes: &B) {
-    let mut f = OpenOptions::new()
+/// `path` opened for appending, created if needed: a writer that keeps its descriptor, as
+/// a logging program does.
+pub fn open_append(path: &Path) -> File {
+    OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    f.write_all(bytes.as_ref())
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+}
+
+/// Appends `bytes` (text or bytes) to `path` with one write, creating the file if needed.
+pub fn append<B: AsRef<[u8]> + ?Sized>(path: &Path, bytes: &B) {
+    open_append(path)
+        .write_all(bytes.as_ref())
         .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 

@@ -1,12 +1,15 @@
-//! Child processes: their output collected in the background, programs found on `PATH`,
-//! and /proc readings of a running process.
+//! Child processes: their output collected in the background, run to their end with a
+//! deadline, programs found on `PATH`, and /proc readings of a running process.
 
 use std::fs;
 use std::io::Read;
 use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use super::wait::wait_until;
 
 /// Collects a child's output in the background.
 pub fn drain(mut from: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinHandle<()>) {
@@ -25,6 +28,45 @@ pub fn drain(mut from: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinH
         }
     });
     (out, handle)
+}
+
+/// How a child run by [`run_within`] ended, and what it said.
+#[derive(Debug)]
+pub struct Finished {
+    /// `None`: still running at the deadline (it was killed then).
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` (stdin from /dev/null, stdout and stderr collected) until it exits, killing
+/// it if it is still running after `timeout`.
+pub fn run_within(cmd: &mut Command, timeout: Duration) -> Finished {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let (stdout, out_thread) = drain(child.stdout.take().unwrap());
+    let (stderr, err_thread) = drain(child.stderr.take().unwrap());
+    let mut status = None;
+    let exited = wait_until(timeout, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = out_thread.join();
+    let _ = err_thread.join();
+    let text = |s: Arc<Mutex<String>>| std::mem::take(&mut *s.lock().unwrap());
+    Finished {
+        status,
+        stdout: text(stdout),
+        stderr: text(stderr),
+    }
 }
 
 /// Where a program is: the first executable `name` on `PATH`, else the first of `also`
