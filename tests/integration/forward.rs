@@ -152,7 +152,7 @@ fn jetstream_gets_every_entry_in_order() {
 #[test]
 fn mqtt_subscriber_gets_every_entry_in_order_at_qos_1() {
     let bdir = TempDir::new();
-    let broker = brokers::mosquitto(bdir.path(), &[]);
+    let mut broker = brokers::mosquitto(bdir.path(), &[]);
     const N: usize = 100_000;
     let mut sub = Command::new(brokers::find_binary("mosquitto_sub", "mosquitto-clients"))
         .args(["-h", "127.0.0.1", "-p", &broker.port.to_string()])
@@ -176,7 +176,9 @@ fn mqtt_subscriber_gets_every_entry_in_order_at_qos_1() {
         sink_status(&s)["state"] == "connected"
     }));
     // The subscriber is in before anything is published.
-    std::thread::sleep(Duration::from_millis(300));
+    broker
+        .wait_log(" 1 logs/app")
+        .unwrap_or_else(|| panic!("mosquitto exited:\n{}", broker.log.join("\n")));
     append(&s.path("app.log"), &lines(0, N));
     let done = wait_until(DELIVERY, || reader.is_finished());
     if !done {

@@ -60,8 +60,9 @@ impl Broker {
         }
     }
 
-    /// Waits for a log line containing `needle`; `None` if the broker exits first.
-    fn wait_log(&mut self, needle: &str) -> Option<String> {
+    /// Waits for a log line containing `needle` (after those already seen); `None` if the
+    /// broker exits first.
+    pub fn wait_log(&mut self, needle: &str) -> Option<String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -192,10 +193,13 @@ pub fn mosquitto(dir: &Path, users: &[(&str, &str)]) -> Broker {
         std::fs::write(
             &conf,
             // No cap on messages queued for a slow subscriber (the default drops after
-            // 1000), so a test that publishes faster than it reads loses nothing.
+            // 1000), so a test that publishes faster than it reads loses nothing. The
+            // default log types, and subscriptions (`<client id> <qos> <topic>`), so a
+            // test can wait until its subscriber is in.
             format!(
                 "listener {port} 127.0.0.1\n{auth}persistence false\nlog_dest stderr\n\
-                 max_queued_messages 0\n"
+                 log_type error\nlog_type warning\nlog_type notice\nlog_type information\n\
+                 log_type subscribe\nmax_queued_messages 0\n"
             ),
         )
         .unwrap();
