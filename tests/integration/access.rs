@@ -2,8 +2,8 @@
 //! Basic (argon2id, bcrypt) and Bearer authentication on every HTTP endpoint, and a
 //! reload that changes them.
 
-use std::io::{Read, Write};
-use std::net::Ipv4Addr;
+use std::io::Write;
+use std::net::{Ipv4Addr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -122,23 +122,11 @@ fn basic_auth_takes_argon2id_and_bcrypt_hashes_and_refuses_wrong_passwords() {
     assert_eq!(v["stream"], "app");
 }
 
-/// Reads what the server sends before it closes (or the deadline passes).
-fn read_to_close(stream: &mut std::net::TcpStream) -> (Vec<u8>, bool) {
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while Instant::now() < deadline {
-        match stream.read(&mut buf) {
-            Ok(0) => return (got, true),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, true),
-            Err(_) => {}
-        }
-    }
-    (got, false)
+/// Reads what the server sends before it closes (or 5 s pass): the bytes, and whether it
+/// closed (EOF or a reset).
+fn read_to_close(stream: TcpStream) -> (Vec<u8>, bool) {
+    let (end, got) = HttpConn::new(stream).end(Instant::now() + Duration::from_secs(5));
+    (got, end != End::Open)
 }
 
 #[test]
@@ -154,7 +142,7 @@ fn ip_lists_refuse_before_reading_and_let_listed_addresses_in() {
     // HTTP from 127.0.0.1: closed without a byte, even with a request already sent.
     let mut refused = connect_tcp(None, None, http);
     let _ = refused.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n");
-    let (got, closed) = read_to_close(&mut refused);
+    let (got, closed) = read_to_close(refused);
     assert!(closed, "the refused connection is closed");
     assert!(
         got.is_empty(),
@@ -169,8 +157,8 @@ fn ip_lists_refuse_before_reading_and_let_listed_addresses_in() {
     assert_eq!(r.json()["server"]["rejected"]["ip"], 1, "{}", r.text());
 
     // TCP from 127.0.0.1 (denied): one JSON error line, then the close.
-    let mut refused = connect_tcp(None, None, tcp);
-    let (got, closed) = read_to_close(&mut refused);
+    let refused = connect_tcp(None, None, tcp);
+    let (got, closed) = read_to_close(refused);
     assert!(closed);
     let text = String::from_utf8(got).unwrap();
     assert_eq!(text.matches('\n').count(), 1, "{text:?}");
@@ -204,8 +192,8 @@ fn refusals_are_logged_once_per_address_per_minute_but_all_counted() {
     let server = Server::start(&toml);
     let port = server.http_port("app");
     for _ in 0..20 {
-        let mut c = connect_tcp(None, None, port);
-        let (_, closed) = read_to_close(&mut c);
+        let c = connect_tcp(None, None, port);
+        let (_, closed) = read_to_close(c);
         assert!(closed);
     }
     let mut conn = HttpConn::connect_from(Some(Ipv4Addr::new(127, 0, 0, 3)), port);
