@@ -30,23 +30,13 @@ fn messages(nats: &mut NatsClient) -> u64 {
 
 /// Every message of `LOGS`, in stream order, through a push consumer.
 fn read_all(nats: &mut NatsClient, n: u64) -> Vec<String> {
-    let deadline = Instant::now() + DELIVERY;
-    loop {
-        let r = nats
-            .try_request(
-                "$JS.API.CONSUMER.CREATE.LOGS",
-                &json!({"stream_name": "LOGS", "config": {"deliver_subject": "_deliver.t",
-                        "ack_policy": "none", "deliver_policy": "all"}}),
-                Duration::from_secs(2),
-            )
-            .unwrap_or(Value::Null);
-        if r.is_object() && r.get("error").is_none() {
-            break;
-        }
-        // A cluster that lost a node may take a while to place a consumer.
-        assert!(Instant::now() < deadline, "consumer: {r}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // A cluster that lost a node may take a while to place the consumer.
+    nats.js_call(
+        "$JS.API.CONSUMER.CREATE.LOGS",
+        &json!({"stream_name": "LOGS", "config": {"deliver_subject": "_deliver.t",
+                "ack_policy": "none", "deliver_policy": "all"}}),
+        DELIVERY,
+    );
     nats.send(b"SUB _deliver.t 7\r\n");
     let mut out = Vec::new();
     while (out.len() as u64) < n {

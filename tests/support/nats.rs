@@ -10,7 +10,7 @@ use logwisp::forward::nats::proto::{self, Op, Parsed};
 use serde_json::{Value, json};
 
 /// How long the server may take to answer anything (a stream's leader may not be
-/// elected yet: see [`NatsClient::create_stream`]).
+/// elected yet: see [`NatsClient::js_call`]).
 pub const PATIENCE: Duration = Duration::from_secs(15);
 
 /// A message received by a subscription.
@@ -132,26 +132,33 @@ impl NatsClient {
             .unwrap_or_else(|| panic!("no reply to {subject} within {PATIENCE:?}"))
     }
 
-    /// Creates JetStream stream `name` on `subjects` (file storage, `replicas` copies),
-    /// asking again while it cannot be created yet (a cluster may not have elected its
-    /// JetStream leader); fails after 30 s with the last answer.
-    pub fn create_stream(&mut self, name: &str, subjects: &[&str], replicas: u32) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    /// Calls the JetStream API at `subject` until it answers without an error, asking
+    /// again (every 200 ms) while it cannot do what is asked yet: a cluster may not have
+    /// elected its JetStream leader, or, having lost a node, not have placed a consumer.
+    /// Fails after `within` with the last answer.
+    pub fn js_call(&mut self, subject: &str, body: &Value, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
         loop {
             let r = self
-                .try_request(
-                    &format!("$JS.API.STREAM.CREATE.{name}"),
-                    &json!({"name": name, "subjects": subjects, "storage": "file",
-                            "num_replicas": replicas}),
-                    Duration::from_secs(2),
-                )
+                .try_request(subject, body, Duration::from_secs(2))
                 .unwrap_or(Value::Null);
             if r.is_object() && r.get("error").is_none() {
-                return;
+                return r;
             }
-            assert!(Instant::now() < deadline, "stream create: {r}");
+            assert!(Instant::now() < deadline, "{subject}: {r}");
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Creates JetStream stream `name` on `subjects` (file storage, `replicas` copies),
+    /// within 30 s.
+    pub fn create_stream(&mut self, name: &str, subjects: &[&str], replicas: u32) {
+        self.js_call(
+            &format!("$JS.API.STREAM.CREATE.{name}"),
+            &json!({"name": name, "subjects": subjects, "storage": "file",
+                    "num_replicas": replicas}),
+            Duration::from_secs(30),
+        );
     }
 
     /// Messages in stream `name`; `None` without an answer within `within` (while the
