@@ -152,7 +152,7 @@ pub fn try_get(port: u16, path: &str, timeout: Duration) -> Option<Response> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let s = TcpStream::connect_timeout(&addr, timeout).ok()?;
     let mut c = HttpConn::new(s);
-    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let req = get_request(path, &["Connection: close"]);
     c.stream.write_all(req.as_bytes()).ok()?;
     c.response(Instant::now() + timeout).ok()?
 }

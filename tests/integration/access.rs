@@ -30,12 +30,7 @@ fn basic_header(user: &str, password: &str) -> String {
 }
 
 fn get_with(port: u16, path: &str, headers: &[&str]) -> Response {
-    let mut raw = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
-    for h in headers {
-        raw.push_str(h);
-        raw.push_str("\r\n");
-    }
-    raw.push_str("Connection: close\r\n\r\n");
+    let raw = get_request(path, &[headers, &["Connection: close"]].concat());
     http_request(port, raw.as_bytes())
 }
 

@@ -17,7 +17,7 @@ fn http_limited(keys: &str) -> String {
 
 fn get_from(ip: Option<Ipv4Addr>, port: u16, path: &str) -> Response {
     let mut conn = HttpConn::connect_from(ip, port);
-    conn.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+    conn.send(get_request(path, &["Connection: close"]).as_bytes());
     conn.read_response()
 }
 

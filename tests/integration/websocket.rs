@@ -31,16 +31,14 @@ fn http_with_heartbeat() -> String {
 }
 
 fn upgrade_request(path: &str, extra: &[&str]) -> String {
-    let mut req = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n"
-    );
-    for h in extra {
-        req.push_str(h);
-        req.push_str("\r\n");
-    }
-    req.push_str("\r\n");
-    req
+    let key = format!("Sec-WebSocket-Key: {KEY}");
+    let upgrade = [
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        &key,
+        "Sec-WebSocket-Version: 13",
+    ];
+    get_request(path, &[&upgrade, extra].concat())
 }
 
 /// One frame from the server.

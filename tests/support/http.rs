@@ -333,6 +333,17 @@ impl HttpConn {
     }
 }
 
+/// `GET path` with `Host: 127.0.0.1` and `headers` (lines without their CRLF), in order.
+pub fn get_request(path: &str, headers: &[&str]) -> String {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    req
+}
+
 /// Sends `raw` on a new connection and reads one response.
 pub fn http_request(port: u16, raw: &[u8]) -> Response {
     let mut c = HttpConn::connect(port);
@@ -342,8 +353,5 @@ pub fn http_request(port: u16, raw: &[u8]) -> Response {
 
 /// `GET path` with `Connection: close`.
 pub fn http_get(port: u16, path: &str) -> Response {
-    http_request(
-        port,
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
+    http_request(port, get_request(path, &["Connection: close"]).as_bytes())
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::http::{HttpConn, Response};
+use super::http::{HttpConn, Response, get_request};
 use super::wait::TIMEOUT;
 
 /// One SSE event (the lines up to a blank line), parsed and raw.
@@ -141,15 +141,9 @@ impl SseClient {
         Ok(SseClient { conn, head })
     }
 
+    /// `GET path` asking for an event stream, with `extra` header lines.
     pub fn request(path: &str, extra: &[&str]) -> String {
-        let mut req =
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n");
-        for h in extra {
-            req.push_str(h);
-            req.push_str("\r\n");
-        }
-        req.push_str("\r\n");
-        req
+        get_request(path, &[&["Accept: text/event-stream"], extra].concat())
     }
 
     /// The next event's raw block, or `None` on timeout or EOF.
