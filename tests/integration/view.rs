@@ -36,13 +36,6 @@ fn assert_ids_of(what: &str, some: &[(u64, String)], all: &[(u64, String)]) {
     }
 }
 
-/// Connects and skips the `connected` event.
-fn sse(port: u16, path: &str, extra: &[&str]) -> SseClient {
-    let mut c = SseClient::connect(port, path, extra);
-    c.skip_connected();
-    c
-}
-
 // ---------------------------------------------------------------------------------------
 // Client filters (query)
 
@@ -50,9 +43,9 @@ fn sse(port: u16, path: &str, extra: &[&str]) -> SseClient {
 fn view_query_levels_filter_and_source_select_exactly_the_matching_entries() {
     let server = Server::start(&one_stream(HTTP));
     let port = server.http_port("app");
-    let mut all = sse(port, "/stream", &[]);
+    let mut all = SseClient::subscribe_to(port, "/stream", &[]);
     // As curl sends it: the comma and the star unencoded.
-    let mut some = sse(
+    let mut some = SseClient::subscribe_to(
         port,
         "/stream?levels=ERROR,WARN&filter=timeout&source=app*.log",
         &[],
@@ -100,11 +93,12 @@ fn view_query_levels_filter_and_source_select_exactly_the_matching_entries() {
 fn view_query_exclude_and_levels_none() {
     let server = Server::start(&one_stream(HTTP));
     let port = server.http_port("app");
-    let mut all = sse(port, "/stream", &[]);
+    let mut all = SseClient::subscribe_to(port, "/stream", &[]);
     // `none` selects entries without a level; names are case-insensitive; `+` is a
     // space and %XX a byte, as forms send them.
-    let mut plain = sse(port, "/stream?levels=none,info&exclude=health%7Cready", &[]);
-    let mut spaced = sse(port, "/stream?filter=disk+full", &[]);
+    let mut plain =
+        SseClient::subscribe_to(port, "/stream?levels=none,info&exclude=health%7Cready", &[]);
+    let mut spaced = SseClient::subscribe_to(port, "/stream?filter=disk+full", &[]);
     append(
         &server.path("app.log"),
         "no level here\n\
@@ -214,7 +208,7 @@ fn view_bad_levels_source_and_last_event_id_values_are_400s_naming_them() {
         "{v}"
     );
     // Empty values are absent parameters, and unknown parameters are passed over.
-    let mut ok = sse(
+    let mut ok = SseClient::subscribe_to(
         port,
         "/stream?levels=&filter=&source=&last_event_id=&token=xyz",
         &[],
@@ -227,11 +221,11 @@ fn view_bad_levels_source_and_last_event_id_values_are_400s_naming_them() {
 fn view_two_clients_with_different_filters_each_get_their_own_sequence() {
     let server = Server::start(&one_stream(&format!("{HTTP}{TCP}")));
     let port = server.http_port("app");
-    let mut all = sse(port, "/stream", &[]);
-    let mut errors = sse(port, "/stream?levels=ERROR", &[]);
-    let mut db = sse(port, "/stream?filter=db&exclude=slow", &[]);
+    let mut all = SseClient::subscribe_to(port, "/stream", &[]);
+    let mut errors = SseClient::subscribe_to(port, "/stream?levels=ERROR", &[]);
+    let mut db = SseClient::subscribe_to(port, "/stream?filter=db&exclude=slow", &[]);
     // The same filter spelt otherwise shares the first client's slot, and gets the same.
-    let mut errors2 = sse(port, "/stream?levels=error,Error", &[]);
+    let mut errors2 = SseClient::subscribe_to(port, "/stream?levels=error,Error", &[]);
     let mut tcp = TcpLineClient::connect(server.tcp_port("app"));
     server.wait_tcp_clients("app", 1);
     append(
@@ -292,7 +286,7 @@ fn write_and_wait(server: &Server, lines: &[&str]) {
 fn resume_with_filter(buffer_size: usize, resume: impl Fn(u64) -> (String, Vec<String>)) {
     let server = Server::start(&one_stream(&format!("{HTTP}buffer_size = {buffer_size}\n")));
     let port = server.http_port("app");
-    let mut first = sse(port, "/stream?filter=keep", &[]);
+    let mut first = SseClient::subscribe_to(port, "/stream?filter=keep", &[]);
     append(&server.path("app.log"), "keep 1\ndrop 2\nkeep 3\n");
     assert_eq!(first.next_message(), "keep 1");
     let (last_seen, v) = first.next_entry();
@@ -307,7 +301,7 @@ fn resume_with_filter(buffer_size: usize, resume: impl Fn(u64) -> (String, Vec<S
 
     let (target, extra) = resume(last_seen);
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let mut again = sse(port, &target, &extra);
+    let mut again = SseClient::subscribe_to(port, &target, &extra);
     let mut got = Vec::new();
     let mut ids = Vec::new();
     for _ in 0..6 {
@@ -376,7 +370,7 @@ fn filtered_stream(filters: &str, servers: &str) -> String {
 fn assert_stream_filters(filters: &str, lines: &[&str], kept: &[&str]) {
     let server = Server::start(&filtered_stream(filters, &format!("{HTTP}{TCP}")));
     let port = server.http_port("app");
-    let mut all = sse(port, "/stream", &[]);
+    let mut all = SseClient::subscribe_to(port, "/stream", &[]);
     let mut tcp = TcpLineClient::connect(server.tcp_port("app"));
     server.wait_tcp_clients("app", 1);
     let first = server.next_id("app");
@@ -472,7 +466,7 @@ fn view_stream_filters_apply_to_a_client_resuming_from_the_files() {
     server.wait_status("app", "15 entries", |s| {
         s["delivery"]["next_sequence"] == first + 15
     });
-    let mut c = sse(port, &format!("/stream?last_event_id={}", first + 2), &[]);
+    let mut c = SseClient::subscribe_to(port, &format!("/stream?last_event_id={}", first + 2), &[]);
     for k in 3..15u64 {
         let (id, v) = c.next_entry();
         assert_eq!(
@@ -500,7 +494,7 @@ fn view_format_raw_over_tcp_is_each_line_as_read_and_json_stays_json_on_http() {
     let server = Server::start(&one_stream(&format!("{HTTP}{TCP}format = \"raw\"\n")));
     let mut tcp = TcpLineClient::connect(server.tcp_port("app"));
     server.wait_tcp_clients("app", 1);
-    let mut json = sse(server.http_port("app"), "/stream", &[]);
+    let mut json = SseClient::subscribe_to(server.http_port("app"), "/stream", &[]);
     append(&server.path("app.log"), FORMAT_LINES);
     let want = [
         "[ERROR] plain line",
@@ -553,7 +547,7 @@ fn view_format_txt_over_tcp_fills_the_template() {
 #[test]
 fn view_format_txt_default_template_over_sse() {
     let server = Server::start(&one_stream(&format!("{HTTP}format = \"txt\"\n")));
-    let mut c = sse(server.http_port("app"), "/stream", &[]);
+    let mut c = SseClient::subscribe_to(server.http_port("app"), "/stream", &[]);
     append(
         &server.path("app.log"),
         "[WARN] disk 90%\n\
@@ -577,7 +571,7 @@ fn view_format_txt_default_template_over_sse() {
 #[test]
 fn view_format_raw_over_sse_is_one_data_line_per_entry() {
     let server = Server::start(&one_stream(&format!("{HTTP}format = \"raw\"\n")));
-    let mut c = sse(server.http_port("app"), "/stream", &[]);
+    let mut c = SseClient::subscribe_to(server.http_port("app"), "/stream", &[]);
     let first = server.next_id("app");
     append(&server.path("app.log"), FORMAT_LINES);
     let want = [
@@ -594,7 +588,7 @@ fn view_format_raw_over_sse_is_one_data_line_per_entry() {
         assert_eq!(e.raw, format!("id: {}\ndata: {line}\n\n", first + i as u64));
     }
     // Client filters still work on the entry (its level and message), not the raw text.
-    let mut warn = sse(server.http_port("app"), "/stream?levels=warn", &[]);
+    let mut warn = SseClient::subscribe_to(server.http_port("app"), "/stream?levels=warn", &[]);
     append(&server.path("app.log"), "[INFO] x\n[WARN] y\n");
     let e = warn.next_event();
     assert_eq!(
@@ -700,13 +694,14 @@ fn view_at_most_8_distinct_regular_expressions_are_evaluated_per_stream() {
     let server = Server::start(&one_stream(HTTP));
     let port = server.http_port("app");
     let mut regex_clients: Vec<SseClient> = (0..8)
-        .map(|i| sse(port, &format!("/stream?filter=%5Eline%20{i}%24"), &[]))
+        .map(|i| SseClient::subscribe_to(port, &format!("/stream?filter=%5Eline%20{i}%24"), &[]))
         .collect();
     let r = http_get(port, "/stream?filter=%5Eline%208%24");
     assert_eq!(r.status, 503, "a ninth regex: {}", r.text());
     // A word list is not a regex for this limit, and a regex in use is shared.
-    let mut words = sse(port, "/stream?filter=line%208|nothing", &[]);
-    let mut shared = sse(port, "/stream?filter=%5Eline%203%24&levels=none", &[]);
+    let mut words = SseClient::subscribe_to(port, "/stream?filter=line%208|nothing", &[]);
+    let mut shared =
+        SseClient::subscribe_to(port, "/stream?filter=%5Eline%203%24&levels=none", &[]);
     append(
         &server.path("app.log"),
         "line 3
@@ -718,7 +713,7 @@ line 8
     assert_eq!(words.next_message(), "line 8");
     drop(regex_clients.remove(0));
     server.wait_status("app", "9 clients", |s| s["server"]["active_clients"] == 9);
-    let mut ninth = sse(port, "/stream?filter=%5Eline%208%24", &[]);
+    let mut ninth = SseClient::subscribe_to(port, "/stream?filter=%5Eline%208%24", &[]);
     append(
         &server.path("app.log"),
         "line 8
@@ -732,7 +727,7 @@ fn view_a_stream_evaluates_at_most_64_distinct_filters_and_frees_a_slot_when_its
     let server = Server::start(&one_stream(HTTP));
     let port = server.http_port("app");
     let mut clients: Vec<SseClient> = (0..64)
-        .map(|i| sse(port, &format!("/stream?filter=f{i:02}"), &[]))
+        .map(|i| SseClient::subscribe_to(port, &format!("/stream?filter=f{i:02}"), &[]))
         .collect();
     // A 65th filter is refused for now; a filter already in use is not.
     let r = http_get(port, "/stream?filter=f64");
@@ -743,11 +738,11 @@ fn view_a_stream_evaluates_at_most_64_distinct_filters_and_frees_a_slot_when_its
         "{}",
         r.text()
     );
-    let mut shared = sse(port, "/stream?filter=f07", &[]);
+    let mut shared = SseClient::subscribe_to(port, "/stream?filter=f07", &[]);
     // Once every client of a filter has gone, its slot serves a new one.
     drop(clients.remove(3));
     server.wait_status("app", "64 clients", |s| s["server"]["active_clients"] == 64);
-    let mut new = sse(port, "/stream?filter=f64", &[]);
+    let mut new = SseClient::subscribe_to(port, "/stream?filter=f64", &[]);
     append(&server.path("app.log"), "f07 x\nf64 y\nf03 z\nf00 w\n");
     assert_eq!(new.next_message(), "f64 y");
     assert_eq!(shared.next_message(), "f07 x");
@@ -781,7 +776,7 @@ fn view_a_reload_that_changes_the_stream_filters_never_renumbers_older_entries()
         s["delivery"]["next_sequence"] == first + 7
     });
     let port = server.http_port("app");
-    let mut c = sse(port, &format!("/stream?last_event_id={first}"), &[]);
+    let mut c = SseClient::subscribe_to(port, &format!("/stream?last_event_id={first}"), &[]);
     // Entries first+1.. were "line 2", "line 4", "line 6", "line 8", counted under the
     // old filter. The reload restarted the tailer and its history, so they cannot be read
     // again under their ids: the client is told exactly how many are gone, and is never

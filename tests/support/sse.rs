@@ -101,11 +101,17 @@ impl SseClient {
         }
     }
 
-    /// `GET /stream`, past its `connected` event: a client for the entries alone.
-    pub fn subscribe(port: u16) -> SseClient {
-        let mut c = SseClient::connect(port, "/stream", &[]);
+    /// Like [`connect`](Self::connect), past the `connected` event: a client for the
+    /// entries alone.
+    pub fn subscribe_to(port: u16, path: &str, extra: &[&str]) -> SseClient {
+        let mut c = SseClient::connect(port, path, extra);
         c.skip_connected();
         c
+    }
+
+    /// `GET /stream`, past its `connected` event.
+    pub fn subscribe(port: u16) -> SseClient {
+        SseClient::subscribe_to(port, "/stream", &[])
     }
 
     /// Sends the request on `stream`; a non-200 answer is returned whole as `Err`.
