@@ -450,7 +450,6 @@ fn head_of_the_stream_path_is_the_sse_head_only() {
 /// once, rather than waiting for a body end that never comes.
 #[test]
 fn python_http_client_reads_events_as_they_arrive() {
-    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let server = Server::start(&one_stream(HTTP));
     let log = server.path("app.log");
@@ -475,15 +474,7 @@ while True:
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3 is needed for this test");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = stdout_lines(&mut child);
     assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), "200 chunked");
     server.wait_status("app", "the Python client", |s| {
         s["delivery"]["sse_clients"] == 1

@@ -1,7 +1,7 @@
 //! TLS on HTTP and TCP servers (SPEC §13), with certificates made in the test and real
 //! clients: curl, `openssl s_client` and Python's `ssl` module.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -30,21 +30,6 @@ fn start_tls(extra: &str) -> (Server, Pki) {
     (server, pki)
 }
 
-/// Lines a child prints, as they come.
-fn lines_of(child: &mut std::process::Child) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
 /// `GET /status` over TLS (curl), with a client certificate when the server asks for one.
 fn tls_status(pki: &Pki, port: u16) -> serde_json::Value {
     let out = Command::new("curl")
@@ -70,15 +55,8 @@ fn wait_tls_status(pki: &Pki, port: u16, what: &str, cond: impl Fn(&serde_json::
 
 /// Waits for a line containing `needle`.
 fn wait_line(rx: &mpsc::Receiver<String>, needle: &str) -> String {
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) if line.contains(needle) => return line,
-            Ok(_) => {}
-            Err(e) => panic!("no line with {needle:?}: {e}"),
-        }
-    }
+    line_with(rx, needle, TIMEOUT, |_| {})
+        .unwrap_or_else(|e| panic!("no line with {needle:?}: {e}"))
 }
 
 const PY_SSE: &str = r#"
@@ -130,7 +108,7 @@ fn sse_over_tls_reaches_python_and_curl_clients() {
     let (server, pki) = start_tls("");
     let port = server.http_port("app");
     let mut py = python_sse(port, &pki, &[], None);
-    let py_lines = lines_of(&mut py);
+    let py_lines = stdout_lines(&mut py);
     let status = wait_line(&py_lines, "status");
     assert!(status.starts_with("status 200 TLSv1.3"), "{status}");
     let mut curl = Command::new("curl")
@@ -140,7 +118,7 @@ fn sse_over_tls_reaches_python_and_curl_clients() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("curl is needed for this test");
-    let curl_lines = lines_of(&mut curl);
+    let curl_lines = stdout_lines(&mut curl);
     wait_line(&curl_lines, "event: connected");
     wait_tls_status(&pki, port, "two TLS clients", |s| {
         s["delivery"]["sse_clients"] == 2
@@ -175,7 +153,7 @@ fn tcp_over_tls_streams_ndjson_to_openssl_s_client() {
         .stderr(Stdio::null())
         .spawn()
         .expect("openssl is needed for this test");
-    let lines = lines_of(&mut client);
+    let lines = stdout_lines(&mut client);
     let http = server.http_port("app");
     wait_tls_status(&pki, http, "the TLS TCP client", |s| {
         s["delivery"]["tcp_clients"] == 1
@@ -201,17 +179,17 @@ fn tls_12_and_13_are_spoken_and_min_version_13_refuses_12() {
     let (server, pki) = start_tls("");
     let port = server.http_port("app");
     let mut p12 = python_sse(port, &pki, &[], Some("TLSv1_2"));
-    let lines = lines_of(&mut p12);
+    let lines = stdout_lines(&mut p12);
     assert!(wait_line(&lines, "status").starts_with("status 200 TLSv1.2"));
     let _ = p12.kill();
     drop(server);
 
     let (server, pki) = start_tls("min_version = \"1.3\"\n");
     let mut p12 = python_sse(server.http_port("app"), &pki, &[], Some("TLSv1_2"));
-    let lines = lines_of(&mut p12);
+    let lines = stdout_lines(&mut p12);
     assert!(wait_line(&lines, "refused").contains("SSL"));
     let mut p13 = python_sse(server.http_port("app"), &pki, &[], None);
-    let lines = lines_of(&mut p13);
+    let lines = stdout_lines(&mut p13);
     assert!(wait_line(&lines, "status").starts_with("status 200 TLSv1.3"));
     let _ = p13.kill();
 }
@@ -234,11 +212,11 @@ fn mtls_admits_a_client_of_the_ca_and_refuses_others_in_the_handshake() {
     let port = server.http_port("app");
 
     let mut none = python_sse(port, &pki, &[], None);
-    assert!(wait_line(&lines_of(&mut none), "refused").len() > 7);
+    assert!(wait_line(&stdout_lines(&mut none), "refused").len() > 7);
     let mut stranger = python_sse(port, &pki, &[&pki.stranger_cert, &pki.stranger_key], None);
-    assert!(wait_line(&lines_of(&mut stranger), "refused").len() > 7);
+    assert!(wait_line(&stdout_lines(&mut stranger), "refused").len() > 7);
     let mut good = python_sse(port, &pki, &[&pki.client_cert, &pki.client_key], None);
-    let lines = lines_of(&mut good);
+    let lines = stdout_lines(&mut good);
     wait_line(&lines, "status 200");
     append(&server.path("app.log"), "for the certified\n");
     assert_eq!(wait_line(&lines, "entry"), "entry for the certified");
@@ -342,7 +320,7 @@ fn garbage_and_stalled_handshakes_do_not_starve_anyone() {
         })
         .collect();
     let mut py = python_sse(port, &pki, &[], None);
-    let lines = lines_of(&mut py);
+    let lines = stdout_lines(&mut py);
     wait_line(&lines, "status 200");
     append(&server.path("app.log"), "still served\n");
     assert_eq!(wait_line(&lines, "entry"), "entry still served");

@@ -3,10 +3,10 @@
 //! and Python's `websockets` (from PyPI, as users run it) checks the same from a real
 //! client library: entries, query filters, resume, pings both ways, close on shutdown.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::process::{Child, ChildStdin, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -533,16 +533,7 @@ impl PyWs {
             .spawn()
             .expect("python3 with websockets");
         let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let lines = stdout_lines(&mut child);
         let (stderr, _) = drain(child.stderr.take().unwrap());
         PyWs {
             child,

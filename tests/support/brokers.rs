@@ -1,13 +1,12 @@
 //! Brokers as child processes in a temp dir of their own, killed on drop. Shared by the
 //! engine tests (tests/brokers) and the forwarding tests (tests/integration/forward.rs).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
 
-use super::process::find_program;
+use super::process::{find_program, line_with, lines};
 use super::tcp::free_port;
 
 /// How long a broker may take to start.
@@ -43,15 +42,7 @@ impl Broker {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines(child.stderr.take().unwrap());
         Broker {
             child,
             lines,
@@ -63,24 +54,15 @@ impl Broker {
     /// Waits for a log line containing `needle` (after those already seen); `None` if the
     /// broker exits first.
     pub fn wait_log(&mut self, needle: &str) -> Option<String> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return Some(line);
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "no {needle:?} in {START_TIMEOUT:?}; log so far:\n{}",
-                        self.log.join("\n")
-                    )
-                }
-            }
+        let log = &mut self.log;
+        let found = line_with(&self.lines, needle, START_TIMEOUT, |l| log.push(l.into()));
+        match found {
+            Ok(line) => Some(line),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "no {needle:?} in {START_TIMEOUT:?}; log so far:\n{}",
+                self.log.join("\n")
+            ),
         }
     }
 

@@ -1,13 +1,15 @@
-//! Child processes: their output collected in the background, run to their end with a
-//! deadline, programs found on `PATH`, and /proc readings of a running process.
+//! Child processes: their output collected in the background (whole, or line by line as
+//! it comes), run to their end with a deadline, programs found on `PATH`, and /proc
+//! readings of a running process.
 
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::wait::wait_until;
 
@@ -28,6 +30,44 @@ pub fn drain(mut from: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinH
         }
     });
     (out, handle)
+}
+
+/// The lines of a child's output (or any reader) as they come, read on a thread; the
+/// channel ends with the output (or its first line that is not UTF-8).
+pub fn lines(from: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The lines `child` prints on its (piped) stdout, as they come.
+pub fn stdout_lines(child: &mut Child) -> Receiver<String> {
+    lines(child.stdout.take().expect("the child's stdout is piped"))
+}
+
+/// Takes lines from `rx` until one contains `needle`, and returns it; every line taken is
+/// also handed to `seen`. `Err(Timeout)` after `timeout`, `Err(Disconnected)` when the
+/// output ended first.
+pub fn line_with(
+    rx: &Receiver<String>,
+    needle: &str,
+    timeout: Duration,
+    mut seen: impl FnMut(&str),
+) -> Result<String, RecvTimeoutError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))?;
+        seen(&line);
+        if line.contains(needle) {
+            return Ok(line);
+        }
+    }
 }
 
 /// How a child run by [`run_within`] ended, and what it said.
