@@ -68,12 +68,11 @@ impl Conf {
 
     pub fn toml(&self) -> String {
         let mut t = format!(
-            "[[streams]]\nname = \"app\"\n[streams.monitor]\n{}\ntargets = [{}]\n\
-             [streams.httpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\n{}",
+            "[[streams]]\nname = \"app\"\n[streams.monitor]\n{}\ntargets = [{}]\n{HTTP}{}",
             self.monitor, self.targets, self.http
         );
         if self.tcp {
-            t.push_str("[streams.tcpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\n");
+            t.push_str(TCP);
         }
         t
     }

@@ -132,11 +132,6 @@ pub fn one_stream(servers: &str) -> String {
     )
 }
 
-/// An HTTP server table on a free loopback port (more keys may follow it).
-pub const HTTP: &str = "[streams.httpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\n";
-/// A TCP server table on a free loopback port (more keys may follow it).
-pub const TCP: &str = "[streams.tcpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\n";
-
 /// `python3` with `PYTHONPATH` set so it can import the PyPI package `package` (installed
 /// once, with pip, into the build's temporary directory: `cargo test` needs nothing
 /// installed by hand, only a reachable package index the first time).

@@ -20,6 +20,11 @@ use super::wait::{TIMEOUT, wait_until};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_logwisp");
 
+/// An HTTP server table on a free loopback port (more keys may follow it).
+pub const HTTP: &str = "[streams.httpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\n";
+/// A TCP server table on a free loopback port (more keys may follow it).
+pub const TCP: &str = "[streams.tcpserver]\nenabled = true\naddress = \"127.0.0.1\"\nport = 0\n";
+
 /// How logwisp is started besides its config (kept across restarts).
 #[derive(Debug, Clone, Default)]
 pub struct Launch {
