@@ -22,6 +22,12 @@ use crate::tail::SourceRef;
 
 /// Frames are appended to the open chunk until it holds this many bytes.
 const CHUNK_BYTES: usize = 64 * 1024;
+/// Room a frame needs in a chunk beyond its line: frame head, time, level, source name.
+/// A chunk without it for the next line is closed rather than grown, since growing copies
+/// the chunk and, at twice 64 KiB, crosses malloc's mmap threshold (a fresh mapping and a
+/// page fault per page for every chunk). A frame that is bigger still (escapes, a long
+/// source name) just grows its chunk.
+const FRAME_ROOM: usize = 1024;
 /// Byte ceiling for one stream's buffer, whatever `buffer_size` says: huge lines must not
 /// turn a 1000-entry buffer into a gigabyte.
 pub const MAX_RING_BYTES: usize = 64 * 1024 * 1024;
@@ -311,7 +317,10 @@ impl Ring {
         }
         let need_new = match self.chunks.back() {
             None => true,
-            Some(c) => c.bufs.iter().any(|b| b.len() >= CHUNK_BYTES),
+            Some(c) => c.bufs.iter().any(|b| {
+                b.len() >= CHUNK_BYTES
+                    || (!b.is_empty() && b.len() + line.len() + FRAME_ROOM > b.capacity())
+            }),
         };
         if need_new {
             let mut chunk = Chunk::default();
@@ -593,18 +602,34 @@ impl Ring {
     }
 }
 
-pub fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` in decimal. Every frame of SSE carries one (its id): two digits per
+/// division, and the digits go out as one fixed 20-byte copy cut back to length, which
+/// compiles to two vector moves where a copy of a variable length is a call to memmove.
+pub fn push_decimal(out: &mut Vec<u8>, v: u64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let digits = v.checked_ilog10().unwrap_or(0) as usize + 1;
     let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+    let mut end = digits;
+    let mut rest = v;
+    while rest >= 100 {
+        let pair = (rest % 100) as usize * 2;
+        rest /= 100;
+        buf[end - 2..end].copy_from_slice(&PAIRS[pair..pair + 2]);
+        end -= 2;
     }
-    out.extend_from_slice(&buf[i..]);
+    if rest >= 10 {
+        let pair = rest as usize * 2;
+        buf[end - 2..end].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        buf[end - 1] = b'0' + rest as u8;
+    }
+    let start = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(start + digits);
 }
 
 /// A fixed array of I/O slices, so a write needs no allocation.
@@ -1315,6 +1340,30 @@ mod tests {
             out.extend_from_slice(&body[..size]);
             assert_eq!(&body[size..size + 2], b"\r\n", "chunk data ends with CRLF");
             body = &body[size + 2..];
+        }
+    }
+
+    #[test]
+    fn decimals_are_the_numbers_at_every_length() {
+        let mut values = vec![0, u64::MAX, u64::MAX - 1];
+        let mut p = 1u64;
+        while let Some(next) = p.checked_mul(10) {
+            values.extend([p - 1, p, p + 1, next / 2]);
+            p = next;
+        }
+        values.extend([p - 1, p, p + 1]);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(x >> (x % 64));
+        }
+        let mut out = b"id: ".to_vec();
+        for v in values {
+            out.truncate(4);
+            push_decimal(&mut out, v);
+            assert_eq!(&out[4..], v.to_string().as_bytes(), "{v}");
         }
     }
 
