@@ -5,7 +5,7 @@
 //   node page_test.mjs --base http://127.0.0.1:PORT/[sub/path/] [--ctl http://127.0.0.1:PORT]
 //                      [--stream-path /stream] [--status-path /status] [--log-dir DIR]
 //                      [--proxy] [--websocket] [--only NAME[,NAME…]] [--shots DIR]
-//                      [--chromium PATH]
+//                      [--chromium PATH] [--ca PEM]
 //
 // Entries are produced through the fake server's control endpoint (--ctl, default: the
 // origin of --base) or, with --log-dir, appended to DIR/<source> for a real logwisp that
@@ -14,8 +14,12 @@
 // connection through it, as a network would); without either they are skipped. With a
 // real server the last id is read from its status (--status-path, relative to the page
 // like the stream). --websocket adds a test of WebSocket from the browser (logwisp only).
+// --ca makes the certificate in PEM a trusted root for Chromium, the way a person adds a
+// CA on Linux (an NSS database in a fresh $HOME, with certutil); run node with
+// NODE_EXTRA_CA_CERTS=PEM so this script's own requests trust it too.
 
 import { chromium } from 'playwright-core';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -94,9 +98,28 @@ function eq(a, b, msg) {
   if (ja !== jb) throw new Error(`${msg}\n   got:  ${ja.slice(0, 600)}\n   want: ${jb.slice(0, 600)}`);
 }
 
+// Chromium reads user-added roots from $HOME/.pki/nssdb (with its own root store for
+// everything else): a fresh home holding only the test CA.
+function homeTrusting(caFile) {
+  const home = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR || '/tmp'), 'logwisp-ca-home-'));
+  const db = 'sql:' + path.join(home, '.pki', 'nssdb');
+  fs.mkdirSync(path.join(home, '.pki', 'nssdb'), { recursive: true });
+  for (const args of [['-N', '-d', db, '--empty-password'], ['-A', '-d', db, '-n', 'logwisp test CA', '-t', 'C,,', '-i', caFile]]) {
+    const r = spawnSync('certutil', args, { encoding: 'utf8' });
+    if (r.error || r.status !== 0) {
+      console.error(`certutil ${args.join(' ')} failed (Debian: apt-get install -y libnss3-tools): ${r.error || r.stderr}`);
+      process.exit(2);
+    }
+  }
+  return home;
+}
+const caFile = opt('ca');
+const caHome = caFile ? homeTrusting(caFile) : null;
+
 const browser = await chromium.launch({
   executablePath,
   headless: true,
+  ...(caHome ? { env: { ...process.env, HOME: caHome } } : {}),
   args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
     '--disable-sync', '--no-first-run', '--enable-precise-memory-info'],
 });
@@ -562,5 +585,6 @@ for (const t of tests) {
 }
 await browser.close();
 if (proxy) proxy.close();
+if (caHome) fs.rmSync(caHome, { recursive: true, force: true });
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -72,6 +72,18 @@ impl Harness {
     /// output unless every test it ran passed. The output is printed either way (it has
     /// the page's size and memory numbers).
     fn run(&self, base: &str, log_dir: &Path, extra: &[&str]) -> String {
+        self.run_trusting(base, log_dir, extra, None)
+    }
+
+    /// [`run`](Self::run), with `ca` (PEM) a trusted root for Chromium and for the
+    /// script's own requests.
+    fn run_trusting(
+        &self,
+        base: &str,
+        log_dir: &Path,
+        extra: &[&str],
+        ca: Option<&Path>,
+    ) -> String {
         // A build without WebSocket has nothing to test there.
         let extra: Vec<&str> = extra
             .iter()
@@ -86,6 +98,9 @@ impl Harness {
             .arg(&self.chromium)
             .args(&extra)
             .current_dir(&self.dir);
+        if let Some(ca) = ca {
+            cmd.arg("--ca").arg(ca).env("NODE_EXTRA_CA_CERTS", ca);
+        }
         let run = run_within(&mut cmd, HARNESS_DEADLINE);
         let out = format!("{}{}", run.stdout, run.stderr);
         println!("page_test.mjs --base {base} {}\n{out}", extra.join(" "));
@@ -113,6 +128,42 @@ fn browser_page_against_logwisp() {
     let out = h.run(&base, server.dir.path(), &["--proxy", "--websocket"]);
     if cfg!(feature = "websocket") {
         assert!(!out.contains("\nskip "), "a test was skipped:\n{out}");
+    }
+}
+
+/// The page over HTTPS, its EventSource and WebSocket (wss) too, in a Chromium that
+/// trusts the test CA the way a person would make it (SPEC §13): nothing is told to
+/// ignore certificate errors, so a certificate Chromium does not accept fails the run.
+#[test]
+fn browser_page_over_tls_with_a_trusted_test_ca() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+    let h = harness();
+    let dir = TempDir::new();
+    let pki = Pki::new(dir.path());
+    let tls = format!(
+        "[streams.httpserver.tls]\nenabled = true\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        pki.server_cert.display(),
+        pki.server_key.display()
+    );
+    let server = Server::start_in(dir, &one_stream(&format!("{HTTP}{tls}")), &[]);
+    let base = format!("https://localhost:{}/", server.http_port("app"));
+    let out = h.run_trusting(
+        &base,
+        server.dir.path(),
+        &[
+            "--proxy",
+            "--websocket",
+            "--only",
+            "self-contained,live entries,filter box,dropped,WebSocket,Security",
+        ],
+        Some(&pki.ca),
+    );
+    for name in ["live entries", "dropped", "Security"] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("ok ") && l.contains(name)),
+            "{name} did not pass:\n{out}"
+        );
     }
 }
 
