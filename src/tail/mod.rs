@@ -193,6 +193,9 @@ pub struct Name {
     pub rotations: u64,
     /// A file was here before: the next one is a rotation.
     had_file: bool,
+    /// The file this name reached before it went away (renamed, deleted), while it may
+    /// still hold lines: read to its end before the next file at the name.
+    previous: Option<(usize, FileId)>,
     pub gone_since: Option<u64>,
     pub last_error: Option<String>,
 }
@@ -744,6 +747,7 @@ impl Monitor {
             verify: true,
             rotations: 0,
             had_file: false,
+            previous: None,
             gone_since: None,
             last_error: None,
         });
@@ -1019,6 +1023,24 @@ impl Monitor {
             }
             self.detach(n, k, pass);
         }
+        // The file that was here went away before this one came (renamed, then a new file
+        // created): its writer may have appended since it was last read, and all of that
+        // comes before anything of the new file (SPEC §4), however the reads were paced.
+        if let Some((k, old_id)) = self.names[n].previous.take()
+            && old_id != id
+            && self
+                .sources
+                .get(k)
+                .is_some_and(|s| s.id == old_id && matches!(s.phase, Phase::Retired { .. }))
+            && self.read_source(k, pass) == ReadState::More
+        {
+            self.names[n].previous = Some((k, old_id));
+            self.names[n].verify = true;
+            self.names[n].queued = true;
+            self.queue.push_front(Work::Name(n));
+            self.queue_source(k);
+            return;
+        }
         self.attach(n, id, &meta, pass);
     }
 
@@ -1044,6 +1066,7 @@ impl Monitor {
     /// reopens, so it is read for `rotate_wait` after its last growth.
     fn detach<S: EntrySink>(&mut self, n: usize, k: usize, pass: &mut Pass<S>) {
         self.names[n].source = None;
+        self.names[n].previous = Some((k, self.sources[k].id));
         let s = &mut self.sources[k];
         s.names
             .retain(|&(t, ref b)| !(t == self.names[n].target && *b == self.names[n].base));
