@@ -349,21 +349,22 @@ pub fn global_status(streams: &[&Stream], uptime_secs: u64) -> Value {
 
 /// Local wall-clock `HH:MM:SS` for console lines.
 pub fn local_hms(unix_secs: i64) -> String {
-    let t: libc::time_t = unix_secs as libc::time_t;
-    // SAFETY: `tm` is plain data that localtime_r fully initialises on success; both
-    // pointers are valid for the duration of the call and localtime_r is thread-safe.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&t, &mut tm).is_null() {
-            None
-        } else {
-            Some(tm)
+    // time_t is left to inference: naming it is deprecated on musl (its width changed),
+    // and a time that does not fit (32-bit time_t) takes the fallback below. Where
+    // time_t is i64 the conversion is the identity, which clippy would flag.
+    #[allow(clippy::useless_conversion)]
+    let tm = unix_secs.try_into().ok().and_then(|t| {
+        // SAFETY: `tm` is plain data that localtime_r fully initialises on success; both
+        // pointers are valid for the duration of the call and localtime_r is thread-safe.
+        unsafe {
+            let mut tm: libc::tm = std::mem::zeroed();
+            (!libc::localtime_r(&t, &mut tm).is_null()).then_some(tm)
         }
-    };
+    });
     match tm {
         Some(tm) => format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec),
         None => {
-            let c = crate::timefmt::Civil::from_unix_micros(unix_secs * 1_000_000);
+            let c = crate::timefmt::Civil::from_unix_micros(unix_secs.saturating_mul(1_000_000));
             format!("{:02}:{:02}:{:02}", c.hour, c.minute, c.second)
         }
     }
@@ -393,4 +394,25 @@ pub fn console_summary(streams: &[&Stream], unix_secs: i64) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_hms;
+
+    fn is_hms(s: &str) -> bool {
+        let b = s.as_bytes();
+        b.len() == 8
+            && b[2] == b':'
+            && b[5] == b':'
+            && [0, 1, 3, 4, 6, 7].iter().all(|&i| b[i].is_ascii_digit())
+    }
+
+    #[test]
+    fn console_times_are_hh_mm_ss_even_for_times_localtime_refuses() {
+        for secs in [0, 1_796_000_000, -1, i64::MAX, i64::MIN] {
+            let hms = local_hms(secs);
+            assert!(is_hms(&hms), "{secs}: {hms:?}");
+        }
+    }
 }
