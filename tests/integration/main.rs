@@ -16,6 +16,7 @@ mod reload;
 mod resume;
 mod rotation;
 mod router;
+mod sse_clients;
 mod streaming;
 #[path = "../support/mod.rs"]
 mod support;
