@@ -492,6 +492,39 @@ impl Feed {
         self.next_token -= 1;
     }
 
+    /// Publishes one entry as a new flight at `pos`. Published: counted and taken from
+    /// `budget`; too large ever to go: skipped and counted. `false` when the engine wants
+    /// it later (no flight is left for it): the caller stops for this turn.
+    #[allow(clippy::too_many_arguments)]
+    fn publish_one(
+        &mut self,
+        engine: &mut Engine,
+        pos: Pos,
+        msg_id: &str,
+        json: &[u8],
+        now: u64,
+        filled: &mut Filled,
+        budget: &mut usize,
+    ) -> bool {
+        let token = self.flight(pos);
+        match engine.publish(token, msg_id, json, now) {
+            Ok(()) => {
+                filled.published += 1;
+                *budget -= 1;
+                true
+            }
+            Err(Refused::TooLarge(_)) => {
+                self.unflight();
+                filled.too_large += 1;
+                true
+            }
+            Err(Refused::Later) => {
+                self.unflight();
+                false
+            }
+        }
+    }
+
     /// The entry `seq` is about to leave the shared buffer: go on from disk.
     pub fn fall_behind(&mut self, planned_base: u64) {
         if let FeedAt::Live(seq) = self.at
@@ -611,22 +644,19 @@ impl Feed {
                         }
                         json.clear();
                         entry::write_entry(&mut json, line, &source_json, &stamp);
-                        let token = flights.flight(Pos::Backlog { file: id, start });
                         let msg = super::message_id(&name, id.0, id.1, start);
-                        match engine.publish(token, &msg, &json, now) {
-                            Ok(()) => {
-                                filled.published += 1;
-                                budget -= 1;
-                            }
-                            Err(Refused::TooLarge(_)) => {
-                                flights.unflight();
-                                filled.too_large += 1;
-                            }
-                            Err(Refused::Later) => {
-                                flights.unflight();
-                                stop_at = Some(start);
-                                return false;
-                            }
+                        let pos = Pos::Backlog { file: id, start };
+                        if !flights.publish_one(
+                            engine,
+                            pos,
+                            &msg,
+                            &json,
+                            now,
+                            &mut filled,
+                            &mut budget,
+                        ) {
+                            stop_at = Some(start);
+                            return false;
                         }
                         true
                     },
@@ -685,20 +715,9 @@ impl Feed {
                         Origin::Journal(cursor) => (journal_message_id(&name, cursor), None),
                         Origin::Notice => (notice_message_id(&name, seq), None),
                     };
-                    let token = self.flight(Pos::Seq { seq, line });
-                    match engine.publish(token, &msg, json, now) {
-                        Ok(()) => {
-                            filled.published += 1;
-                            budget -= 1;
-                        }
-                        Err(Refused::TooLarge(_)) => {
-                            self.unflight();
-                            filled.too_large += 1;
-                        }
-                        Err(Refused::Later) => {
-                            self.unflight();
-                            break;
-                        }
+                    let pos = Pos::Seq { seq, line };
+                    if !self.publish_one(engine, pos, &msg, json, now, &mut filled, &mut budget) {
+                        break;
                     }
                     self.at = FeedAt::Live(seq + 1);
                     continue;
@@ -725,20 +744,10 @@ impl Feed {
                     let mut json = Vec::new();
                     let stamp = Stamp::from_micros(n.micros);
                     entry::write_notice(&mut json, &stamp, &n.source_json, "INFO", &n.message);
-                    let token = self.flight(Pos::Seq { seq, line: None });
-                    match engine.publish(token, &notice_message_id(&name, seq), &json, now) {
-                        Ok(()) => {
-                            filled.published += 1;
-                            budget -= 1;
-                        }
-                        Err(Refused::TooLarge(_)) => {
-                            self.unflight();
-                            filled.too_large += 1;
-                        }
-                        Err(Refused::Later) => {
-                            self.unflight();
-                            break;
-                        }
+                    let pos = Pos::Seq { seq, line: None };
+                    let msg = notice_message_id(&name, seq);
+                    if !self.publish_one(engine, pos, &msg, &json, now, &mut filled, &mut budget) {
+                        break;
                     }
                     self.at = FeedAt::Disk {
                         seq: seq + 1,
@@ -789,25 +798,22 @@ impl Feed {
                                 }
                                 json.clear();
                                 entry::write_entry(&mut json, line, &source_json, &stamp);
-                                let token = flights.flight(Pos::Seq {
+                                let pos = Pos::Seq {
                                     seq: cur,
                                     line: Some((id, start)),
-                                });
+                                };
                                 let msg = super::message_id(&name, id.0, id.1, start);
-                                match engine.publish(token, &msg, &json, now) {
-                                    Ok(()) => {
-                                        filled.published += 1;
-                                        budget -= 1;
-                                    }
-                                    Err(Refused::TooLarge(_)) => {
-                                        flights.unflight();
-                                        filled.too_large += 1;
-                                    }
-                                    Err(Refused::Later) => {
-                                        flights.unflight();
-                                        stop_at = Some(start);
-                                        return false;
-                                    }
+                                if !flights.publish_one(
+                                    engine,
+                                    pos,
+                                    &msg,
+                                    &json,
+                                    now,
+                                    &mut filled,
+                                    &mut budget,
+                                ) {
+                                    stop_at = Some(start);
+                                    return false;
                                 }
                                 cur += 1;
                                 true
@@ -853,22 +859,19 @@ impl Feed {
                             refused = true;
                             return false;
                         }
-                        let token = flights.flight(Pos::Seq { seq: s, line: None });
+                        let pos = Pos::Seq { seq: s, line: None };
                         let msg = journal_message_id(&name, cursor);
-                        match engine.publish(token, &msg, json, now) {
-                            Ok(()) => {
-                                filled.published += 1;
-                                budget -= 1;
-                            }
-                            Err(Refused::TooLarge(_)) => {
-                                flights.unflight();
-                                filled.too_large += 1;
-                            }
-                            Err(Refused::Later) => {
-                                flights.unflight();
-                                refused = true;
-                                return false;
-                            }
+                        if !flights.publish_one(
+                            engine,
+                            pos,
+                            &msg,
+                            json,
+                            now,
+                            &mut filled,
+                            &mut budget,
+                        ) {
+                            refused = true;
+                            return false;
                         }
                         cur = s + 1;
                         engine.can_publish() && budget > 0
