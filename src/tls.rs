@@ -87,6 +87,60 @@ pub fn server_config(s: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
+/// Reads plaintext from `session` over `sock`: decrypts what the socket has until some
+/// plaintext is there (or the socket would block), sending the handshake's answers as it
+/// goes. A failed handshake or a bad record is an error, after the alert that tells the
+/// peer why has been sent. Server and client sessions alike.
+fn read_plaintext<D>(
+    session: &mut rustls::ConnectionCommon<D>,
+    sock: &mut (impl Read + Write),
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    loop {
+        match session.reader().read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // The peer closed TCP without close_notify: for a stream of events that is an
+            // end like any other.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        match session.read_tls(sock) {
+            Ok(0) => return Ok(0),
+            Ok(_) => {
+                if let Err(e) = session.process_new_packets() {
+                    let _ = push_records(session, sock);
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+                push_records(session, sock)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                push_records(session, sock)?;
+                return Err(e);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends the encrypted records `session` holds; true when none is left.
+fn push_records<D>(
+    session: &mut rustls::ConnectionCommon<D>,
+    sock: &mut impl Write,
+) -> io::Result<bool> {
+    while session.wants_write() {
+        match session.write_tls(sock) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
 /// A TLS session over a non-blocking socket: the reactor's TCP stream, or any byte pipe
 /// that reads and writes like one (the `tls_records` fuzz target drives it over memory).
 #[derive(Debug)]
@@ -118,37 +172,9 @@ impl<S: Read + Write> TlsStream<S> {
             .is_some_and(|chain| !chain.is_empty())
     }
 
-    /// Reads plaintext: decrypts what the socket has until some plaintext is there (or the
-    /// socket would block). A failed handshake or a bad record is an error, after the
-    /// alert that tells the peer why has been sent.
+    /// Reads plaintext ([`read_plaintext`]).
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.session.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // The peer closed TCP without close_notify: for a stream of events that
-                // is an end like any other.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) => return Err(e),
-            }
-            match self.session.read_tls(&mut self.sock) {
-                Ok(0) => return Ok(0),
-                Ok(_) => {
-                    if let Err(e) = self.session.process_new_packets() {
-                        let _ = self.push_pending();
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                    }
-                    // The handshake answers as it goes.
-                    self.push_pending()?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.push_pending()?;
-                    return Err(e);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        read_plaintext(&mut self.session, &mut self.sock, buf)
     }
 
     /// Takes plaintext into the session (encrypting it) as far as its buffer allows, and
@@ -165,16 +191,7 @@ impl<S: Read + Write> TlsStream<S> {
 
     /// Sends encrypted records the session holds; true when none is left.
     pub fn push_pending(&mut self) -> io::Result<bool> {
-        while self.session.wants_write() {
-            match self.session.write_tls(&mut self.sock) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
+        push_records(&mut self.session, &mut self.sock)
     }
 
     /// Queues close_notify and sends what the socket takes.
@@ -318,30 +335,7 @@ impl TlsClient {
 
     /// Reads plaintext, as [`TlsStream::read`].
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.session.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) => return Err(e),
-            }
-            match self.session.read_tls(&mut self.sock) {
-                Ok(0) => return Ok(0),
-                Ok(_) => {
-                    if let Err(e) = self.session.process_new_packets() {
-                        let _ = self.push_pending();
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                    }
-                    self.push_pending()?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.push_pending()?;
-                    return Err(e);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        read_plaintext(&mut self.session, &mut self.sock, buf)
     }
 
     /// Takes plaintext as far as the session's buffer allows; WouldBlock when full.
@@ -357,16 +351,7 @@ impl TlsClient {
 
     /// Sends encrypted records the session holds; true when none is left.
     pub fn push_pending(&mut self) -> io::Result<bool> {
-        while self.session.wants_write() {
-            match self.session.write_tls(&mut self.sock) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
+        push_records(&mut self.session, &mut self.sock)
     }
 
     pub fn wants_write(&self) -> bool {
