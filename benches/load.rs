@@ -2232,19 +2232,15 @@ fn size(ctx: &mut Ctx) {
 }
 
 fn render_table(rows: &[Row]) -> String {
-    let mut t =
-        String::from("| scenario | number | target | met? | command |\n|---|---|---|---|---|\n");
-    for r in rows {
-        t.push_str(&format!(
-            "| {} | {} | {} | {} | `{}` |\n",
-            r.scenario,
-            r.number,
-            r.target,
+    common::markdown_table(rows.iter().map(|r| {
+        [
+            r.scenario.as_str(),
+            r.number.as_str(),
+            r.target.as_str(),
             met_text(r.met),
-            r.command
-        ));
-    }
-    t
+            r.command.as_str(),
+        ]
+    }))
 }
 
 /// Rows of groups not run this time are kept from the previous table, marked with the run

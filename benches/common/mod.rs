@@ -1902,3 +1902,16 @@ pub fn read_section(name: &str) -> Option<String> {
     let e = old.find(&end)?;
     (e >= b).then(|| old[b..e].to_string())
 }
+
+/// The scenario table of a BENCHMARKS.md section: one row per `[scenario, number, target,
+/// met, command]`.
+pub fn markdown_table<'a>(rows: impl IntoIterator<Item = [&'a str; 5]>) -> String {
+    let mut t =
+        String::from("| scenario | number | target | met? | command |\n|---|---|---|---|---|\n");
+    for [scenario, number, target, met, command] in rows {
+        t.push_str(&format!(
+            "| {scenario} | {number} | {target} | {met} | `{command}` |\n"
+        ));
+    }
+    t
+}
