@@ -424,7 +424,7 @@ impl Reactor {
                 if !started {
                     // The first time there is nothing to do: start-up is over.
                     started = true;
-                    crate::memory::release_startup_code();
+                    crate::memory::release_startup_pages();
                 }
                 self.clock.timeout_until(self.timers.next_deadline())
             };
