@@ -1062,8 +1062,11 @@ impl Monitor {
     }
 
     /// Name `n` no longer reaches source `k`. A file that no name reaches any more is
-    /// finished if it was deleted, else retired: its writer may still append until it
-    /// reopens, so it is read for `rotate_wait` after its last growth.
+    /// retired: its writer may still append until it reopens, so it is read for
+    /// `rotate_wait` after its last growth. A deleted file is finished at once (SPEC §4:
+    /// read to its end, then dropped; holding it open would also hide its directory's
+    /// removal from inotify), unless it ends in a line the writer has only half written:
+    /// that one is waited for, within the same grace, so it is delivered whole.
     fn detach<S: EntrySink>(&mut self, n: usize, k: usize, pass: &mut Pass<S>) {
         self.names[n].source = None;
         self.names[n].previous = Some((k, self.sources[k].id));
@@ -1078,7 +1081,8 @@ impl Monitor {
             self.update_inode_watch(k, pass.watcher);
             return;
         }
-        if linked(&self.sources[k]) {
+        let s = &self.sources[k];
+        if linked(s) || (s.file.is_some() && s.splitter.pending() > 0) {
             self.sources[k].phase = Phase::Retired { since: pass.now };
             self.note_retired(k);
             self.update_inode_watch(k, pass.watcher);
@@ -1495,8 +1499,10 @@ impl Monitor {
         }
         if state == ReadState::Eof
             && let Phase::Retired { since } = s.phase
-            && since.max(s.last_growth).saturating_add(self.rotate_wait_ms) <= pass.now
+            && (since.max(s.last_growth).saturating_add(self.rotate_wait_ms) <= pass.now
+                || (s.splitter.pending() == 0 && !linked(s)))
         {
+            // Its grace is over, or it is a deleted file whose last line has now ended.
             self.finish(k, pass);
         }
         state

@@ -172,17 +172,33 @@ fn deleted_file_is_read_then_dropped_and_recreation_is_a_rotation() {
     start(&mut m);
     append(&log, "last words\nno newline");
     std::fs::remove_file(&log).unwrap();
-    assert_eq!(poll_all(&mut m, 1), ["last words", "no newline"]);
-    assert_eq!(m.sources.len(), 0, "a deleted file is let go");
+    assert_eq!(poll_all(&mut m, 1), ["last words"]);
+    assert_eq!(
+        m.sources.len(),
+        1,
+        "kept while its writer may still end the line"
+    );
+    let wait = m.rotate_wait_ms;
+    assert_eq!(m.next_wakeup(), Some(1 + wait));
+    assert_eq!(poll_all(&mut m, 1 + wait), ["no newline"]);
+    assert_eq!(m.sources.len(), 0, "then let go");
+    let t = 2 + wait;
     append(&log, "reborn\n");
     assert_eq!(
-        poll_all(&mut m, 2),
+        poll_all(&mut m, t),
         ["Log rotation detected (#1): inode change", "reborn"]
     );
+    // Its writer ends the half-written line through its descriptor after the delete.
+    let mut writer = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    writer.write_all(b"half").unwrap();
     std::fs::remove_file(&log).unwrap();
-    assert_eq!(poll_all(&mut m, 3), Vec::<String>::new());
+    assert_eq!(poll_all(&mut m, t + 1), Vec::<String>::new());
+    assert_eq!(m.sources.len(), 1);
+    writer.write_all(b" and the rest\n").unwrap();
+    assert_eq!(poll_all(&mut m, t + 2), ["half and the rest"]);
+    assert_eq!(m.sources.len(), 0, "its last line ended: let go at once");
     assert_eq!(m.names.len(), 1, "remembered for a while");
-    m.sweep(3 + FORGET_AFTER_MS);
+    m.sweep(t + 2 + FORGET_AFTER_MS);
     assert_eq!(m.names.len(), 0, "then forgotten");
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -84,6 +84,43 @@ fn rotated_log_moved_back_onto_its_path_is_read_on_not_again() {
     expect_messages(&mut c, &want);
 }
 
+/// Delete-style rotation (`rm app.log`, the writer reopens a moment later): a line the
+/// writer had half written when its file was deleted arrives whole once the writer ends
+/// it through the descriptor it still holds, never as a fragment. Then the deleted file
+/// is let go, so its space is freed. (The model test's seed 87 showed such a fragment.)
+#[test]
+fn a_line_half_written_when_its_file_is_deleted_arrives_whole_then_the_file_is_let_go() {
+    let (server, mut c) = start_with_client(TempDir::new());
+    let log = server.path("f.log");
+    let mut writer = open_append(&log);
+    writer.write_all(b"a1\n").unwrap();
+    expect_messages(&mut c, &["a1"]);
+    writer.write_all(b"a2 first half,").unwrap();
+    fs::remove_file(&log).unwrap();
+    // A new file at the path: once its line is out, logwisp has seen the deletion.
+    append(&log, "b1\n");
+    let mut first = c.next_message();
+    if first.starts_with("Log rotation detected") {
+        first = c.next_message();
+    }
+    assert_eq!(first, "b1", "after the delete");
+    writer.write_all(b" second half\na3\n").unwrap();
+    expect_messages(&mut c, &["a2 first half, second half", "a3"]);
+    drop(writer);
+    append(&log, "b2\n");
+    expect_messages(&mut c, &["b2"]);
+    let fds = format!("/proc/{}/fd", server.pid());
+    let holds_deleted = || {
+        fs::read_dir(&fds).unwrap().flatten().any(|fd| {
+            fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy().ends_with("f.log (deleted)"))
+        })
+    };
+    assert!(
+        wait_until(TIMEOUT, || !holds_deleted()),
+        "logwisp still holds the deleted f.log open"
+    );
+}
+
 /// Issue 9, item 1: `app.log` and `app-2024.log` name one file (made by `link`), both
 /// present at start and both matching `*.log`: each line arrives once.
 fn one_file_two_names(link: fn(&Path, &Path) -> io::Result<()>) {
