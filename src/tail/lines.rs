@@ -125,7 +125,7 @@ impl LineSplitter {
         let base = self.next_offset;
         let mut rest = chunk;
         while !rest.is_empty() {
-            let Some(i) = memchr_newline(rest) else {
+            let Some(i) = memchr::memchr(b'\n', rest) else {
                 if !self.discarding {
                     // Hold up to max + 2 bytes: enough to tell a line of exactly `max`
                     // bytes followed by `\r` from one that is too long.
@@ -199,26 +199,6 @@ fn emit(segment: &[u8], max: usize, start: u64, sink: &mut impl LineSink) -> boo
     } else {
         sink.line(line, false, start)
     }
-}
-
-/// Position of the first `\n`, a word at a time (std has no public memchr).
-#[inline]
-pub fn memchr_newline(hay: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const NL: u64 = LO * b'\n' as u64;
-    let mut i = 0;
-    while i + 8 <= hay.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&hay[i..i + 8]);
-        let x = u64::from_le_bytes(word) ^ NL;
-        let found = x.wrapping_sub(LO) & !x & HI;
-        if found != 0 {
-            return Some(i + (found.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    hay[i..].iter().position(|&b| b == b'\n').map(|p| i + p)
 }
 
 #[cfg(test)]
@@ -420,18 +400,5 @@ mod tests {
         let used = s.feed(b"one\ntwo\nthree\n", &mut |_: &[u8], _, _| false);
         assert_eq!(used, 4);
         assert_eq!((s.next_offset(), s.line_start()), (14, 14));
-    }
-
-    #[test]
-    fn memchr_finds_every_position() {
-        for len in 0..40 {
-            for pos in 0..len {
-                let mut v = vec![b'a'; len];
-                v[pos] = b'\n';
-                assert_eq!(memchr_newline(&v), Some(pos));
-            }
-            assert_eq!(memchr_newline(&vec![b'a'; len]), None);
-        }
-        assert_eq!(memchr_newline(&[0x8a, b'\n']), Some(1));
     }
 }
