@@ -9,7 +9,7 @@ mod common;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -1143,7 +1143,7 @@ fn start_pipeline(
     pipeline: Pipeline,
     log: &std::path::Path,
     clients: usize,
-) -> io::Result<(Running, Vec<std::net::TcpStream>)> {
+) -> io::Result<(Running, Vec<TcpStream>)> {
     ensure_socat().map_err(io::Error::other)?;
     let port = {
         let l = TcpListener::bind("127.0.0.1:0")?;
@@ -1415,24 +1415,44 @@ fn latency(ctx: &mut Ctx, clients: usize, per_sec: u64, secs: u64) -> io::Result
         cpu1.secs_since(&cpu0) / secs as f64 * 100.0,
     ));
     ctx.detail(format!("  {machine}"));
+    ctx.detail(format!(
+        "  p50 / p99 per client, in the order they connected: {}",
+        per_client_percentiles(&checks)
+    ));
     if let Some(e) = &t.first_error {
         ctx.detail(format!("  first problem seen by a client: {e}"));
     }
-    let probe = CpuProbe::start(None);
-    let (c50, c99, cmax) = latency_control(per_sec, secs)?;
-    ctx.row(
-        "latency · control: same writer → TCP socket → same reader, no logwisp".into(),
-        format!(
-            "p50 {:.0} µs · p99 {:.0} µs · max {:.0} µs",
-            us(c50),
-            us(c99),
-            us(cmax)
-        ),
-        "— (what the machine adds)",
-        Met::Info,
-        "latency",
-    );
-    ctx.detail(format!("  control run: {}", probe.report()));
+    let mut controls = Vec::new();
+    for n in [1, clients] {
+        let probe = CpuProbe::start(None);
+        let (c50, c99, cmax, each) = latency_control(per_sec, secs, n, ctx.opts.client_threads)?;
+        let what = if n == 1 {
+            "latency · control: same writer → 1 TCP socket → same reader, no logwisp".to_string()
+        } else {
+            format!(
+                "latency · control: same writer → {n} TCP sockets in turn → same readers, no logwisp"
+            )
+        };
+        ctx.row(
+            what,
+            format!(
+                "p50 {:.0} µs · p99 {:.0} µs · max {:.0} µs",
+                us(c50),
+                us(c99),
+                us(cmax)
+            ),
+            "— (what the machine adds)",
+            Met::Info,
+            "latency",
+        );
+        ctx.detail(format!("  control run, {n} socket(s): {}", probe.report()));
+        if n > 1 {
+            ctx.detail(format!(
+                "  p50 / p99 per socket, in the order written: {each}"
+            ));
+        }
+        controls.push(c99);
+    }
     let pipeline = Pipeline::Fork;
     let probe = CpuProbe::start(None);
     let (f50, f99, fmax, ftotals) = latency_pipeline(pipeline, clients, per_sec, secs)?;
@@ -1455,24 +1475,41 @@ fn latency(ctx: &mut Ctx, clients: usize, per_sec: u64, secs: u64) -> io::Result
         "latency",
     );
     ctx.detail(format!("  socat fork run: {}", probe.report()));
-    let (vs_fork, vs_control) = (
-        p99 as f64 / f99.max(1) as f64,
-        p99 as f64 / c99.max(1) as f64,
-    );
+    let (one, same) = (controls[0], controls[controls.len() - 1]);
+    let ratio = |base: u64| p99 as f64 / base.max(1) as f64;
+    let (vs_fork, vs_same, vs_one) = (ratio(f99), ratio(same), ratio(one));
     ctx.row(
         "latency · logwisp p99 ÷ the `socat …,fork` pipeline's and ÷ the control's".into(),
         format!(
-            "{vs_fork:.2}× the pipeline's ({:.0} / {:.0} µs) · {vs_control:.2}× the control's ({:.0} / {:.0} µs)",
+            "{vs_fork:.2}× the pipeline's ({:.0} / {:.0} µs) · {vs_same:.2}× the {clients}-socket control's ({:.0} / {:.0} µs) · {vs_one:.2}× the 1-socket control's ({:.0} µs)",
             us(p99),
             us(f99),
             us(p99),
-            us(c99)
+            us(same),
+            us(one)
         ),
-        "≤ 1.0× the pipeline's · ≤ 2.0× the control's",
-        met(ok_lines && fork_ok && vs_fork <= 1.0 && vs_control <= 2.0),
+        &format!("≤ 1.0× the pipeline's · ≤ 2.0× the control's with the same {clients} clients"),
+        met(ok_lines && fork_ok && vs_fork <= 1.0 && vs_same <= 2.0),
         "latency",
     );
     Ok(())
+}
+
+/// "p50/p99 µs" of each client's latencies, comma-separated.
+fn per_client_percentiles(checks: &[Check]) -> String {
+    checks
+        .iter()
+        .map(|c| {
+            let mut lat = c.latency_ns.clone();
+            lat.sort_unstable();
+            format!(
+                "{:.0}/{:.0}",
+                percentile(&lat, 50.0) as f64 / 1000.0,
+                percentile(&lat, 99.0) as f64 / 1000.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The paced lines through `pipeline` to `clients` TCP readers: p50, p99, max (ns).
@@ -1544,32 +1581,73 @@ fn paced_writes(out: &mut impl Write, count: u64, per_sec: u64) -> io::Result<Ve
     Ok(lateness)
 }
 
-/// The same paced lines written straight into a TCP socket read by the same reader
-/// thread: the latency this machine (scheduler, loopback, harness) adds with no logwisp.
-fn latency_control(per_sec: u64, secs: u64) -> io::Result<(u64, u64, u64)> {
+/// The same paced lines written straight into `clients` TCP sockets, in turn, read by the
+/// same reader threads: the latency this machine (scheduler, loopback, harness) adds with
+/// no logwisp. Each line is stamped once, before its first write, as a line logwisp
+/// delivers carries the one stamp its writer gave it. Returns p50, p99, max (ns) over all
+/// clients and each client's "p50/p99".
+fn latency_control(
+    per_sec: u64,
+    secs: u64,
+    clients: usize,
+    client_threads: usize,
+) -> io::Result<(u64, u64, u64, String)> {
     let lines = per_sec * secs;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let shared = Shared::new();
-    let fleet = spawn_fleet(shared.clone(), addr, Proto::Tcp, 1, move || {
-        let mut c = Check::strict(lines);
-        c.want_latency = true;
-        c.latency_ns.reserve(lines as usize);
-        c
-    });
-    let (mut sock, _) = listener.accept()?;
-    sock.set_nodelay(true)?;
-    paced_writes(&mut sock, lines, per_sec)?;
-    wait_done(&shared, 1, Duration::from_secs(5));
+    let fleets: Vec<_> = split(clients, client_threads)
+        .into_iter()
+        .map(|n| {
+            spawn_fleet(shared.clone(), addr, Proto::Tcp, n, move || {
+                let mut c = Check::strict(lines);
+                c.want_latency = true;
+                c.latency_ns.reserve(lines as usize);
+                c
+            })
+        })
+        .collect();
+    let mut socks = InTurn(Vec::with_capacity(clients));
+    for _ in 0..clients {
+        let (sock, _) = listener.accept()?;
+        sock.set_nodelay(true)?;
+        socks.0.push(sock);
+    }
+    paced_writes(&mut socks, lines, per_sec)?;
+    wait_done(&shared, clients, Duration::from_secs(5));
     shared.stop.store(true, Ordering::Relaxed);
-    let checks = fleet.join().expect("fleet thread")?.checks;
-    let mut lat = checks[0].latency_ns.clone();
+    let mut checks = Vec::new();
+    for f in fleets {
+        checks.extend(f.join().expect("fleet thread")?.checks);
+    }
+    let mut lat: Vec<u64> = checks
+        .iter()
+        .flat_map(|c| c.latency_ns.iter().copied())
+        .collect();
     lat.sort_unstable();
     Ok((
         percentile(&lat, 50.0),
         percentile(&lat, 99.0),
         lat.last().copied().unwrap_or(0),
+        per_client_percentiles(&checks),
     ))
+}
+
+/// Writes each buffer whole to every socket, one after another (as logwisp serves its
+/// clients).
+struct InTurn(Vec<TcpStream>);
+
+impl Write for InTurn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        for s in &mut self.0 {
+            s.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Resident memory idle, then with N idle SSE clients connected.
