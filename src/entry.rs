@@ -1221,11 +1221,13 @@ mod tests {
             (b"", b";"),
             (b"\t", b" "),
         ];
-        let filler = b"lorem ipsum dolor sit amet, consectetur adipiscing elit sed do eiusmod";
+        // Past two 64-byte spans, so keywords straddle every kind of chunk boundary.
+        let filler =
+            b"lorem ipsum dolor sit amet, consectetur adipiscing elit sed do eiusmod ".repeat(3);
         for word in words {
             for (open, close) in forms {
-                for at in 0..40 {
-                    for total in [at + 8, at + 20, 70] {
+                for at in 0..140 {
+                    for total in [at + 8, at + 20, 70, 150] {
                         let mut line = filler[..at.min(filler.len())].to_vec();
                         line.extend_from_slice(open);
                         line.extend_from_slice(word);
@@ -1356,7 +1358,9 @@ mod tests {
             b"\xff",
             b"\x7f",
         ];
-        for len in [0usize, 1, 15, 16, 17, 31, 32, 33, 99, 100] {
+        for len in [
+            0usize, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 70, 99, 100, 128, 140,
+        ] {
             let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
             let mut cases = vec![base.clone()];
             for sp in specials {
