@@ -145,6 +145,24 @@ struct Slot {
     mask: u64,
 }
 
+/// Which wires a pushed entry is framed for: made once per read by [`Ring::plan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushPlan {
+    /// The wire whose buffer the JSON is rendered into, between its frame's head and tail.
+    home: Option<u8>,
+    /// The other wires in use, which frame a copy or their own format.
+    others: [u8; MAX_WIRES],
+    other_count: u8,
+    /// Bit p: wire p is in use.
+    used: u8,
+}
+
+impl PushPlan {
+    fn wires(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..MAX_WIRES).filter(|p| self.used & (1 << p) != 0)
+    }
+}
+
 #[derive(Default, Debug)]
 struct Chunk {
     bufs: [Vec<u8>; MAX_WIRES],
@@ -292,6 +310,40 @@ impl Ring {
         )
     }
 
+    /// How entries are framed while the wires in use and `formats` stay as they are
+    /// (within one read: no client comes or goes meanwhile).
+    pub fn plan(&self, formats: &[Format]) -> PushPlan {
+        let is_json = |u: &WireUse| {
+            matches!(
+                formats.get(usize::from(u.wire.format)),
+                None | Some(Format::Json)
+            )
+        };
+        // The JSON's home: a wire whose frame head does not depend on the payload's
+        // length (a WebSocket head does), else the scratch buffer.
+        let home = self
+            .wires
+            .iter()
+            .position(|u| u.users > 0 && is_json(u) && u.wire.framing != Framing::Ws);
+        let mut plan = PushPlan {
+            home: home.map(|p| p as u8),
+            others: [0; MAX_WIRES],
+            other_count: 0,
+            used: 0,
+        };
+        for (p, u) in self.wires.iter().enumerate() {
+            if u.users == 0 {
+                continue;
+            }
+            plan.used |= 1 << p;
+            if Some(p) != home {
+                plan.others[usize::from(plan.other_count)] = p as u8;
+                plan.other_count += 1;
+            }
+        }
+        plan
+    }
+
     /// Appends one entry, framed for every wire a client uses (nothing at all, not even
     /// rendered, without clients). `render` writes its JSON entry once, straight into
     /// the buffer of the first wire that frames JSON after a fixed prefix (SSE or lines);
@@ -305,50 +357,60 @@ impl Ring {
         render: impl FnOnce(&mut Vec<u8>),
         mask_of: impl FnOnce(&[u8]) -> u64,
     ) -> u64 {
+        let plan = self.plan(formats);
+        self.push_planned(&plan, formats, line, render, mask_of)
+    }
+
+    /// [`push_with`](Self::push_with) by a plan made for the wires in use now.
+    #[inline]
+    pub fn push_planned(
+        &mut self,
+        plan: &PushPlan,
+        formats: &[Format],
+        line: &[u8],
+        render: impl FnOnce(&mut Vec<u8>),
+        mask_of: impl FnOnce(&[u8]) -> u64,
+    ) -> u64 {
+        debug_assert_eq!(*plan, self.plan(formats), "a stale push plan");
         let seq = self.next_seq();
-        let mut slot = Slot {
-            chunk: self.chunk_base + self.chunks.len().saturating_sub(1) as u64,
-            spans: [Span::default(); MAX_WIRES],
-            mask: 0,
-        };
-        if !self.frames_entries() {
-            self.slots.push_back(slot);
+        if plan.used == 0 {
+            self.slots.push_back(Slot {
+                chunk: self.chunk_base + self.chunks.len().saturating_sub(1) as u64,
+                spans: [Span::default(); MAX_WIRES],
+                mask: 0,
+            });
             return seq;
         }
         let need_new = match self.chunks.back() {
             None => true,
-            Some(c) => c.bufs.iter().any(|b| {
+            Some(c) => plan.wires().any(|p| {
+                let b = &c.bufs[p];
                 b.len() >= CHUNK_BYTES
                     || (!b.is_empty() && b.len() + line.len() + FRAME_ROOM > b.capacity())
             }),
         };
         if need_new {
             let mut chunk = Chunk::default();
-            for (p, u) in self.wires.iter().enumerate() {
-                if u.users > 0 {
-                    // Full size at once: growing by doubling copies each chunk again.
-                    chunk.bufs[p] = Vec::with_capacity(CHUNK_BYTES);
-                }
+            for p in plan.wires() {
+                // Full size at once: growing by doubling copies each chunk again.
+                chunk.bufs[p] = Vec::with_capacity(CHUNK_BYTES);
             }
             self.chunks.push_back(chunk);
         }
-        slot.chunk = self.chunk_base + self.chunks.len() as u64 - 1;
-        let is_json = |u: &WireUse| {
-            matches!(
-                formats.get(usize::from(u.wire.format)),
-                None | Some(Format::Json)
-            )
-        };
-        // The JSON's home: a wire whose frame head does not depend on the payload's
-        // length (a WebSocket head does), else the scratch buffer.
-        let home = self
-            .wires
-            .iter()
-            .position(|u| u.users > 0 && is_json(u) && u.wire.framing != Framing::Ws);
+        // Filled in place, not built on the stack and copied in: the copy reads the
+        // spans back with wide loads right after their narrow stores (a store-forwarding
+        // stall per entry).
+        self.slots.push_back(Slot {
+            chunk: self.chunk_base + self.chunks.len() as u64 - 1,
+            spans: [Span::default(); MAX_WIRES],
+            mask: 0,
+        });
+        let slot = self.slots.back_mut().expect("a slot was just pushed");
         let chunk = self.chunks.back_mut().expect("a chunk was just ensured");
         let before = chunk.held();
-        let (mut json_buf, json_start, json_end) = match home {
+        let (mut json_buf, json_start, json_end) = match plan.home {
             Some(p) => {
+                let p = usize::from(p);
                 let mut buf = std::mem::take(&mut chunk.bufs[p]);
                 let frame_start = buf.len();
                 let wire = self.wires[p].wire;
@@ -373,11 +435,10 @@ impl Ring {
         };
         let json = &json_buf[json_start..json_end];
         slot.mask = mask_of(json);
-        for (p, u) in self.wires.iter().enumerate() {
-            if u.users == 0 || Some(p) == home {
-                continue;
-            }
-            let payload: &[u8] = match formats.get(usize::from(u.wire.format)) {
+        for &p in &plan.others[..usize::from(plan.other_count)] {
+            let p = usize::from(p);
+            let wire = self.wires[p].wire;
+            let payload: &[u8] = match formats.get(usize::from(wire.format)) {
                 None | Some(Format::Json) => json,
                 Some(other) => {
                     self.scratch.clear();
@@ -387,14 +448,14 @@ impl Ring {
             };
             let buf = &mut chunk.bufs[p];
             let start = buf.len();
-            u.wire.frame(buf, seq, payload);
+            wire.frame(buf, seq, payload);
             slot.spans[p] = Span {
                 start: start as u32,
                 len: (buf.len() - start) as u32,
             };
         }
-        match home {
-            Some(p) => chunk.bufs[p] = json_buf,
+        match plan.home {
+            Some(p) => chunk.bufs[usize::from(p)] = json_buf,
             None => {
                 if json_buf.capacity() > JSON_SCRATCH_KEEP {
                     json_buf = Vec::new();
@@ -403,7 +464,6 @@ impl Ring {
             }
         }
         self.held_bytes += chunk.held() - before;
-        self.slots.push_back(slot);
         seq
     }
 

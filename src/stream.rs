@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use crate::config::{HeartbeatConfig, StreamConfig};
 use crate::entry::{self, Stamp};
 use crate::fanout::{
-    At, ControlRenderer, FilterBit, Framing, Ring, Subscriber, Wire, refill_bytes,
+    At, ControlRenderer, FilterBit, Framing, PushPlan, Ring, Subscriber, Wire, refill_bytes,
 };
 use crate::filter::{ClientFilter, FilterId, FilterSet, SetFull, StreamFilters};
 use crate::format::{Format, Parts};
@@ -225,6 +225,8 @@ struct Intake<'a> {
     ring: &'a mut Ring,
     history: &'a mut History,
     formats: &'a [Format],
+    /// The ring's framing for this read (no client comes or goes during one).
+    plan: PushPlan,
     filters: &'a StreamFilters,
     clients: &'a FilterSet,
     filtered: &'a mut u64,
@@ -258,7 +260,8 @@ impl EntrySink for Intake<'_> {
             return;
         }
         let clients = self.clients;
-        let seq = self.ring.push_with(
+        let seq = self.ring.push_planned(
+            &self.plan,
             self.formats,
             line,
             |out| entry::write_entry(out, line, source_json, stamp),
@@ -273,7 +276,8 @@ impl EntrySink for Intake<'_> {
 
     fn notice(&mut self, source_json: &[u8], message: &str, stamp: &Stamp) {
         let clients = self.clients;
-        let seq = self.ring.push_with(
+        let seq = self.ring.push_planned(
+            &self.plan,
             self.formats,
             message.as_bytes(),
             |out| entry::write_notice(out, stamp, source_json, "INFO", message),
@@ -310,7 +314,8 @@ impl JournalSink for Intake<'_> {
         }
         let cursor = p.cursor.as_deref().unwrap_or("");
         let clients = self.clients;
-        let seq = self.ring.push_with(
+        let seq = self.ring.push_planned(
+            &self.plan,
             self.formats,
             message,
             |out| crate::journal::entry::write_entry(out, p, names, message, now),
@@ -465,7 +470,9 @@ impl Stream {
         self.paced = false;
         let before = self.ring.next_seq();
         let mut budget = ReadBudget::new(READ_BYTES_PER_TURN, entries);
+        let plan = self.ring.plan(&self.formats);
         let mut intake = Intake {
+            plan,
             ring: &mut self.ring,
             history: &mut self.history,
             formats: &self.formats,
