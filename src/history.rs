@@ -102,11 +102,18 @@ impl History {
 
     /// Records entry `seq`: a line of `src` starting at `start`, read at `micros`.
     pub fn note_line(&mut self, seq: u64, src: SourceRef, start: u64, micros: i64) {
+        self.note_lines(seq, 1, src, start, micros);
+    }
+
+    /// Records entries `seq..seq + count`: consecutive lines of `src`, the first starting
+    /// at `start`, read at `micros`. They join the last run only all together.
+    pub fn note_lines(&mut self, seq: u64, count: u32, src: SourceRef, start: u64, micros: i64) {
         debug_assert_eq!(seq, self.next_seq);
-        self.next_seq = seq + 1;
+        debug_assert!((1..=MAX_RUN_ENTRIES).contains(&count));
+        self.next_seq = seq + u64::from(count);
         if let Some(last) = self.runs.back_mut()
             && last.end_seq() == seq
-            && last.count < MAX_RUN_ENTRIES
+            && last.count + count <= MAX_RUN_ENTRIES
             && let RunKind::File {
                 src: run_src,
                 micros: run_micros,
@@ -115,13 +122,13 @@ impl History {
             && run_src == src
             && (micros - run_micros).abs() < MERGE_WITHIN_MICROS
         {
-            last.count += 1;
+            last.count += count;
             return;
         }
         self.ref_changes.push((src.key, 1));
         self.push(Run {
             first_seq: seq,
-            count: 1,
+            count,
             kind: RunKind::File { src, start, micros },
         });
     }
@@ -323,6 +330,39 @@ mod tests {
             h.note_line(1 + i, A, i, 0);
         }
         assert_eq!(h.runs(), 2);
+    }
+
+    #[test]
+    fn lines_noted_together_join_the_last_run_only_if_all_fit() {
+        let mut h = History::new(1);
+        h.note_lines(1, 10, A, 0, 5);
+        h.note_lines(11, 20, A, 1_000, 5);
+        assert_eq!(h.runs(), 1);
+        assert_eq!(h.locate(30).map(|r| (r.first_seq, r.count)), Some((1, 30)));
+        // 30 + MAX_RUN_ENTRIES - 30 fill it exactly; one more batch starts a new run at
+        // its own first line.
+        let fill = MAX_RUN_ENTRIES - 30;
+        h.note_lines(31, fill, A, 3_000, 5);
+        assert_eq!(h.runs(), 1);
+        let next = 31 + u64::from(fill);
+        h.note_lines(next, 2, A, 9_000, 5);
+        assert_eq!(h.runs(), 2);
+        let run = h.locate(next + 1).unwrap();
+        assert_eq!((run.first_seq, run.count), (next, 2));
+        assert_eq!(
+            run.kind,
+            RunKind::File {
+                src: A,
+                start: 9_000,
+                micros: 5
+            }
+        );
+        // A batch that does not fit whole is not split: it starts a run of its own.
+        let mut h = History::new(1);
+        h.note_lines(1, MAX_RUN_ENTRIES - 1, A, 0, 5);
+        h.note_lines(MAX_RUN_ENTRIES.into(), 2, A, 500, 5);
+        assert_eq!(h.runs(), 2);
+        assert_eq!(h.next_seq(), u64::from(MAX_RUN_ENTRIES) + 2);
     }
 
     #[test]

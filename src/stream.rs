@@ -15,7 +15,7 @@ use crate::fanout::{
 };
 use crate::filter::{ClientFilter, FilterId, FilterSet, SetFull, StreamFilters};
 use crate::format::{Format, Parts};
-use crate::history::{History, Notice, RunKind};
+use crate::history::{History, MAX_RUN_ENTRIES, Notice, RunKind};
 use crate::journal::replay::{ClientId, Output, RunRef, Step};
 use crate::journal::{JournalSink, Journals, Pipes, entry::Parsed};
 use crate::ratelimit::Limiter;
@@ -232,6 +232,28 @@ struct Intake<'a> {
     filtered: &'a mut u64,
     #[cfg(feature = "forward")]
     origins: Option<&'a mut crate::forward::sink::Origins>,
+    /// Consecutive lines of one file not yet noted in the history: noted as one at the
+    /// end of the read (or when something else comes between), not one by one.
+    lines_run: Option<LinesRun>,
+}
+
+#[derive(Clone, Copy)]
+struct LinesRun {
+    first_seq: u64,
+    count: u32,
+    src: SourceRef,
+    start: u64,
+    micros: i64,
+}
+
+impl Intake<'_> {
+    /// Notes the lines read since the last call in the history.
+    fn note_lines(&mut self) {
+        if let Some(r) = self.lines_run.take() {
+            self.history
+                .note_lines(r.first_seq, r.count, r.src, r.start, r.micros);
+        }
+    }
 }
 
 /// Which client filters want the entry whose JSON is `json`.
@@ -271,7 +293,26 @@ impl EntrySink for Intake<'_> {
         if let Some(o) = self.origins.as_deref_mut() {
             o.push(seq, crate::forward::sink::Origin::File { src, start });
         }
-        self.history.note_line(seq, src, start, stamp.micros);
+        match &mut self.lines_run {
+            Some(r)
+                if r.src == src
+                    && r.first_seq + u64::from(r.count) == seq
+                    && r.micros == stamp.micros
+                    && r.count < MAX_RUN_ENTRIES =>
+            {
+                r.count += 1
+            }
+            _ => {
+                self.note_lines();
+                self.lines_run = Some(LinesRun {
+                    first_seq: seq,
+                    count: 1,
+                    src,
+                    start,
+                    micros: stamp.micros,
+                });
+            }
+        }
     }
 
     fn notice(&mut self, source_json: &[u8], message: &str, stamp: &Stamp) {
@@ -287,6 +328,7 @@ impl EntrySink for Intake<'_> {
         if let Some(o) = self.origins.as_deref_mut() {
             o.push(seq, crate::forward::sink::Origin::Notice);
         }
+        self.note_lines();
         self.history.note_notice(
             seq,
             Notice {
@@ -325,6 +367,7 @@ impl JournalSink for Intake<'_> {
         if let Some(o) = self.origins.as_deref_mut() {
             o.push(seq, crate::forward::sink::Origin::Journal(cursor.into()));
         }
+        self.note_lines();
         self.history.note_journal(seq, target, epoch, cursor);
     }
 
@@ -481,6 +524,7 @@ impl Stream {
             filtered: &mut self.filtered_lines,
             #[cfg(feature = "forward")]
             origins: (self.sink_wires > 0).then_some(&mut self.origins),
+            lines_run: None,
         };
         let files_left = self
             .monitor
@@ -488,6 +532,7 @@ impl Stream {
         let journal_left = self
             .journals
             .poll(now, pipes, buf, &mut budget, &stamp, &mut intake);
+        intake.note_lines();
         self.read_pending = files_left || journal_left;
         for (key, delta) in self.history.take_ref_changes() {
             self.monitor.history_ref(key, delta);
