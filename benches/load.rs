@@ -1328,17 +1328,14 @@ fn latency(ctx: &mut Ctx, clients: usize, per_sec: u64, secs: u64) -> io::Result
     let lw = Logwisp::start(&dir.path, &bench_config(&log, Proto::Sse), true, false)?;
     let addr = lw.http.expect("http address");
     let shared = Shared::new();
-    let fleets: Vec<_> = split(clients, ctx.opts.client_threads)
-        .into_iter()
-        .map(|n| {
-            spawn_fleet(shared.clone(), addr, Proto::Sse, n, move || {
-                let mut c = Check::strict(lines);
-                c.want_latency = true;
-                c.latency_ns.reserve(lines as usize);
-                c
-            })
-        })
-        .collect();
+    let fleets = latency_fleets(
+        &shared,
+        addr,
+        Proto::Sse,
+        clients,
+        ctx.opts.client_threads,
+        lines,
+    );
     let mut file = OpenOptions::new().append(true).open(&log)?;
     warm_up(&mut file, Duration::from_secs(30), || {
         shared.warm.load(Ordering::Relaxed) >= clients
@@ -1368,11 +1365,7 @@ fn latency(ctx: &mut Ctx, clients: usize, per_sec: u64, secs: u64) -> io::Result
         fs::write(path, text)?;
     }
     let t = totals(&checks);
-    let mut lat: Vec<u64> = checks
-        .iter()
-        .flat_map(|c| c.latency_ns.iter().copied())
-        .collect();
-    lat.sort_unstable();
+    let lat = sorted_latencies(&checks);
     lateness.sort_unstable();
     let us = |ns: u64| ns as f64 / 1000.0;
     let (p50, p99, p999, max) = (
@@ -1495,6 +1488,39 @@ fn latency(ctx: &mut Ctx, clients: usize, per_sec: u64, secs: u64) -> io::Result
     Ok(())
 }
 
+/// A checking reader that expects lines 1..=`lines` and keeps each one's latency.
+fn latency_check(lines: u64) -> Check {
+    let mut c = Check::strict(lines);
+    c.want_latency = true;
+    c.latency_ns.reserve(lines as usize);
+    c
+}
+
+/// `clients` latency-keeping readers of `addr`, spread over `threads` threads.
+fn latency_fleets(
+    shared: &Arc<Shared>,
+    addr: SocketAddr,
+    proto: Proto,
+    clients: usize,
+    threads: usize,
+    lines: u64,
+) -> Vec<std::thread::JoinHandle<io::Result<FleetResult>>> {
+    split(clients, threads)
+        .into_iter()
+        .map(|n| spawn_fleet(shared.clone(), addr, proto, n, move || latency_check(lines)))
+        .collect()
+}
+
+/// Every client's latencies (ns), sorted.
+fn sorted_latencies(checks: &[Check]) -> Vec<u64> {
+    let mut lat: Vec<u64> = checks
+        .iter()
+        .flat_map(|c| c.latency_ns.iter().copied())
+        .collect();
+    lat.sort_unstable();
+    lat
+}
+
 /// "p50/p99 µs" of each client's latencies, comma-separated.
 fn per_client_percentiles(checks: &[Check]) -> String {
     checks
@@ -1529,12 +1555,7 @@ fn latency_pipeline(
     File::create(&log)?;
     let (running, socks) = start_pipeline(pipeline, &log, clients)?;
     let shared = Shared::new();
-    let fleets = adopt_fleets(&shared, socks, 1, move || {
-        let mut c = Check::strict(lines);
-        c.want_latency = true;
-        c.latency_ns.reserve(lines as usize);
-        c
-    });
+    let fleets = adopt_fleets(&shared, socks, 1, move || latency_check(lines));
     let mut file = OpenOptions::new().append(true).open(&log)?;
     warm_up(&mut file, Duration::from_secs(30), || {
         shared.warm.load(Ordering::Relaxed) >= clients
@@ -1549,11 +1570,7 @@ fn latency_pipeline(
         checks.extend(f.join().expect("fleet thread")?.checks);
     }
     drop(running);
-    let mut lat: Vec<u64> = checks
-        .iter()
-        .flat_map(|c| c.latency_ns.iter().copied())
-        .collect();
-    lat.sort_unstable();
+    let lat = sorted_latencies(&checks);
     Ok((
         percentile(&lat, 50.0),
         percentile(&lat, 99.0),
@@ -1596,17 +1613,7 @@ fn latency_control(
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let shared = Shared::new();
-    let fleets: Vec<_> = split(clients, client_threads)
-        .into_iter()
-        .map(|n| {
-            spawn_fleet(shared.clone(), addr, Proto::Tcp, n, move || {
-                let mut c = Check::strict(lines);
-                c.want_latency = true;
-                c.latency_ns.reserve(lines as usize);
-                c
-            })
-        })
-        .collect();
+    let fleets = latency_fleets(&shared, addr, Proto::Tcp, clients, client_threads, lines);
     let mut socks = InTurn(Vec::with_capacity(clients));
     for _ in 0..clients {
         let (sock, _) = listener.accept()?;
@@ -1620,11 +1627,7 @@ fn latency_control(
     for f in fleets {
         checks.extend(f.join().expect("fleet thread")?.checks);
     }
-    let mut lat: Vec<u64> = checks
-        .iter()
-        .flat_map(|c| c.latency_ns.iter().copied())
-        .collect();
-    lat.sort_unstable();
+    let lat = sorted_latencies(&checks);
     Ok((
         percentile(&lat, 50.0),
         percentile(&lat, 99.0),
@@ -2215,10 +2218,7 @@ fn append_run(ctx: &mut Ctx, watched: Watched, count: u64, per_sec: u64) -> io::
     let addr = lw.http.expect("http address");
     let shared = Shared::new();
     let fleet = spawn_fleet(shared.clone(), addr, Proto::Sse, 1, move || {
-        let mut c = Check::strict(count);
-        c.want_latency = true;
-        c.latency_ns.reserve(count as usize);
-        c
+        latency_check(count)
     });
     let mut file = OpenOptions::new().append(true).open(&hot)?;
     warm_up(&mut file, Duration::from_secs(30), || {
