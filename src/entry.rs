@@ -413,58 +413,80 @@ fn level_at(line: &[u8], i: usize) -> Option<u8> {
 /// the level is known to be ERROR (the second answer is then meaningless).
 #[inline]
 fn scan_plain(line: &[u8], whole: bool) -> (u8, bool) {
-    let mut best = LEVEL_NAMES.len() as u8;
-    let mut special = 0u32;
+    let mut scan = PlainScan {
+        best: LEVEL_NAMES.len() as u8,
+        special: 0,
+    };
+    // Whole chunks first, with nothing to mask off; then the rest of the line.
     let mut base = 0;
-    while base < line.len() {
-        // The last chunk of a line of 16 bytes or more is its last 16 bytes, those seen
-        // already masked off (no copy into a padded chunk).
-        let (chunk, valid, at) = match line[base..].first_chunk::<16>() {
-            Some(c) => (*c, u32::MAX, base),
-            None => match line.last_chunk::<16>() {
-                Some(c) => (*c, u32::MAX << (base + 16 - line.len()), line.len() - 16),
-                None => {
-                    let mut c = [0u8; 16];
-                    c[..line.len()].copy_from_slice(line);
-                    (c, !(u32::MAX << line.len()), 0)
-                }
-            },
-        };
-        let m = chunk_masks(&chunk);
-        special |= m.special & valid;
-        if best > ERROR {
-            // Most triggers are spaces between words: one load, one multiply and one
-            // compare each rule them out.
-            let mut opens = m.opens & valid;
-            while opens != 0 {
-                let i = at + opens.trailing_zeros() as usize;
-                opens &= opens - 1;
-                let hit = line
-                    .get(i..)
-                    .and_then(<[u8]>::first_chunk::<4>)
-                    .is_none_or(known_key);
-                if hit && let Some(level) = level_at(line, i) {
-                    best = best.min(level);
-                }
-            }
-            let mut colons = m.colons & valid;
-            while colons != 0 {
-                let i = at + colons.trailing_zeros() as usize;
-                colons &= colons - 1;
-                let hit = i
-                    .checked_sub(3)
-                    .and_then(|j| line[j..].first_chunk::<4>())
-                    .is_none_or(known_key);
-                if hit && let Some(level) = level_at(line, i) {
-                    best = best.min(level);
-                }
-            }
-        } else if !whole {
-            break;
+    while let Some(chunk) = line[base..].first_chunk::<16>() {
+        if !scan.chunk(line, chunk, u32::MAX, base, whole) {
+            return (scan.best, scan.special == 0);
         }
         base += 16;
     }
-    (best, special == 0)
+    if base < line.len() {
+        // The last chunk of a line of 16 bytes or more is its last 16 bytes, those seen
+        // already masked off (no copy into a padded chunk).
+        match line.last_chunk::<16>() {
+            Some(c) => {
+                let at = line.len() - 16;
+                scan.chunk(line, c, u32::MAX << (base - at), at, whole);
+            }
+            None => {
+                let mut c = [0u8; 16];
+                c[..line.len()].copy_from_slice(line);
+                scan.chunk(line, &c, !(u32::MAX << line.len()), 0, whole);
+            }
+        }
+    }
+    (scan.best, scan.special == 0)
+}
+
+/// [`scan_plain`]'s findings so far.
+struct PlainScan {
+    best: u8,
+    special: u32,
+}
+
+impl PlainScan {
+    /// Takes in `chunk`, the 16 bytes of `line` from `at`, of which the bits of `valid`
+    /// are new. Returns false when the scan may stop (ERROR found, `whole` not asked).
+    #[inline(always)]
+    fn chunk(&mut self, line: &[u8], chunk: &[u8; 16], valid: u32, at: usize, whole: bool) -> bool {
+        let m = chunk_masks(chunk);
+        self.special |= m.special & valid;
+        if self.best == ERROR {
+            return whole;
+        }
+        // Most triggers are spaces between words: one load, one multiply and one compare
+        // each rule them out.
+        let mut opens = m.opens & valid;
+        while opens != 0 {
+            let i = at + opens.trailing_zeros() as usize;
+            opens &= opens - 1;
+            let hit = line
+                .get(i..)
+                .and_then(<[u8]>::first_chunk::<4>)
+                .is_none_or(known_key);
+            if hit && let Some(level) = level_at(line, i) {
+                self.best = self.best.min(level);
+            }
+        }
+        let mut colons = m.colons & valid;
+        while colons != 0 {
+            let i = at + colons.trailing_zeros() as usize;
+            colons &= colons - 1;
+            let hit = i
+                .checked_sub(3)
+                .and_then(|j| line[j..].first_chunk::<4>())
+                .is_none_or(known_key);
+            if hit && let Some(level) = level_at(line, i) {
+                self.best = self.best.min(level);
+            }
+        }
+        true
+    }
 }
 
 /// The level a plain line announces (case-insensitive), or `""`.
