@@ -526,27 +526,18 @@ pub fn write_notice(
 /// copies (one of them a call to memcpy for the level's name).
 const LEVEL_KEYS: [([u8; 32], usize); LEVEL_NAMES.len() + 1] = {
     const fn key(level: &[u8]) -> ([u8; 32], usize) {
-        let head = b",\"level\":\"";
-        let tail = b"\",\"message\":";
         let mut out = [0u8; 32];
         let mut n = 0;
-        let mut i = 0;
-        while i < head.len() {
-            out[n] = head[i];
-            n += 1;
-            i += 1;
-        }
-        i = 0;
-        while i < level.len() {
-            out[n] = level[i];
-            n += 1;
-            i += 1;
-        }
-        i = 0;
-        while i < tail.len() {
-            out[n] = tail[i];
-            n += 1;
-            i += 1;
+        let parts: [&[u8]; 3] = [b",\"level\":\"", level, b"\",\"message\":"];
+        let mut p = 0;
+        while p < parts.len() {
+            let mut i = 0;
+            while i < parts[p].len() {
+                out[n] = parts[p][i];
+                n += 1;
+                i += 1;
+            }
+            p += 1;
         }
         (out, n)
     }

@@ -122,7 +122,7 @@ impl Wire {
 /// one's text is the last one's with a carry, not divided out again (for SSE ids of 16
 /// digits the division chain cost a tenth of a line's CPU).
 #[derive(Debug, Clone)]
-pub struct SeqText {
+struct SeqText {
     value: u64,
     /// The digits, left-aligned: `digits[..len]`.
     digits: [u8; 20],
@@ -143,7 +143,7 @@ impl Default for SeqText {
 impl SeqText {
     /// Appends `v` in decimal.
     #[inline]
-    pub fn push(&mut self, out: &mut Vec<u8>, v: u64) {
+    fn push(&mut self, out: &mut Vec<u8>, v: u64) {
         if self.value.checked_add(1) == Some(v) {
             self.increment();
         } else if v != self.value {
