@@ -139,6 +139,56 @@ fn jetstream_gets_every_entry_in_order() {
     );
 }
 
+/// NATS over TLS (a `tls://` URL by name, resolved without libc and checked against the
+/// certificate's name, the CA from `[streams.forward.tls]`) to a nats-server that requires
+/// it: every entry is acknowledged, and the stream holds them in order.
+#[test]
+fn jetstream_over_tls_gets_every_entry_in_order() {
+    let bdir = TempDir::new();
+    let pki_dir = TempDir::new();
+    let pki = crate::util::Pki::new(pki_dir.path());
+    // The test's NATS client speaks no TLS: the stream is made, and later read, by a
+    // plain server on the same store.
+    create_logs(&mut NatsClient::connect(js_server(&bdir).port), 1);
+    let (cert, key) = (pki.server_cert.display(), pki.server_key.display());
+    let tls_broker = brokers::nats_server_with(
+        bdir.path(),
+        0,
+        None,
+        &[
+            "--tls",
+            "--tlscert",
+            &cert.to_string(),
+            "--tlskey",
+            &key.to_string(),
+        ],
+    );
+    let s = Server::start(&config(&format!(
+        "[[streams.forward]]\ntype = \"nats\"\nurls = [\"tls://localhost:{}\"]\n\
+         subject = \"logs.{{stream}}\"\n[streams.forward.tls]\nca_file = \"{}\"\n",
+        tls_broker.port,
+        pki.ca.display()
+    )));
+    const N: usize = 20_000;
+    append(&s.path("app.log"), &lines(0, N));
+    let st = s.wait_status("app", "every entry acknowledged over TLS", |v| {
+        v["forward"][0]["acked"] == N as u64
+    });
+    let st = &st["forward"][0];
+    assert_eq!(st["state"], "connected", "{st}");
+    assert_eq!(st["tls_failures"], 0, "{st}");
+    assert_eq!(st["dropped"], 0, "{st}");
+    drop(tls_broker);
+    let plain = js_server(&bdir);
+    let mut nats = NatsClient::connect(plain.port);
+    assert!(
+        wait_until(DELIVERY, || messages(&mut nats) == N as u64),
+        "{} messages in the store",
+        messages(&mut nats)
+    );
+    assert_eq!(read_all(&mut nats, N as u64), want(0, N));
+}
+
 #[test]
 fn mqtt_subscriber_gets_every_entry_in_order_at_qos_1() {
     let bdir = TempDir::new();
