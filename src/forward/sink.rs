@@ -401,6 +401,40 @@ impl Feed {
         }
     }
 
+    /// Where a feed replacing this one starts so that nothing unconfirmed is skipped: the
+    /// first unacknowledged entry of this run, and the backlog with each file back at its
+    /// first line in flight (as [`rewind`](Self::rewind) puts them).
+    pub fn handover(&self) -> (u64, Vec<BacklogFile>) {
+        let backlog = self
+            .backlog
+            .iter()
+            .map(|b| match self.first_in_flight(b.id) {
+                Some(start) => BacklogFile {
+                    next: start,
+                    done: false,
+                    ..b.clone()
+                },
+                None => b.clone(),
+            })
+            .collect();
+        (self.unacked_seq(), backlog)
+    }
+
+    /// The first line of backlog file `id` published and not yet acknowledged.
+    fn first_in_flight(&self, id: FileId) -> Option<u64> {
+        self.flights.iter().find_map(|f| match f.pos {
+            Pos::Backlog { file, start } if file == id => Some(start),
+            _ => None,
+        })
+    }
+
+    /// Starts where another feed of the same sink had got to ([`handover`](Self::handover)):
+    /// the files of an earlier run in `backlog`, then entry `seq` of this run on.
+    pub fn carry_on(&mut self, seq: u64, backlog: impl IntoIterator<Item = BacklogFile>) {
+        self.at = FeedAt::Disk { seq, hint: None };
+        self.backlog = backlog.into_iter().collect();
+    }
+
     /// Publishes awaiting their acknowledgement.
     pub fn in_flight(&self) -> usize {
         self.flights.len()
@@ -544,11 +578,7 @@ impl Feed {
             }
         };
         for b in &self.backlog {
-            let first = self.flights.iter().find_map(|f| match f.pos {
-                Pos::Backlog { file, start } if file == b.id => Some(start),
-                _ => None,
-            });
-            match first {
+            match self.first_in_flight(b.id) {
                 Some(start) => add(b.id, start, &mut out),
                 None if !b.done => add(b.id, b.next, &mut out),
                 None => {}
@@ -1134,9 +1164,18 @@ mod tests {
             hint: None,
         };
         f.ack(a);
+        // A sink replacing this one on reload starts where a rewind would, and this
+        // one's flights are left as they are (it finishes them).
+        let (seq, backlog) = f.handover();
+        assert_eq!((seq, backlog[0].next, backlog[0].done), (100, 200, false));
+        assert_eq!(f.in_flight(), 2);
+        let mut next = Feed::new(101, false);
+        next.carry_on(seq, backlog);
         assert_eq!(f.rewind(), 2);
         assert_eq!(f.backlog[0].next, 200);
         assert!(!f.backlog[0].done);
         assert_eq!(f.at.seq(), 100);
+        assert_eq!(next.at.seq(), f.at.seq());
+        assert_eq!(next.backlog, f.backlog);
     }
 }

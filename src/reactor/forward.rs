@@ -15,7 +15,7 @@ use mio::{Interest, Token};
 use super::files::StreamPipes;
 use super::{Reactor, Timer};
 use crate::forward::resolve::{self, Host, Lookup, Resolution, ResolvConf, Scheme};
-use crate::forward::sink::{FillCtx, PUBLISH_BUDGET, Sink, SinkEvent, SinkState};
+use crate::forward::sink::{BacklogFile, FillCtx, PUBLISH_BUDGET, Sink, SinkEvent, SinkState};
 use crate::state::SavedSink;
 use crate::stream::StreamId;
 use crate::tail::source::FileId;
@@ -167,7 +167,9 @@ impl Reactor {
 
     /// Gives a stream the sinks its config asks for, keeping those that did not change
     /// and stopping those that went. New sinks start at `seq` unless `saved` has their
-    /// cursor (a restart).
+    /// cursor (a restart) or they replace a sink of the same name whose settings changed
+    /// (a reload): they carry on where it had got to, so a broker that moved while down
+    /// gets what the old address never confirmed.
     pub(super) fn plan_sinks(
         &mut self,
         id: StreamId,
@@ -186,8 +188,19 @@ impl Reactor {
             .filter(|s| s.state != SinkState::Stopping)
             .map(|s| (s.cfg.name.clone(), s.cfg.clone(), s.io))
             .collect();
+        let mut replaced: Vec<(String, u64, Vec<BacklogFile>)> = Vec::new();
         for (name, cfg, io) in &have {
             if !want.iter().any(|w| w == cfg) {
+                if let Some((_, i)) = self.sink_of(*io) {
+                    let stream = &mut self.streams[id.index];
+                    let (from, backlog) = stream.sinks[i].feed.handover();
+                    // Held for a replacement before this sink lets go of them (a file
+                    // nothing refers to is closed at once).
+                    for b in &backlog {
+                        stream.monitor.history_ref(b.src.key, 1);
+                    }
+                    replaced.push((name.clone(), from, backlog));
+                }
                 crate::log::info(
                     &self.streams[id.index].cfg.name,
                     &format!("sink {name}: removed, finishing what is in flight"),
@@ -214,6 +227,9 @@ impl Reactor {
             };
             if let Some(s) = saved.iter().find(|s| s.name == name) {
                 self.attach_backlog(id, &mut sink, s, started);
+            } else if let Some(at) = replaced.iter().position(|(n, ..)| *n == name) {
+                let (_, from, backlog) = replaced.swap_remove(at);
+                sink.feed.carry_on(from, backlog);
             }
             #[cfg(feature = "tls")]
             let tls = {
@@ -266,6 +282,12 @@ impl Reactor {
             self.sink_connect(key);
             self.plan_sink_timer(key);
         }
+        // Replaced sinks that no new one carried on: their files are let go.
+        for (_, _, backlog) in replaced {
+            for b in backlog {
+                self.streams[id.index].monitor.history_ref(b.src.key, -1);
+            }
+        }
     }
 
     /// Lines of an earlier run the broker had not confirmed: read again first, from the
@@ -292,15 +314,13 @@ impl Reactor {
                 (Some(src), Some(end), Some(at)) if at == end => {
                     if offset < end {
                         stream.monitor.history_ref(src.key, 1);
-                        sink.feed
-                            .backlog
-                            .push_back(crate::forward::sink::BacklogFile {
-                                id: file,
-                                src,
-                                next: offset,
-                                end,
-                                done: false,
-                            });
+                        sink.feed.backlog.push_back(BacklogFile {
+                            id: file,
+                            src,
+                            next: offset,
+                            end,
+                            done: false,
+                        });
                     }
                 }
                 _ => {

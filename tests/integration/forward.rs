@@ -189,6 +189,32 @@ fn jetstream_over_tls_gets_every_entry_in_order() {
     assert_eq!(read_all(&mut nats, N as u64), want(0, N));
 }
 
+/// The broker moves while it is down: the sink's URL changes on reload, and the new
+/// broker gets what the old one never confirmed, then what follows, in order.
+#[test]
+fn a_sink_moved_to_another_broker_on_reload_loses_nothing() {
+    let (old_dir, new_dir) = (TempDir::new(), TempDir::new());
+    let old = js_server(&old_dir);
+    create_logs(&mut NatsClient::connect(old.port), 1);
+    let mut s = Server::start(&config(&nats_sink(&[old.port], "")));
+    append(&s.path("app.log"), &lines(0, 100));
+    s.wait_status("app", "the first entries acknowledged", |v| {
+        v["forward"][0]["acked"] == 100
+    });
+    drop(old);
+    append(&s.path("app.log"), &lines(100, 1_100));
+    s.wait_status("app", "the sink to notice its broker gone", |v| {
+        v["forward"][0]["state"] != "connected"
+    });
+    let new = js_server(&new_dir);
+    let mut nats = NatsClient::connect(new.port);
+    create_logs(&mut nats, 1);
+    s.reload_with(&config(&nats_sink(&[new.port], "")));
+    append(&s.path("app.log"), &lines(1_100, 2_000));
+    wait_count(&mut nats, &s, 1_900);
+    assert_eq!(read_all(&mut nats, 1_900), want(100, 2_000));
+}
+
 #[test]
 fn mqtt_subscriber_gets_every_entry_in_order_at_qos_1() {
     let bdir = TempDir::new();
