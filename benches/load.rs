@@ -267,12 +267,16 @@ fn main() {
     let quick = ctx.opts.quick;
     let scale = |full: u64, q: u64| if quick { q } else { full };
 
+    // The runs the ratio rows compare: their sizes, shared by the ceiling, the floor and
+    // every round.
+    let (one_tcp_lines, one_sse_lines) = (scale(4_000_000, 200_000), scale(3_000_000, 200_000));
+    let hundred_lines = scale(300_000, 20_000);
     if ctx.opts.wants("throughput") {
         let runs = [
-            (Proto::Tcp, 1, scale(4_000_000, 200_000), Run::Throughput),
+            (Proto::Tcp, 1, one_tcp_lines, Run::Throughput),
             (Proto::Tcp, 1, scale(2_000_000, 200_000), Run::Json),
-            (Proto::Sse, 1, scale(3_000_000, 200_000), Run::Throughput),
-            (Proto::Tcp, 100, scale(300_000, 20_000), Run::Throughput),
+            (Proto::Sse, 1, one_sse_lines, Run::Throughput),
+            (Proto::Tcp, 100, hundred_lines, Run::Throughput),
             (Proto::Sse, 100, scale(300_000, 20_000), Run::Throughput),
             (Proto::Sse, 1000, scale(40_000, 4_000), Run::Throughput),
         ];
@@ -299,9 +303,9 @@ fn main() {
     }
     if ctx.opts.wants("throughput") || ctx.opts.wants("ceiling") {
         let runs = [
-            (Proto::Tcp, 1, scale(4_000_000, 200_000)),
-            (Proto::Sse, 1, scale(3_000_000, 200_000)),
-            (Proto::Tcp, 100, scale(300_000, 20_000)),
+            (Proto::Tcp, 1, one_tcp_lines),
+            (Proto::Sse, 1, one_sse_lines),
+            (Proto::Tcp, 100, hundred_lines),
             (Proto::Sse, 100, scale(300_000, 20_000)),
             (Proto::Sse, 1000, scale(40_000, 4_000)),
         ];
@@ -312,10 +316,9 @@ fn main() {
             }
         }
     }
-    let (pipe_lines, fork_lines) = (scale(4_000_000, 200_000), scale(300_000, 20_000));
     if ctx.opts.wants("floor") {
-        run_floor(&mut ctx, Pipeline::Pipe, 1, pipe_lines);
-        run_floor(&mut ctx, Pipeline::Fork, 100, fork_lines);
+        run_floor(&mut ctx, Pipeline::Pipe, 1, one_tcp_lines);
+        run_floor(&mut ctx, Pipeline::Fork, 100, hundred_lines);
     }
     if ctx.opts.wants("throughput") && ctx.opts.wants("floor") {
         // One ~0.5 s sample of each side is at the mercy of this shared host, so the
@@ -326,27 +329,22 @@ fn main() {
             ctx.round = round;
             println!("ratio round {} of {rounds}", round + 1);
             let one_client = |ctx: &mut Ctx| {
-                run_throughput(ctx, Proto::Tcp, 1, pipe_lines, Run::Throughput);
-                run_throughput(
-                    ctx,
-                    Proto::Sse,
-                    1,
-                    scale(3_000_000, 200_000),
-                    Run::Throughput,
-                );
+                run_throughput(ctx, Proto::Tcp, 1, one_tcp_lines, Run::Throughput);
+                run_throughput(ctx, Proto::Sse, 1, one_sse_lines, Run::Throughput);
             };
-            let hundred_clients =
-                |ctx: &mut Ctx| run_throughput(ctx, Proto::Tcp, 100, fork_lines, Run::Throughput);
+            let hundred_clients = |ctx: &mut Ctx| {
+                run_throughput(ctx, Proto::Tcp, 100, hundred_lines, Run::Throughput)
+            };
             if round % 2 == 1 {
-                run_floor(&mut ctx, Pipeline::Pipe, 1, pipe_lines);
+                run_floor(&mut ctx, Pipeline::Pipe, 1, one_tcp_lines);
                 one_client(&mut ctx);
-                run_floor(&mut ctx, Pipeline::Fork, 100, fork_lines);
+                run_floor(&mut ctx, Pipeline::Fork, 100, hundred_lines);
                 hundred_clients(&mut ctx);
             } else {
                 one_client(&mut ctx);
-                run_floor(&mut ctx, Pipeline::Pipe, 1, pipe_lines);
+                run_floor(&mut ctx, Pipeline::Pipe, 1, one_tcp_lines);
                 hundred_clients(&mut ctx);
-                run_floor(&mut ctx, Pipeline::Fork, 100, fork_lines);
+                run_floor(&mut ctx, Pipeline::Fork, 100, hundred_lines);
             }
         }
         ctx.round = 0;
